@@ -1,0 +1,97 @@
+// Import layering (STYLE.md "Our conventions" 2) and cycle checks, run by `npm test`.
+// A folder may import only from its own layer's folder and from lower layers.
+const layers = [
+  ['log', 'errors', 'util'],
+  ['host'],
+  ['config'],
+  ['api'],
+  ['chain'],
+  ['forwarder', 'registry', 'identity', 'update', 'workloads', 'nsmgr'],
+  ['localapi'],
+  ['daemon'],
+  ['main'],
+];
+const known = layers.flat().concat(['cli']);
+
+function folderRe(names) {
+  return `^src/(${names.join('|')})(/|\\.ts$)`;
+}
+
+const forbidden = [];
+layers.forEach((layer, i) => {
+  const higher = layers.slice(i + 1).flat().concat(['cli']);
+  forbidden.push({
+    name: `layer-${layer.join('-')}`,
+    comment: `${layer.join(', ')} may not import from higher layers (${higher.join(', ')}); see STYLE.md conventions 2`,
+    severity: 'error',
+    from: { path: folderRe(layer) },
+    to: { path: folderRe(higher) },
+  });
+  // Siblings in one layer are peers, not dependencies of each other; the daemon composes them.
+  if (layer.length > 1 && i > 0) {
+    for (const name of layer) {
+      forbidden.push({
+        name: `sibling-${name}`,
+        comment: `${name} may not import its sibling layers (${layer.filter((n) => n !== name).join(', ')}); compose them in daemon`,
+        severity: 'error',
+        from: { path: folderRe([name]) },
+        to: { path: folderRe(layer.filter((n) => n !== name)) },
+      });
+    }
+  }
+});
+forbidden.push(
+  {
+    name: 'cli-uses-localapi-config-log-only',
+    comment: 'cli talks to the daemon only through the localapi client, plus config, log, errors and util',
+    severity: 'error',
+    from: { path: '^src/cli/' },
+    to: { path: folderRe(known.filter((n) => !['cli', 'localapi', 'config', 'log', 'errors', 'util', 'api', 'host'].includes(n))) },
+  },
+  {
+    name: 'fakes-are-for-tests',
+    comment: 'src/host/fake is shared by tests; product code never imports it',
+    severity: 'error',
+    from: { path: '^src/', pathNot: '^src/host/fake/' },
+    to: { path: '^src/host/fake/' },
+  },
+  {
+    name: 'gen-only-through-api',
+    comment: 'generated code is an implementation detail of src/api; generated files import nothing of ours',
+    severity: 'error',
+    from: { path: '^src/api/gen/' },
+    to: { path: '^src/', pathNot: '^src/api/gen/' },
+  },
+  {
+    name: 'no-circular',
+    comment: 'circular imports make start-up order fragile and hide layering mistakes',
+    severity: 'error',
+    from: {},
+    to: { circular: true },
+  },
+  {
+    name: 'unknown-src-folder',
+    comment: `every src folder belongs to a layer: ${known.join(', ')}; add new ones to .dependency-cruiser.cjs`,
+    severity: 'error',
+    from: { path: '^src/', pathNot: `${folderRe(known)}|^src/[^/]+\\.ts$` },
+    to: {},
+  },
+  {
+    name: 'not-to-test',
+    comment: 'product code does not import tests',
+    severity: 'error',
+    from: { path: '^src/' },
+    to: { path: '^(test|bench|scripts)/' },
+  },
+);
+
+module.exports = {
+  forbidden,
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js'] },
+    moduleSystems: ['es6', 'cjs'],
+  },
+};

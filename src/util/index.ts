@@ -1,0 +1,1 @@
+export { agentVersion } from './version.js';
