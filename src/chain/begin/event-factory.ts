@@ -1,0 +1,180 @@
+import { clone } from '@bufbuild/protobuf';
+import type { Connection } from '../../api/gen/connection_pb.js';
+import { ConnectionSchema, State } from '../../api/gen/connection_pb.js';
+import type { NetworkServiceRequest } from '../../api/gen/networkservice_pb.js';
+import { NetworkServiceRequestSchema } from '../../api/gen/networkservice_pb.js';
+import type { ChainContext } from '../core/context.js';
+import { ContextKey } from '../core/context.js';
+import type { Next } from '../core/element.js';
+import { SerialExecutor } from '../core/executor.js';
+
+export type EventState = 'new' | 'established' | 'closed';
+
+export interface EventOptions {
+  /**
+   * Close the current path first, then request again with the mechanism and endpoint cleared and state
+   * RESELECT_REQUESTED, so the next hops pick a new path (NSM heal on data-plane loss).
+   */
+  readonly reselect?: boolean;
+  /** If aborted before the event starts, the event is skipped. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Lets an element fire a Request or Close for its connection long after the original call returned:
+ * refresh, timeout and heal use it, and never call `next` themselves. Events go through the same
+ * per-id queue as calls from outside and enter the chain just after begin, with the last request.
+ */
+export interface EventFactory {
+  readonly id: string;
+  readonly state: EventState;
+  /** Aborted when the connection is closed; elements tie their timers to it. */
+  readonly signal: AbortSignal;
+  /** The last connection the chain returned for this id. */
+  readonly connection: Connection | undefined;
+  request(options?: EventOptions): Promise<void>;
+  close(options?: EventOptions): Promise<void>;
+}
+
+const eventFactoryKey = new ContextKey<EventFactory>('begin/event-factory');
+
+/** The event factory of the connection being handled; set by begin for the elements after it. */
+export function eventFactoryOf(ctx: ChainContext): EventFactory | undefined {
+  return ctx.get(eventFactoryKey);
+}
+
+export interface ConnectionEventsDeps {
+  readonly id: string;
+  /** The chain after begin. */
+  readonly next: Next;
+  /** Upper bound for one event, whoever started it (NSM: one minute). */
+  readonly eventTimeoutMs: number;
+  readonly onClosed: () => void;
+}
+
+/** One connection's serialised events. Owned by begin. */
+export class ConnectionEvents implements EventFactory {
+  readonly id: string;
+  readonly executor = new SerialExecutor();
+  #state: EventState = 'new';
+  /** The last successful request, with the connection the chain returned. */
+  #request: NetworkServiceRequest | undefined;
+  /** Context of the last call from outside: logger, clock, peer and values for self-started events. */
+  #valueCtx: ChainContext | undefined;
+  readonly #deps: ConnectionEventsDeps;
+  readonly #lifetime = new AbortController();
+
+  constructor(deps: ConnectionEventsDeps) {
+    this.id = deps.id;
+    this.#deps = deps;
+  }
+
+  get state(): EventState {
+    return this.#state;
+  }
+
+  get signal(): AbortSignal {
+    return this.#lifetime.signal;
+  }
+
+  get connection(): Connection | undefined {
+    return this.#request?.connection;
+  }
+
+  // ---- used by begin, inside the executor ----
+
+  /** Runs a Request from outside through the rest of the chain. */
+  async runRequest(callerCtx: ChainContext, request: NetworkServiceRequest): Promise<Connection> {
+    const { ctx, done } = this.#eventContext(callerCtx);
+    try {
+      const conn = await this.#deps.next.request(ctx, request);
+      conn.state = State.UP;
+      const stored = clone(NetworkServiceRequestSchema, request);
+      stored.connection = clone(ConnectionSchema, conn);
+      this.#request = stored;
+      this.#state = 'established';
+      this.#valueCtx = callerCtx;
+      return conn;
+    } catch (e: unknown) {
+      if (this.#state !== 'established') this.#markClosed();
+      throw e;
+    } finally {
+      done();
+    }
+  }
+
+  /** Closes the last returned connection through the rest of the chain and forgets the id. */
+  async runClose(callerCtx: ChainContext | undefined): Promise<void> {
+    if (this.#state !== 'established' || !this.#request?.connection) return;
+    const { ctx, done } = this.#eventContext(callerCtx);
+    try {
+      await this.#deps.next.close(ctx, this.#request.connection);
+    } finally {
+      done();
+      this.#markClosed();
+    }
+  }
+
+  // ---- EventFactory: events started from inside the chain ----
+
+  request(options: EventOptions = {}): Promise<void> {
+    return this.executor.run(async () => {
+      if (this.#state !== 'established' || !this.#request || options.signal?.aborted) return;
+      const request = clone(NetworkServiceRequestSchema, this.#request);
+      if (options.reselect && request.connection) {
+        await this.#closeQuietly(request.connection);
+        request.connection.mechanism = undefined;
+        request.connection.networkServiceEndpointName = '';
+        request.connection.state = State.RESELECT_REQUESTED;
+      }
+      const { ctx, done } = this.#eventContext(undefined);
+      try {
+        const conn = await this.#deps.next.request(ctx, request);
+        conn.state = State.UP;
+        request.connection = conn;
+        this.#request = request;
+      } finally {
+        done();
+      }
+    });
+  }
+
+  close(options: EventOptions = {}): Promise<void> {
+    return this.executor.run(async () => {
+      if (options.signal?.aborted) return;
+      await this.runClose(undefined);
+    });
+  }
+
+  #markClosed(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#lifetime.abort(new Error(`connection ${this.id} closed`));
+    this.#deps.onClosed();
+  }
+
+  async #closeQuietly(conn: Connection): Promise<void> {
+    const { ctx, done } = this.#eventContext(undefined);
+    try {
+      await this.#deps.next.close(ctx, conn);
+    } catch (e: unknown) {
+      ctx.log.warn({ connId: this.id, err: e }, 'closing the old path before reselect failed; requesting a new one');
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * The event's own context: values of the caller (or of the last caller, for self-started events), a
+   * lifetime that the caller cannot cut short, begin's time limit, and this event factory.
+   */
+  #eventContext(callerCtx: ChainContext | undefined): { ctx: ChainContext; done: () => void } {
+    const base = callerCtx ?? this.#valueCtx;
+    if (!base) throw new Error(`connection ${this.id}: no context to run an event in`);
+    const ac = new AbortController();
+    const timeoutMs = this.#deps.eventTimeoutMs;
+    const timer = base.clock.setTimer(timeoutMs, () => ac.abort(new Error(`event took longer than ${timeoutMs} ms`)));
+    const ctx = base.detached(ac.signal, base.clock.now() + timeoutMs).with(eventFactoryKey, this as EventFactory);
+    return { ctx, done: () => timer.cancel() };
+  }
+}

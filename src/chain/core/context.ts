@@ -1,0 +1,102 @@
+import type { Clock } from '../../host/clock.js';
+import type { Random } from '../../host/random.js';
+import type { Logger } from '../../log/logger.js';
+
+/**
+ * A typed key for a value carried by a ChainContext. Each element that needs to pass something down
+ * the chain owns its key (module-private where possible), so there is no untyped bag of values.
+ */
+export class ContextKey<T> {
+  declare readonly _type: T;
+  constructor(readonly description: string) {}
+}
+
+/** Who is calling, as seen at the gRPC edge; filled by the server that receives the call. */
+export interface PeerInfo {
+  /** SPIFFE ID from the peer's verified certificate, when the transport is mTLS. */
+  readonly spiffeId?: string;
+  /** Transport address, for logs. */
+  readonly address?: string;
+}
+
+export interface ChainContextInit {
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Aborted when the caller gives up or the deadline passes. */
+  readonly signal?: AbortSignal;
+  /** Absolute deadline in clock milliseconds. */
+  readonly deadline?: number;
+  readonly peer?: PeerInfo;
+}
+
+/**
+ * What a chain element gets besides the request: cancellation, deadline, the clock and logger
+ * (from the context, so tests swap a fake clock), the peer, and typed values set by elements above.
+ * Immutable: `with…` returns a new context.
+ */
+export class ChainContext {
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly signal: AbortSignal;
+  readonly deadline: number | undefined;
+  readonly peer: PeerInfo | undefined;
+  readonly #values: ReadonlyMap<ContextKey<unknown>, unknown>;
+
+  constructor(init: ChainContextInit, values: ReadonlyMap<ContextKey<unknown>, unknown> = new Map()) {
+    this.log = init.log;
+    this.clock = init.clock;
+    this.random = init.random;
+    this.signal = init.signal ?? new AbortController().signal;
+    this.deadline = init.deadline;
+    this.peer = init.peer;
+    this.#values = values;
+  }
+
+  get<T>(key: ContextKey<T>): T | undefined {
+    return this.#values.get(key) as T | undefined;
+  }
+
+  with<T>(key: ContextKey<T>, value: T): ChainContext {
+    const values = new Map(this.#values);
+    values.set(key, value);
+    return new ChainContext(this.#init(), values);
+  }
+
+  withLog(log: Logger): ChainContext {
+    return new ChainContext({ ...this.#init(), log }, this.#values);
+  }
+
+  /**
+   * The same values and logger, but a new lifetime: cancelled only by `signal` (or never), with its own
+   * deadline. Used by begin so a caller that gives up does not abort a half-done event, and by timers.
+   */
+  detached(signal?: AbortSignal, deadline?: number): ChainContext {
+    const init: ChainContextInit = {
+      log: this.log,
+      clock: this.clock,
+      random: this.random,
+      ...(signal ? { signal } : {}),
+      ...(deadline !== undefined ? { deadline } : {}),
+      ...(this.peer ? { peer: this.peer } : {}),
+    };
+    return new ChainContext(init, this.#values);
+  }
+
+  /** Milliseconds left before the deadline (Infinity when there is none). */
+  remaining(): number {
+    return this.deadline === undefined ? Infinity : this.deadline - this.clock.now();
+  }
+
+  #init(): ChainContextInit {
+    return {
+      log: this.log,
+      clock: this.clock,
+      random: this.random,
+      signal: this.signal,
+      ...(this.deadline !== undefined ? { deadline: this.deadline } : {}),
+      ...(this.peer ? { peer: this.peer } : {}),
+    };
+  }
+}

@@ -1,0 +1,3 @@
+export { ConnectionMetadata, MetadataKey, metadataKeys, metadataOf } from './metadata.js';
+export type { Side } from './metadata.js';
+export { metadataClient, metadataElement, metadataServer } from './server.js';

@@ -1,0 +1,2 @@
+export { FakeClock, flushMicrotasks } from './clock.js';
+export { SequenceRandom } from './random.js';
