@@ -8,10 +8,11 @@ const layers = [
   ['chain'],
   ['forwarder', 'registry', 'identity', 'update', 'workloads', 'nsmgr'],
   ['localapi'],
-  ['daemon'],
+  // cli and daemon are peers: main wires them (it hands `run` the daemon), neither imports the other.
+  ['daemon', 'cli'],
   ['main'],
 ];
-const known = layers.flat().concat(['cli']);
+const known = layers.flat();
 
 function folderRe(names) {
   return `^src/(${names.join('|')})(/|\\.ts$)`;
@@ -19,7 +20,10 @@ function folderRe(names) {
 
 const forbidden = [];
 layers.forEach((layer, i) => {
-  const higher = layers.slice(i + 1).flat().concat(['cli']);
+  const higher = layers
+    .slice(i + 1)
+    .flat()
+    .concat(['cli']);
   forbidden.push({
     name: `layer-${layer.join('-')}`,
     comment: `${layer.join(', ')} may not import from higher layers (${higher.join(', ')}); see STYLE.md conventions 2`,
@@ -46,7 +50,13 @@ forbidden.push(
     comment: 'cli talks to the daemon only through the localapi client, plus config, log, errors and util',
     severity: 'error',
     from: { path: '^src/cli/' },
-    to: { path: folderRe(known.filter((n) => !['cli', 'localapi', 'config', 'log', 'errors', 'util', 'api', 'host'].includes(n))) },
+    to: {
+      path: folderRe(
+        known.filter(
+          (n) => !['cli', 'localapi', 'config', 'log', 'errors', 'util', 'api', 'host'].includes(n),
+        ),
+      ),
+    },
   },
   {
     name: 'fakes-are-for-tests',
@@ -54,6 +64,13 @@ forbidden.push(
     severity: 'error',
     from: { path: '^src/', pathNot: '^src/host/fake/' },
     to: { path: '^src/host/fake/' },
+  },
+  {
+    name: 'wire-types-through-api-index',
+    comment: 'outside src/api, import the wire types from src/api/index.ts, never from src/api/gen',
+    severity: 'error',
+    from: { path: '^src/', pathNot: '^src/api/' },
+    to: { path: '^src/api/gen/' },
   },
   {
     name: 'gen-only-through-api',
@@ -91,7 +108,11 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+      extensions: ['.ts', '.js'],
+    },
     moduleSystems: ['es6', 'cjs'],
   },
 };

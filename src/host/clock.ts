@@ -24,7 +24,26 @@ export const systemClock: Clock = {
     return { cancel: () => clearTimeout(t) };
   },
   sleep(ms, signal) {
-    return sleepWith(this, ms, signal);
+    // Unlike setTimer, a sleep keeps the process alive: someone is waiting for it (a CLI retry loop
+    // would otherwise exit silently in the middle of its backoff).
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason as Error);
+        return;
+      }
+      const onAbort = (): void => {
+        clearTimeout(t);
+        reject(signal?.reason as Error);
+      };
+      const t = setTimeout(
+        () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        Math.max(0, ms),
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   },
 };
 

@@ -1,10 +1,10 @@
 import { Writable } from 'node:stream';
 import { create } from '@bufbuild/protobuf';
 import { pino } from 'pino';
-import type { Connection } from '../../src/api/gen/connection_pb.js';
-import { ConnectionSchema, PathSchema, PathSegmentSchema } from '../../src/api/gen/connection_pb.js';
-import type { NetworkServiceRequest } from '../../src/api/gen/networkservice_pb.js';
-import { NetworkServiceRequestSchema } from '../../src/api/gen/networkservice_pb.js';
+import type { Connection } from '../../src/api/index.js';
+import { ConnectionSchema, PathSchema, PathSegmentSchema } from '../../src/api/index.js';
+import type { NetworkServiceRequest } from '../../src/api/index.js';
+import { NetworkServiceRequestSchema } from '../../src/api/index.js';
 import { ChainContext } from '../../src/chain/core/context.js';
 import type { ChainContextInit } from '../../src/chain/core/context.js';
 import type { ChainElement } from '../../src/chain/core/element.js';
@@ -30,7 +30,8 @@ export function capturingLogger(level = 'debug'): { log: Logger; lines: Record<s
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      for (const l of chunk.toString('utf8').split('\n'))
+        if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
       cb();
     },
   });
@@ -43,7 +44,12 @@ export interface Segment {
 }
 
 /** A request whose connection has the given path, index and id. */
-export function requestWith(segments: Segment[], index: number, id: string, networkService = 'web'): NetworkServiceRequest {
+export function requestWith(
+  segments: Segment[],
+  index: number,
+  id: string,
+  networkService = 'web',
+): NetworkServiceRequest {
   return create(NetworkServiceRequestSchema, {
     connection: create(ConnectionSchema, {
       id,
@@ -71,20 +77,50 @@ export function recorder(name: string, calls: Call[]): ChainElement {
     name,
     async request(ctx, request, next) {
       const c = request.connection;
-      calls.push({ op: 'request', element: name, phase: 'pre', connId: c?.id ?? '', index: c?.path?.index ?? -1 });
+      calls.push({
+        op: 'request',
+        element: name,
+        phase: 'pre',
+        connId: c?.id ?? '',
+        index: c?.path?.index ?? -1,
+      });
       try {
         const conn = await next.request(ctx, request);
-        calls.push({ op: 'request', element: name, phase: 'post', connId: conn.id, index: conn.path?.index ?? -1 });
+        calls.push({
+          op: 'request',
+          element: name,
+          phase: 'post',
+          connId: conn.id,
+          index: conn.path?.index ?? -1,
+        });
         return conn;
       } catch (e: unknown) {
-        calls.push({ op: 'request', element: name, phase: 'error', connId: c?.id ?? '', index: c?.path?.index ?? -1 });
+        calls.push({
+          op: 'request',
+          element: name,
+          phase: 'error',
+          connId: c?.id ?? '',
+          index: c?.path?.index ?? -1,
+        });
         throw e;
       }
     },
     async close(ctx, connection, next) {
-      calls.push({ op: 'close', element: name, phase: 'pre', connId: connection.id, index: connection.path?.index ?? -1 });
+      calls.push({
+        op: 'close',
+        element: name,
+        phase: 'pre',
+        connId: connection.id,
+        index: connection.path?.index ?? -1,
+      });
       await next.close(ctx, connection);
-      calls.push({ op: 'close', element: name, phase: 'post', connId: connection.id, index: connection.path?.index ?? -1 });
+      calls.push({
+        op: 'close',
+        element: name,
+        phase: 'post',
+        connId: connection.id,
+        index: connection.path?.index ?? -1,
+      });
     },
   };
 }

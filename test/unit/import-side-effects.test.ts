@@ -2,11 +2,14 @@
 // top level. This file imports every module under src/ (except the entry point, whose job is to run)
 // with traps set, and fails if any trap fires with a src/ frame on the stack.
 import { readdirSync } from 'node:fs';
-import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import type * as FsModule from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import test from 'ava';
 
+// The CommonJS fs object is the one every module shares, and unlike an ESM namespace it can be patched.
+const fs = createRequire(import.meta.url)('node:fs') as typeof FsModule;
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const srcDir = join(root, 'src');
 
@@ -50,23 +53,20 @@ test('importing any module under src/ reads no env, starts no timer and touches 
       note(`${name} called`);
       return f(...a);
     }) as F;
-  globalThis.setTimeout = trapped('setTimeout', timers.setTimeout) as typeof setTimeout;
-  globalThis.setInterval = trapped('setInterval', timers.setInterval) as typeof setInterval;
-  globalThis.setImmediate = trapped('setImmediate', timers.setImmediate) as typeof setImmediate;
-  const fsFns = ['readFileSync', 'writeFileSync', 'existsSync', 'mkdirSync', 'statSync', 'openSync'] as const;
-  const realFs = Object.fromEntries(fsFns.map((n) => [n, fs[n]]));
-  for (const n of fsFns) {
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-explicit-any
-    (fs as any)[n] = trapped(`fs.${n}`, realFs[n] as (...a: never[]) => unknown);
-  }
+  globalThis.setTimeout = trapped('setTimeout', timers.setTimeout);
+  globalThis.setInterval = trapped('setInterval', timers.setInterval);
+  globalThis.setImmediate = trapped('setImmediate', timers.setImmediate);
+  const mutableFs = fs as unknown as Record<string, (...a: never[]) => unknown>;
+  const fsFns = ['readFileSync', 'writeFileSync', 'existsSync', 'mkdirSync', 'statSync', 'openSync'];
+  const realFs = new Map(fsFns.map((n) => [n, mutableFs[n]!]));
+  for (const [n, f] of realFs) mutableFs[n] = trapped(`fs.${n}`, f);
 
   try {
     for (const f of files) await import(pathToFileURL(f).href);
   } finally {
     process.env = realEnv;
     Object.assign(globalThis, timers);
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    for (const n of fsFns) (fs as any)[n] = realFs[n];
+    for (const [n, f] of realFs) mutableFs[n] = f;
   }
   t.deepEqual(violations, [], 'modules must not do work at import time');
 });

@@ -1,8 +1,8 @@
 import { clone } from '@bufbuild/protobuf';
-import type { Connection } from '../../api/gen/connection_pb.js';
-import { ConnectionSchema, State } from '../../api/gen/connection_pb.js';
-import type { NetworkServiceRequest } from '../../api/gen/networkservice_pb.js';
-import { NetworkServiceRequestSchema } from '../../api/gen/networkservice_pb.js';
+import type { Connection } from '../../api/index.js';
+import { ConnectionSchema, State } from '../../api/index.js';
+import type { NetworkServiceRequest } from '../../api/index.js';
+import { NetworkServiceRequestSchema } from '../../api/index.js';
 import type { ChainContext } from '../core/context.js';
 import { ContextKey } from '../core/context.js';
 import type { Next } from '../core/element.js';
@@ -158,7 +158,10 @@ export class ConnectionEvents implements EventFactory {
     try {
       await this.#deps.next.close(ctx, conn);
     } catch (e: unknown) {
-      ctx.log.warn({ connId: this.id, err: e }, 'closing the old path before reselect failed; requesting a new one');
+      ctx.log.warn(
+        { connId: this.id, err: e },
+        'closing the old path before reselect failed; requesting a new one',
+      );
     } finally {
       done();
     }
@@ -173,8 +176,10 @@ export class ConnectionEvents implements EventFactory {
     if (!base) throw new Error(`connection ${this.id}: no context to run an event in`);
     const ac = new AbortController();
     const timeoutMs = this.#deps.eventTimeoutMs;
-    const timer = base.clock.setTimer(timeoutMs, () => ac.abort(new Error(`event took longer than ${timeoutMs} ms`)));
-    const ctx = base.detached(ac.signal, base.clock.now() + timeoutMs).with(eventFactoryKey, this as EventFactory);
+    const timer = base.clock.setTimer(timeoutMs, () =>
+      ac.abort(new Error(`event took longer than ${timeoutMs} ms`)),
+    );
+    const ctx = base.detached(ac.signal, base.clock.now() + timeoutMs).with(eventFactoryKey, this);
     return { ctx, done: () => timer.cancel() };
   }
 }

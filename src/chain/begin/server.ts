@@ -1,5 +1,5 @@
-import type { Connection } from '../../api/gen/connection_pb.js';
-import { State } from '../../api/gen/connection_pb.js';
+import type { Connection } from '../../api/index.js';
+import { State } from '../../api/index.js';
 import { AgentError } from '../../errors/agent-error.js';
 import type { ChainContext } from '../core/context.js';
 import type { ChainElement, Next } from '../core/element.js';
@@ -104,7 +104,7 @@ function raceCaller<T>(ctx: ChainContext, work: Promise<T>): Promise<T> {
       },
       (e: unknown) => {
         ctx.signal.removeEventListener('abort', onAbort);
-        reject(e as Error);
+        reject(e instanceof Error ? e : new Error(String(e)));
       },
     );
   });

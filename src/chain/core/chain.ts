@@ -1,5 +1,5 @@
-import type { Connection } from '../../api/gen/connection_pb.js';
-import type { NetworkServiceRequest } from '../../api/gen/networkservice_pb.js';
+import type { Connection } from '../../api/index.js';
+import type { NetworkServiceRequest } from '../../api/index.js';
 import { AgentError } from '../../errors/agent-error.js';
 import type { ChainContext } from './context.js';
 import type { ChainElement, Next } from './element.js';
@@ -72,7 +72,8 @@ export function checkOrder(chainName: string, elements: readonly ChainElement[])
     if (rules.first && i !== 0) problems.push(`"${e.name}" must be the first element, but stands at ${i}`);
     for (const dep of rules.requires ?? []) {
       const at = position.get(dep);
-      if (at === undefined) problems.push(`"${e.name}" requires "${dep}" before it, but the chain has no "${dep}"`);
+      if (at === undefined)
+        problems.push(`"${e.name}" requires "${dep}" before it, but the chain has no "${dep}"`);
       else if (at > i) problems.push(`"${e.name}" requires "${dep}" before it, but "${dep}" stands after it`);
     }
     for (const dep of rules.after ?? []) {
@@ -85,8 +86,12 @@ export function checkOrder(chainName: string, elements: readonly ChainElement[])
     }
   });
   if (problems.length > 0) {
-    throw new AgentError('CHAIN_INVALID', `chain "${chainName}" is assembled wrongly: ${problems.join('; ')}`, {
-      hint: `fix the element list of "${chainName}" (order now: ${elements.map((e) => e.name).join(' → ')})`,
-    });
+    throw new AgentError(
+      'CHAIN_INVALID',
+      `chain "${chainName}" is assembled wrongly: ${problems.join('; ')}`,
+      {
+        hint: `fix the element list of "${chainName}" (order now: ${elements.map((e) => e.name).join(' → ')})`,
+      },
+    );
   }
 }

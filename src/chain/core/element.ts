@@ -1,5 +1,5 @@
-import type { Connection } from '../../api/gen/connection_pb.js';
-import type { NetworkServiceRequest } from '../../api/gen/networkservice_pb.js';
+import type { Connection } from '../../api/index.js';
+import type { NetworkServiceRequest } from '../../api/index.js';
 import type { ChainContext } from './context.js';
 
 /** The rest of the chain after an element. */

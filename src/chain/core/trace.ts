@@ -1,4 +1,4 @@
-import type { Connection } from '../../api/gen/connection_pb.js';
+import type { Connection } from '../../api/index.js';
 import { AgentError, describe } from '../../errors/agent-error.js';
 import type { ChainElement } from './element.js';
 
@@ -17,13 +17,27 @@ export function traced(chain: string, element: ChainElement): ChainElement {
       try {
         const conn = await element.request(ctx, request, next);
         ctx.log.debug(
-          { chain, element: element.name, op: 'request', ms: round(performance.now() - start), in: before, out: summary(conn) },
+          {
+            chain,
+            element: element.name,
+            op: 'request',
+            ms: round(performance.now() - start),
+            in: before,
+            out: summary(conn),
+          },
           `${chain}/${element.name} request ok`,
         );
         return conn;
       } catch (e: unknown) {
         ctx.log.debug(
-          { chain, element: element.name, op: 'request', ms: round(performance.now() - start), in: before, err: errSummary(e) },
+          {
+            chain,
+            element: element.name,
+            op: 'request',
+            ms: round(performance.now() - start),
+            in: before,
+            err: errSummary(e),
+          },
           `${chain}/${element.name} request failed`,
         );
         throw e;
@@ -35,12 +49,25 @@ export function traced(chain: string, element: ChainElement): ChainElement {
       try {
         await element.close(ctx, connection, next);
         ctx.log.debug(
-          { chain, element: element.name, op: 'close', ms: round(performance.now() - start), in: summary(connection) },
+          {
+            chain,
+            element: element.name,
+            op: 'close',
+            ms: round(performance.now() - start),
+            in: summary(connection),
+          },
           `${chain}/${element.name} close ok`,
         );
       } catch (e: unknown) {
         ctx.log.debug(
-          { chain, element: element.name, op: 'close', ms: round(performance.now() - start), in: summary(connection), err: errSummary(e) },
+          {
+            chain,
+            element: element.name,
+            op: 'close',
+            ms: round(performance.now() - start),
+            in: summary(connection),
+            err: errSummary(e),
+          },
           `${chain}/${element.name} close failed`,
         );
         throw e;

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
-import type { Connection } from '../../api/gen/connection_pb.js';
-import { PathSchema, PathSegmentSchema } from '../../api/gen/connection_pb.js';
+import type { Connection } from '../../api/index.js';
+import { PathSchema, PathSegmentSchema } from '../../api/index.js';
 import { AgentError } from '../../errors/agent-error.js';
 
 /**
@@ -36,7 +36,7 @@ export function updatePath(conn: Connection, self: string, newId: () => string):
     throw new AgentError(
       'INVALID_ARGUMENT',
       `path index ${path.index} is past the end of a path of ${path.pathSegments.length} segments`,
-      { hint: 'send path.index pointing at the sender\'s own segment (index 0 for a client)' },
+      { hint: "send path.index pointing at the sender's own segment (index 0 for a client)" },
     );
   }
   if (current.id !== conn.id) {

@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { ConnectionSchema } from '../../api/gen/connection_pb.js';
+import { ConnectionSchema } from '../../api/index.js';
 import type { ChainElement } from '../core/element.js';
 import { restorePath, updatePath } from './common.js';
 

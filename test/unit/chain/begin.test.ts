@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import test from 'ava';
-import { ConnectionSchema, MechanismSchema, State } from '../../../src/api/gen/connection_pb.js';
+import { ConnectionSchema, MechanismSchema, State } from '../../../src/api/index.js';
 import type { EventFactory } from '../../../src/chain/begin/event-factory.js';
 import { eventFactoryOf } from '../../../src/chain/begin/event-factory.js';
 import { beginServer } from '../../../src/chain/begin/server.js';
@@ -21,7 +21,11 @@ function endpoint(): ChainElement & { closed: string[]; requests: number } {
     request(_ctx: unknown, r: { connection?: ReturnType<typeof create<typeof ConnectionSchema>> }) {
       self.requests++;
       const conn = r.connection!;
-      conn.mechanism = create(MechanismSchema, { cls: 'LOCAL', type: 'KERNEL', parameters: { name: `if-${self.requests}` } });
+      conn.mechanism = create(MechanismSchema, {
+        cls: 'LOCAL',
+        type: 'KERNEL',
+        parameters: { name: `if-${self.requests}` },
+      });
       return Promise.resolve(conn);
     },
     close(_ctx: unknown, c: { mechanism?: { parameters: Record<string, string> } }) {
@@ -54,7 +58,12 @@ test('events of one connection id run one at a time, in arrival order', async (t
       await g.wait();
     }
   });
-  const chain = buildChain('s', [updatePathServer('nsmgr'), beginServer(), blockFirst, recorder('inner', calls)]);
+  const chain = buildChain('s', [
+    updatePathServer('nsmgr'),
+    beginServer(),
+    blockFirst,
+    recorder('inner', calls),
+  ]);
   const ctx = testContext();
   const p1 = chain.request(ctx, req('a'));
   await flushMicrotasks();
@@ -194,7 +203,11 @@ test('reselect from inside the chain closes the old path and requests with mecha
     hook('grab', (op, ctx, conn) => {
       factory = eventFactoryOf(ctx);
       if (op === 'request') {
-        seen.push({ state: conn!.state, mech: conn!.mechanism?.type ?? '', nse: conn!.networkServiceEndpointName });
+        seen.push({
+          state: conn!.state,
+          mech: conn!.mechanism?.type ?? '',
+          nse: conn!.networkServiceEndpointName,
+        });
         conn!.networkServiceEndpointName = 'nse-1';
       }
     }),
@@ -214,7 +227,7 @@ test('a request arriving with RESELECT_REQUESTED closes the established path fir
   const conn = await chain.request(ctx, req('a'));
   conn.state = State.RESELECT_REQUESTED;
   conn.mechanism = undefined;
-  const again = await chain.request(ctx, { ...req('a'), connection: conn } as ReturnType<typeof req>);
+  const again = await chain.request(ctx, { ...req('a'), connection: conn });
   t.deepEqual(ep.closed, ['if-1']);
   t.is(again.mechanism?.parameters.name, 'if-2');
   t.is(again.state, State.UP);
@@ -239,7 +252,7 @@ test('a caller that gives up gets CANCELLED at once; the event still completes',
   t.deepEqual(ep.closed, ['if-1']);
 });
 
-test('an event is bounded by begin\'s own time limit, not by the caller', async (t) => {
+test("an event is bounded by begin's own time limit, not by the caller", async (t) => {
   const clock = new FakeClock();
   const chain = buildChain('s', [
     updatePathServer('nsmgr'),
@@ -261,9 +274,15 @@ test('an event is bounded by begin\'s own time limit, not by the caller', async 
 });
 
 test('a request without a connection id is refused with a hint', async (t) => {
-  const chain = buildChain('s', [{ ...updatePathServer('x'), request: (ctx, r, next) => next.request(ctx, r) }, beginServer()]);
-  const err = await t.throwsAsync(chain.request(testContext(), { ...req('a'), connection: create(ConnectionSchema) } as ReturnType<typeof req>), {
-    instanceOf: AgentError,
-  });
+  const chain = buildChain('s', [
+    { ...updatePathServer('x'), request: (ctx, r, next) => next.request(ctx, r) },
+    beginServer(),
+  ]);
+  const err = await t.throwsAsync(
+    chain.request(testContext(), { ...req('a'), connection: create(ConnectionSchema) }),
+    {
+      instanceOf: AgentError,
+    },
+  );
   t.regex(err.message, /no connection id; put updatepath before begin/);
 });

@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import test from 'ava';
-import { ConnectionSchema, MechanismSchema, PathSegmentSchema } from '../../../src/api/gen/connection_pb.js';
-import { NetworkServiceRequestSchema } from '../../../src/api/gen/networkservice_pb.js';
+import { ConnectionSchema, MechanismSchema, PathSegmentSchema } from '../../../src/api/index.js';
+import { NetworkServiceRequestSchema } from '../../../src/api/index.js';
 import { beginServer } from '../../../src/chain/begin/server.js';
 import { buildChain } from '../../../src/chain/core/chain.js';
 import type { ChainElement } from '../../../src/chain/core/element.js';
@@ -33,7 +33,7 @@ test('the tail returns the request connection; a request without one is refused'
   const chain = buildChain('test', [el('a')]);
   const req = requestWith([{ name: 'x', id: '1' }], 0, '1');
   const conn = await chain.request(testContext(), req);
-  t.is(conn, req.connection);
+  t.true(conn === req.connection, 'the very connection object of the request');
   const err = await t.throwsAsync(chain.request(testContext(), create(NetworkServiceRequestSchema)), {
     instanceOf: AgentError,
   });
@@ -45,7 +45,10 @@ test('order: a required element that is missing fails the build and names both',
     instanceOf: AgentError,
   });
   t.is(err.code, 'CHAIN_INVALID');
-  t.regex(err.message, /chain "nsmgr".*"begin" requires "updatepath" before it, but the chain has no "updatepath"/);
+  t.regex(
+    err.message,
+    /chain "nsmgr".*"begin" requires "updatepath" before it, but the chain has no "updatepath"/,
+  );
 });
 
 test('order: a required element standing after fails the build', (t) => {
@@ -97,7 +100,10 @@ test('an element undoes only its own work when a later element fails', async (t)
     },
     close: (ctx, c, next) => next.close(ctx, c),
   });
-  const boom: ChainElement = { ...el('boom'), request: () => Promise.reject(new AgentError('UNAVAILABLE', 'no route')) };
+  const boom: ChainElement = {
+    ...el('boom'),
+    request: () => Promise.reject(new AgentError('UNAVAILABLE', 'no route')),
+  };
   const chain = buildChain('x', [maker('iface'), maker('route'), boom]);
   await t.throwsAsync(chain.request(testContext(), requestWith([{ name: 'x', id: '1' }], 0, '1')), {
     message: 'no route',
@@ -115,11 +121,18 @@ test('trace: at debug each element logs id, index, duration and outcome, without
         type: 'WIREGUARD',
         parameters: { src_public_key: 'PUBKEY-SHOULD-NOT-LEAK' },
       });
-      r.connection!.path!.pathSegments[0] = create(PathSegmentSchema, { name: 'x', id: '1', token: 'JWT-SHOULD-NOT-LEAK' });
+      r.connection!.path!.pathSegments[0] = create(PathSegmentSchema, {
+        name: 'x',
+        id: '1',
+        token: 'JWT-SHOULD-NOT-LEAK',
+      });
       return next.request(ctx, r);
     },
   };
-  const failing: ChainElement = { ...el('last'), request: () => Promise.reject(new AgentError('NOT_FOUND', 'no nse')) };
+  const failing: ChainElement = {
+    ...el('last'),
+    request: () => Promise.reject(new AgentError('NOT_FOUND', 'no nse')),
+  };
   const chain = buildChain('nsmgr', [el('first'), secret, failing]);
   await t.throwsAsync(chain.request(testContext({ log }), requestWith([{ name: 'x', id: '1' }], 0, '1')));
   const traces = lines.filter((l) => l.chain === 'nsmgr');
@@ -127,7 +140,10 @@ test('trace: at debug each element logs id, index, duration and outcome, without
     traces.map((l) => `${String(l.element)}:${String(l.msg)}`),
     ['last:nsmgr/last request failed', 'mech:nsmgr/mech request failed', 'first:nsmgr/first request failed'],
   );
-  t.like(traces[0], { err: { code: 'NOT_FOUND', message: 'no nse' }, in: { connId: '1', index: 0, mechanism: 'REMOTE/WIREGUARD' } });
+  t.like(traces[0], {
+    err: { code: 'NOT_FOUND', message: 'no nse' },
+    in: { connId: '1', index: 0, mechanism: 'REMOTE/WIREGUARD' },
+  });
   t.is(typeof traces[0]?.ms, 'number');
   const all = JSON.stringify(lines);
   t.false(all.includes('SHOULD-NOT-LEAK'));

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import test from 'ava';
-import { ConnectionSchema } from '../../../src/api/gen/connection_pb.js';
+import { ConnectionSchema } from '../../../src/api/index.js';
 import { beginServer } from '../../../src/chain/begin/server.js';
 import { buildChain } from '../../../src/chain/core/chain.js';
 import { MetadataKey, metadataOf } from '../../../src/chain/metadata/metadata.js';

@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import test from 'ava';
-import { ConnectionSchema } from '../../../src/api/gen/connection_pb.js';
-import { NetworkServiceRequestSchema } from '../../../src/api/gen/networkservice_pb.js';
+import { ConnectionSchema } from '../../../src/api/index.js';
+import { NetworkServiceRequestSchema } from '../../../src/api/index.js';
 import { buildChain } from '../../../src/chain/core/chain.js';
 import type { ChainElement } from '../../../src/chain/core/element.js';
 import { updatePath } from '../../../src/chain/updatepath/common.js';
