@@ -1,0 +1,266 @@
+#!/usr/bin/env node
+// Builds the single nsm-agent binary (DESIGN.md §1: "one self-contained binary"), offline:
+//   1. esbuild bundles src/main.ts and every dependency into dist/nsm-agent.cjs (CommonJS,
+//      because a Node single executable application runs its main script as CommonJS);
+//   2. the Node runtime that will run it turns the bundle into a SEA blob (`--experimental-sea-config`);
+//   3. a copy of that same runtime gets the blob injected with postject → dist/nsm-agent.
+//
+//   npm run build:binary                      runtime = the node running this script
+//   npm run build:binary -- --node /opt/node-v20.20.2/bin/node
+//   NSM_AGENT_BUILD_NODE=/path/node npm run build:binary
+//   npm run build:binary -- --bundle-only     only dist/nsm-agent.cjs
+//   npm run build:binary -- --strip           strip symbols from the runtime copy (~12 MB smaller,
+//                                             native crash backtraces lose function names)
+//
+// The blob embeds V8 code cache and must be made by the very node binary that runs it, so the
+// chosen runtime does both steps 2 and 3. Nothing is downloaded.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { build } from 'esbuild';
+
+const seaFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = path.join(root, 'dist');
+const bundlePath = path.join(dist, 'nsm-agent.cjs');
+const binaryPath = path.join(dist, 'nsm-agent');
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      options: {
+        node: { type: 'string' },
+        'bundle-only': { type: 'boolean', default: false },
+        strip: { type: 'boolean', default: false },
+        'no-code-cache': { type: 'boolean', default: false },
+      },
+    }).values;
+  } catch (e) {
+    console.error(
+      `build-binary: ${e.message}; options: --node PATH, --bundle-only, --strip, --no-code-cache`,
+    );
+    process.exit(2);
+  }
+}
+const args = parseCommandLine();
+
+function fail(message) {
+  console.error(`build-binary: ${message}`);
+  process.exit(1);
+}
+
+function step(message) {
+  console.log(`• ${message}`);
+}
+
+function mb(bytes) {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Which runtime to embed, and what it is; refuses one that cannot make a single executable. */
+function inspectRuntime() {
+  const nodePath = path.resolve(args.node ?? process.env.NSM_AGENT_BUILD_NODE ?? process.execPath);
+  if (!fs.existsSync(nodePath))
+    fail(`runtime ${nodePath} does not exist (from --node / NSM_AGENT_BUILD_NODE)`);
+  const probe = `const s=(()=>{try{return require('node:sea')}catch{return undefined}})();
+    console.log(JSON.stringify({version:process.version,platform:process.platform,arch:process.arch,sea:!!s}))`;
+  const info = JSON.parse(execFileSync(nodePath, ['-e', probe], { encoding: 'utf8' }));
+  // The node:sea module (Node 20.12+) marks a runtime whose SEA config has every field used here.
+  if (!info.sea) {
+    fail(
+      `runtime ${nodePath} is Node ${info.version} without node:sea; a single executable needs Node >= 20.12`,
+    );
+  }
+  const fused = fs.readFileSync(nodePath).includes(Buffer.from(seaFuse));
+  if (!fused) {
+    fail(
+      `runtime ${nodePath} has no SEA fuse (${seaFuse}); it may be a distro build linked against ` +
+        'a shared libnode. Use an official nodejs.org binary with --node PATH.',
+    );
+  }
+  return { nodePath, ...info };
+}
+
+/** Bundles src/main.ts with every dependency into one CommonJS file. */
+async function bundle() {
+  step('bundling src/main.ts with esbuild');
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: ['src/main.ts'],
+    outfile: bundlePath,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    // Readable stack traces matter more than the few hundred KB minification would save.
+    minify: false,
+    keepNames: true,
+    sourcemap: 'external',
+    legalComments: 'external',
+    metafile: true,
+    logLevel: 'silent',
+    // The shebang lets `package.json` "bin" run the bundle directly. "use strict" comes first because
+    // the sources are ES modules (always strict) and esbuild's own directive lands after the banner,
+    // where it no longer counts. ESM dependencies may read import.meta.url, which CommonJS lacks:
+    // give them this file's URL (inside the binary __filename is the executable's path).
+    banner: {
+      js: [
+        '#!/usr/bin/env node',
+        "'use strict';",
+        "var __nsm_import_meta_url = require('node:url').pathToFileURL(__filename).href;",
+      ].join('\n'),
+    },
+    define: { 'import.meta.url': '__nsm_import_meta_url' },
+    // A SEA main script cannot use import() (and code cache forbids it): let esbuild turn every
+    // dynamic import into a lazy require of the bundled module, which also keeps start-up lazy.
+    supported: { 'dynamic-import': false },
+  });
+  for (const w of result.warnings) {
+    const where = w.location ? `${w.location.file}:${w.location.line}: ` : '';
+    console.warn(`  warning: ${where}${w.text}`);
+  }
+  fs.chmodSync(bundlePath, 0o755);
+  const text = fs.readFileSync(bundlePath, 'utf8');
+  if (/\bimport\(/.test(text))
+    console.warn('  warning: the bundle still contains import(); it will fail inside the binary');
+  step(`wrote ${path.relative(root, bundlePath)} (${mb(text.length)}, ${result.warnings.length} warnings)`);
+  writeLicenses(result.metafile);
+}
+
+/**
+ * dist/THIRD-PARTY-LICENSES.txt: the full license text of every npm package in the bundle, of the
+ * Node.js runtime, then the legal comments esbuild collected; the binary ships with it.
+ */
+function writeLicenses(metafile) {
+  const packages = new Map();
+  for (const input of Object.keys(metafile.inputs)) {
+    const m = /^(.*node_modules\/((?:@[^/]+\/)?[^/]+))\//.exec(input);
+    if (m && !packages.has(m[2])) packages.set(m[2], path.join(root, m[1]));
+  }
+  const sections = [];
+  for (const [name, dir] of [...packages].sort(([a], [b]) => a.localeCompare(b))) {
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    const file = fs.readdirSync(dir).find((f) => /^(license|licence|copying)(\.|$)/i.test(f));
+    const text = file
+      ? fs.readFileSync(path.join(dir, file), 'utf8').trim()
+      : `(no license file; package.json says ${meta.license})`;
+    sections.push(`${name}@${meta.version} (${meta.license ?? 'unknown'})\n\n${text}`);
+  }
+  const legal = path.join(dist, 'nsm-agent.cjs.LEGAL.txt');
+  if (fs.existsSync(legal))
+    sections.push(`Legal comments from the bundled sources\n\n${fs.readFileSync(legal, 'utf8').trim()}`);
+  const header = `Third-party software in nsm-agent ${pkg.version}\n(nsm-agent itself: ${pkg.license}, see LICENSE)`;
+  fs.writeFileSync(
+    path.join(dist, 'THIRD-PARTY-LICENSES.txt'),
+    [header, ...sections].join(`\n\n${'='.repeat(78)}\n\n`) + '\n',
+  );
+  step(`wrote dist/THIRD-PARTY-LICENSES.txt (${packages.size} packages)`);
+}
+
+function nodeLicense(nodePath) {
+  const prefix = path.dirname(path.dirname(fs.realpathSync(nodePath)));
+  const candidates = [
+    path.join(prefix, 'LICENSE'),
+    path.join(prefix, 'share/doc/node/LICENSE'),
+    path.join(prefix, 'share/doc/nodejs/LICENSE'),
+    '/usr/share/doc/nodejs/LICENSE',
+  ];
+  return candidates.find((c) => fs.existsSync(c));
+}
+
+/**
+ * postject (LIEF inside) prints "Can't find string offset for section name '.note…'" for every ELF
+ * note of the Node binary; the warnings are known and harmless (nodejs/postject#83), so they are
+ * counted rather than shown, and anything else it prints is passed through.
+ */
+function inject(target, blob) {
+  const cli = path.join(root, 'node_modules', 'postject', 'dist', 'cli.js');
+  const result = spawnSync(
+    process.execPath,
+    [cli, target, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', seaFuse],
+    { encoding: 'utf8' },
+  );
+  const lines = `${result.stdout}${result.stderr}`
+    // eslint-disable-next-line no-control-regex -- postject colours its output
+    .replace(/\u001b\[[0-9;]*m/g, '')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  const harmless = /^warning: Can't find string offset for section name '\.note[.0-9]*'$/;
+  const known = lines.filter((l) => harmless.test(l)).length;
+  for (const l of lines)
+    if (!harmless.test(l) && !/^(Start injection|Injection done|💉)/.test(l)) console.log(`  ${l}`);
+  if (known > 0)
+    console.log(`  (${known} known-harmless LIEF '.note' warnings from postject hidden, nodejs/postject#83)`);
+  if (result.status !== 0) fail(`postject failed with exit code ${result.status}`);
+}
+
+/** Turns the bundle into dist/nsm-agent with the chosen runtime. */
+function makeBinary(runtime) {
+  const work = fs.mkdtempSync(path.join(dist, '.sea-'));
+  try {
+    const blob = path.join(work, 'sea-prep.blob');
+    const seaConfig = {
+      main: bundlePath,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: !args['no-code-cache'],
+    };
+    // Generated, not committed: it holds absolute paths of this checkout.
+    const seaConfigPath = path.join(dist, 'sea-config.json');
+    fs.writeFileSync(seaConfigPath, `${JSON.stringify(seaConfig, null, 2)}\n`);
+    step(
+      `making the SEA blob with ${runtime.nodePath} (${runtime.version}, code cache ${seaConfig.useCodeCache ? 'on' : 'off'})`,
+    );
+    execFileSync(runtime.nodePath, ['--experimental-sea-config', seaConfigPath], { stdio: 'inherit' });
+
+    // Build next to the target and rename at the end, so a failed build never leaves a broken binary.
+    const staging = path.join(work, 'nsm-agent');
+    fs.copyFileSync(runtime.nodePath, staging);
+    fs.chmodSync(staging, 0o755);
+    if (args.strip) {
+      step('stripping symbols from the runtime copy');
+      execFileSync('strip', [staging], { stdio: 'inherit' });
+    }
+    step('injecting the blob with postject');
+    inject(staging, blob);
+    fs.renameSync(staging, binaryPath);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+
+  const license = nodeLicense(runtime.nodePath);
+  const licensesFile = path.join(dist, 'THIRD-PARTY-LICENSES.txt');
+  const nodeSection = license
+    ? `Node.js ${runtime.version} (the runtime inside the binary)\n\n${fs.readFileSync(license, 'utf8').trim()}`
+    : `Node.js ${runtime.version} (the runtime inside the binary): MIT and others, see https://github.com/nodejs/node/blob/${runtime.version}/LICENSE`;
+  if (!license)
+    console.warn('  warning: Node.js LICENSE not found next to the runtime; referenced by URL instead');
+  fs.appendFileSync(licensesFile, `\n${'='.repeat(78)}\n\n${nodeSection}\n`);
+
+  // Smoke test from outside the checkout: the binary must not depend on node_modules or cwd.
+  const version = execFileSync(binaryPath, ['--version'], { cwd: '/', encoding: 'utf8' }).trim();
+  if (version !== pkg.version)
+    fail(`dist/nsm-agent --version printed '${version}', expected '${pkg.version}'`);
+  step(`smoke test: dist/nsm-agent --version → ${version}`);
+}
+
+const started = Date.now();
+const runtime = args['bundle-only'] ? undefined : inspectRuntime();
+if (runtime && (runtime.platform !== 'linux' || runtime.arch !== 'x64')) {
+  console.warn(
+    `  note: building for ${runtime.platform}-${runtime.arch} (the runtime's platform), not linux-x64`,
+  );
+}
+fs.mkdirSync(dist, { recursive: true });
+await bundle();
+if (runtime) {
+  makeBinary(runtime);
+  const size = fs.statSync(binaryPath).size;
+  console.log(
+    `\nbuilt dist/nsm-agent ${pkg.version} for ${runtime.platform}-${runtime.arch}: ${mb(size)}, ` +
+      `runtime Node ${runtime.version} (${runtime.nodePath}), ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+}
