@@ -46,17 +46,3 @@ export function printLine(w: TextWriter, text = ''): void {
 export function printJson(io: CliIo, value: unknown): void {
   io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
-
-/**
- * Thrown by an action that has already written its own result (e.g. `config validate --json` on a
- * bad file) and only needs a non-zero exit code; runCli prints nothing more for it.
- */
-export class SilentExit extends Error {
-  override readonly name = 'SilentExit';
-  readonly exitCode: number;
-
-  constructor(exitCode: number) {
-    super(`exit ${exitCode}`);
-    this.exitCode = exitCode;
-  }
-}

@@ -2,9 +2,9 @@ import { Command } from 'commander';
 import { AgentError } from '../errors/index.js';
 import { ConfigInvalidError, configSchema, loadConfig } from '../config/index.js';
 import type { ConfigProblem, LoadedConfig } from '../config/index.js';
-import { globalOptions, printJson, printLine, SilentExit } from './cli-io.js';
+import { globalOptions, printJson, printLine } from './cli-io.js';
 import type { CliIo } from './cli-io.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode, SilentExit } from './exit-codes.js';
 
 /** `nsm-agent config …`: check, show and describe the declarative config; never writes it. */
 export function configCommand(io: CliIo): Command {

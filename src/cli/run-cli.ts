@@ -1,8 +1,8 @@
 import { CommanderError } from 'commander';
 import { AgentError, describe } from '../errors/index.js';
-import { printLine, SilentExit } from './cli-io.js';
+import { printLine } from './cli-io.js';
 import type { CliIo } from './cli-io.js';
-import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { ExitCode, exitCodeFor, SilentExit } from './exit-codes.js';
 import type { ExitCodeValue } from './exit-codes.js';
 import { buildProgram } from './program.js';
 

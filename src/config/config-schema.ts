@@ -157,7 +157,7 @@ export const configSchema: JsonSchema = {
         },
         backend: {
           type: 'string',
-          description: 'kernel WireGuard, userspace wireguard-go, or auto (kernel when available)',
+          description: 'auto (kernel WireGuard when the kernel has it), kernel, or userspace (wireguard-go)',
           enum: wireguardBackends,
           default: configDefaults.wireguardBackend,
         },
@@ -231,13 +231,13 @@ export const configSchema: JsonSchema = {
       properties: {
         channel: {
           type: 'string',
-          description: 'release channel to follow',
+          description: 'the release channel to follow',
           enum: updateChannels,
           default: configDefaults.updateChannel,
         },
         pin: {
           type: 'string',
-          description: 'stay on this version (semver, e.g. 1.4.2) instead of following the channel',
+          description: 'a version to stay on instead of following the channel, semver like 1.4.2',
           pattern: `^${semver}$`,
         },
       },
@@ -249,7 +249,7 @@ export const configSchema: JsonSchema = {
       properties: {
         level: {
           type: 'string',
-          description: 'log level',
+          description: 'how much the daemon logs',
           enum: configLogLevels,
           default: configDefaults.logLevel,
         },
