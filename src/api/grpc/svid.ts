@@ -1,0 +1,63 @@
+// @peculiar/x509 resolves its ASN.1 parsers through tsyringe, which needs the Reflect metadata
+// polyfill installed before x509 is evaluated. This import must stay above the x509 import.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import type { PeerCertificate } from 'node:tls';
+import { AgentError, describe } from '../../errors/index.js';
+import { parseSpiffeId } from './spiffe-id.js';
+
+/**
+ * X509-SVID leaf rules (X509-SVID spec §4–5, reliability §0.1), read from the DER itself:
+ * Node's `subjectaltname` is a comma-joined string whose entries may be quoted, so counting URI
+ * SANs in it is unreliable.
+ *  - exactly one URI SAN, and it is a valid `spiffe://` ID;
+ *  - basic constraints cA is not true;
+ *  - key usage, if present, has neither keyCertSign nor cRLSign.
+ * Chain validation and expiry are TLS's job (it runs before any of this).
+ */
+export function spiffeIdFromCertificate(der: Uint8Array): string {
+  const fail = (why: string, cause?: unknown): AgentError =>
+    new AgentError('UNAUTHENTICATED', `certificate is not a valid X509-SVID: ${why}`, { cause });
+  let cert: x509.X509Certificate;
+  let uris: string[];
+  try {
+    cert = new x509.X509Certificate(der);
+    const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+    uris = san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
+  } catch (e: unknown) {
+    throw fail(`cannot parse it (${describe(e)})`, e);
+  }
+  if (uris.length !== 1) throw fail(`it has ${uris.length} URI SANs, an SVID has exactly one`);
+  const uri = uris[0] ?? '';
+  try {
+    parseSpiffeId(uri);
+  } catch (e: unknown) {
+    throw fail(describe(e), e);
+  }
+  if (cert.getExtension(x509.BasicConstraintsExtension)?.ca === true) {
+    throw fail(`${uri} is a CA certificate (cA=true); a leaf SVID must have cA=false`);
+  }
+  const usages = cert.getExtension(x509.KeyUsagesExtension)?.usages ?? 0;
+  if ((usages & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) !== 0) {
+    throw fail(`${uri} has keyCertSign or cRLSign key usage, which a leaf SVID must not have`);
+  }
+  return uri;
+}
+
+/** Anything that exposes the TLS auth context of a server call (calls and interceptor calls alike). */
+export interface HasAuthContext {
+  // grpc-js does not export its AuthContext type; this is the part of it we read.
+  getAuthContext(): { readonly sslPeerCertificate?: PeerCertificate } | null;
+}
+
+/**
+ * The SPIFFE ID of the peer of a server call: undefined when the connection has no verified client
+ * certificate (plain unix socket, or TLS without client auth); throws UNAUTHENTICATED when the
+ * peer presented a certificate that chains to the bundle but is not a valid SVID.
+ */
+export function peerSpiffeId(call: HasAuthContext): string | undefined {
+  // grpc-js only fills sslPeerCertificate for sockets whose chain TLS has already verified.
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  if (!cert?.raw) return undefined;
+  return spiffeIdFromCertificate(cert.raw);
+}
