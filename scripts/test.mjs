@@ -13,7 +13,11 @@ const checks = [
   ['typecheck (tsc --noEmit, strict)', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']],
   ['lint (eslint)', bin('eslint'), ['--max-warnings', '0', '.']],
   ['format (prettier --check)', bin('prettier'), ['--check', '--log-level', 'warn', '.']],
-  ['layering and circular imports (dependency-cruiser)', bin('depcruise'), ['src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err']],
+  [
+    'layering and circular imports (dependency-cruiser)',
+    bin('depcruise'),
+    ['src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err'],
+  ],
 ];
 
 let passed = 0;

@@ -48,7 +48,11 @@ export class AgentError extends Error {
   /** Wraps any thrown value; an AgentError passes through unchanged. */
   static wrap(e: unknown, code: ErrorCode, message: string, hint?: string): AgentError {
     if (e instanceof AgentError) return e;
-    return new AgentError(code, `${message}: ${describe(e)}`, hint === undefined ? { cause: e } : { cause: e, hint });
+    return new AgentError(
+      code,
+      `${message}: ${describe(e)}`,
+      hint === undefined ? { cause: e } : { cause: e, hint },
+    );
   }
 }
 
