@@ -5,7 +5,8 @@ const layers = [
   ['host'],
   ['config'],
   ['api'],
-  ['chain'],
+  // store is the registry/identity storage contract; chain is the NetworkService chain framework.
+  ['chain', 'store'],
   ['forwarder', 'registry', 'identity', 'update', 'workloads', 'nsmgr'],
   ['localapi'],
   // cli and daemon are peers: main wires them (it hands `run` the daemon), neither imports the other.

@@ -1,0 +1,1 @@
+export type { DeleteOptions, Entry, ListResult, PutOptions, Store, WatchEvent } from './store.js';
