@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { DescService } from '@bufbuild/protobuf';
 import { ChannelCredentials, Client } from '@grpc/grpc-js';
 import type { ChannelInterface } from '@grpc/grpc-js';
@@ -50,11 +51,13 @@ export function dial(url: string, options: DialOptions): GrpcConnection {
   }
   const channelCredentials =
     credentials.kind === 'insecure' ? ChannelCredentials.createInsecure() : credentials.grpc;
-  const client = new Client(
-    target,
-    channelCredentials,
-    channelOptions({ ...defaultClientTuning, ...options.tuning }),
-  );
+  const channelOpts = channelOptions({ ...defaultClientTuning, ...options.tuning });
+  // Peers are checked by SPIFFE ID, not by name, so the TLS server name only matters to TLS itself:
+  // an IP literal there is not allowed by RFC 6066 (Node warns, DEP0123). Send a fixed name instead.
+  if (credentials.kind !== 'insecure' && parsed.kind === 'tcp' && isIP(parsed.host) !== 0) {
+    channelOpts['grpc.ssl_target_name_override'] = 'nsm-agent.invalid';
+  }
+  const client = new Client(target, channelCredentials, channelOpts);
   const defaults = { defaultTimeoutMs: options.defaultTimeoutMs ?? DEFAULT_UNARY_TIMEOUT_MS, target: text };
   let closed = false;
 
