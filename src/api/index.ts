@@ -127,6 +127,16 @@ export type {
   HealthListResponse,
 } from './gen/health_pb.js';
 
+// package nsmagent.enrol.v1 (our own enrolment API, not NSM's wire)
+export {
+  EnrolRequestSchema,
+  EnrolResponseSchema,
+  Enrolment as EnrolmentService,
+  HostFactsSchema,
+  RenewRequestSchema,
+} from './gen/enrol_pb.js';
+export type { EnrolRequest, EnrolResponse, HostFacts, RenewRequest } from './gen/enrol_pb.js';
+
 // Helpers
 export {
   CommonParam,
