@@ -41,7 +41,10 @@ export type WatchEvent =
 
 export interface ListResult {
   readonly entries: readonly Entry[];
-  /** Store revision the list was read at; watch from revision + 1 to see every later change. */
+  /**
+   * Store revision the list was read at. Pass it as watch's `afterRevision` to see every later change
+   * (the first event has revision ≥ revision + 1): no change falls between a list and its watch.
+   */
   readonly revision: number;
 }
 
@@ -62,6 +65,7 @@ export interface Store {
   grantLease(ttlMs: number): Promise<number>;
   /** Extends the lease by its full TTL; NOT_FOUND if it already expired. */
   keepAlive(lease: number): Promise<void>;
+  /** Deletes the lease's keys (with watch events); revoking an unknown or expired lease does nothing. */
   revokeLease(lease: number): Promise<void>;
   /**
    * Changes under `prefix`, starting after `afterRevision` (default: now). Events arrive in revision
