@@ -1,0 +1,11 @@
+export { parseAddresses } from './address.js';
+export type { Address } from './address.js';
+export { Ip } from './ip.js';
+export type { BatchOptions, IpOptions, LinkSettings, VethOptions } from './ip.js';
+export { batchScript } from './ip-batch.js';
+export { parseIpJson } from './ip-json.js';
+export type { IpJsonObject } from './ip-json.js';
+export { parseLinks } from './link.js';
+export type { Link } from './link.js';
+export { isMissingTable, parseRoutes, routeArgs, routeFilterArgs } from './route.js';
+export type { Route, RouteFilter, RouteSpec } from './route.js';
