@@ -1,0 +1,4 @@
+import { MemoryStore } from '../../../src/store/index.js';
+import { registerStoreContract } from '../../helpers/store-contract.js';
+
+registerStoreContract('memory', () => Promise.resolve(new MemoryStore()));
