@@ -1,0 +1,16 @@
+/**
+ * Mesh identity: the control server's CA and enrolment service, enrolment tokens, enrolled hosts,
+ * and the agent side of enrolment (DESIGN §5, reliability §1.8).
+ */
+export { initCa, DEFAULT_CA_TTL_MS, DEFAULT_SERVER_SVID_TTL_MS } from './ca/init-ca.js';
+export type { InitCaOptions } from './ca/init-ca.js';
+export { loadCa } from './ca/load-ca.js';
+export { issueSvid } from './ca/issue-svid.js';
+export type { IssueSvidOptions, SvidSubjectKey } from './ca/issue-svid.js';
+export { parseAgentCsr, MAX_CSR_BYTES } from './ca/agent-csr.js';
+export type { AgentCsr } from './ca/agent-csr.js';
+export { agentSpiffeId, caFiles, serverSpiffeId } from './ca/mesh-ca.js';
+export type { IssuedSvid, MeshCa, ServerPki, SvidWithKey } from './ca/mesh-ca.js';
+export { createAgentCsr } from './crypto/create-csr.js';
+export { describeKey, formatPin, generateEcKeyPair, importEcKeyPair, spkiSha256 } from './crypto/ec-keys.js';
+export type { EcKeyPair } from './crypto/ec-keys.js';
