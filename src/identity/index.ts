@@ -14,3 +14,11 @@ export type { IssuedSvid, MeshCa, ServerPki, SvidWithKey } from './ca/mesh-ca.js
 export { createAgentCsr } from './crypto/create-csr.js';
 export { describeKey, formatPin, generateEcKeyPair, importEcKeyPair, spkiSha256 } from './crypto/ec-keys.js';
 export type { EcKeyPair } from './crypto/ec-keys.js';
+export { TOKEN_PREFIX, formatToken, parseToken } from './tokens/token-format.js';
+export type { EnrolmentToken } from './tokens/token-format.js';
+export { DEFAULT_TOKEN_TTL_MS, TokenStore } from './tokens/token-store.js';
+export type { CreateTokenOptions, CreatedToken, TokenStoreOptions } from './tokens/token-store.js';
+export type { TokenInfo } from './tokens/token-record.js';
+export { HostStore } from './hosts/host-store.js';
+export type { HostStoreOptions, NewHost } from './hosts/host-store.js';
+export type { HostFactsRecord, HostRecord } from './hosts/host-record.js';
