@@ -1,0 +1,26 @@
+// The NSM registry served by `nsm-agent server` (issue B §1): NS and NSE registries over a Store.
+export { createRegistryServices } from './create-registry-services.js';
+export { DEFAULT_EXPIRATION_MS, DEFAULT_KEY_PREFIX } from './options.js';
+export type { RegistryServicesOptions } from './options.js';
+export {
+  ALLOW_ANY,
+  DEFAULT_REGISTRY_POLICIES,
+  clientAllowed,
+  evaluatePolicies,
+  prevTokenSigned,
+  tokensChained,
+  tokensExpired,
+  tokensValid,
+} from './registry-policy.js';
+export type { RegistryPolicy, RegistryPolicyInput } from './registry-policy.js';
+export { matchNetworkService, matchNetworkServiceEndpoint } from './match.js';
+export {
+  PATH_METADATA_KEY,
+  formatRegistryPath,
+  parseRegistryPath,
+  updatePathIds,
+  updateRegistryPath,
+} from './registry-path.js';
+export type { RegistryPath, RegistryPathSegment } from './registry-path.js';
+export { DEFAULT_REGISTRY_LIMITS, PAYLOADS, checkEndpointUrl } from './validate.js';
+export type { RegistryLimits } from './validate.js';

@@ -1,0 +1,158 @@
+import {
+  NetworkServiceEndpointRegistryService,
+  NetworkServiceEndpointSchema,
+  create,
+  timestampToMs,
+  toTimestamp,
+} from '../api/index.js';
+import type { NetworkServiceEndpoint } from '../api/index.js';
+import { implement } from '../api/grpc/index.js';
+import type { ServiceRegistration } from '../api/grpc/index.js';
+import { AgentError } from '../errors/index.js';
+import type { Clock } from '../host/index.js';
+import type { Logger } from '../log/index.js';
+import type { Store } from '../store/index.js';
+import { withCallExtras } from './call-extras.js';
+import { streamFind } from './find-stream.js';
+import { matchNetworkServiceEndpoint } from './match.js';
+import type { Ownership } from './ownership.js';
+import type { RecordSet } from './record-set.js';
+import { beginRegistryCall } from './registry-call.js';
+import { refuseIf } from './refuse-if.js';
+import type { RegistryCallDeps } from './registry-call.js';
+import { checkName, checkNetworkServiceEndpoint } from './validate.js';
+import type { RegistryLimits } from './validate.js';
+
+export interface NseServerDeps extends RegistryCallDeps {
+  readonly store: Store;
+  readonly records: RecordSet<typeof NetworkServiceEndpointSchema>;
+  readonly ownership: Ownership;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly defaultExpirationMs: number;
+  readonly limits: RegistryLimits;
+}
+
+const RESOURCE = 'network service endpoint';
+
+/**
+ * `registry.NetworkServiceEndpointRegistry` with registry-memory's chain semantics
+ * (docs/nsm-api.md §4.9): grpcmetadata → updatepath → authorize → setregistrationtime → expire →
+ * store. Expiry is a store lease, so it deletes the record (and tells every watcher on every
+ * server sharing the store) without a timer in this process.
+ */
+export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
+  const log = deps.log;
+  return withCallExtras(
+    implement(NetworkServiceEndpointRegistryService, {
+      async register(nse, ctx) {
+        checkNetworkServiceEndpoint(nse, deps.limits);
+        const call = beginRegistryCall(ctx, deps);
+        const owner = await deps.ownership.owner(nse.name);
+        refuseIf(call.authorize('Register', RESOURCE, nse.name, owner), ctx, log, nse.name);
+        nse.pathIds = call.pathIds(nse.pathIds);
+
+        const now = deps.clock.now();
+        const expiresAtMs = chooseExpiration(nse, now, [
+          call.ownToken.expiresAtMs,
+          call.peerToken?.expiresAtMs,
+          now + deps.defaultExpirationMs,
+        ]);
+        const existing = await deps.records.get(nse.name);
+        nse.initialRegistrationTime =
+          existing?.initialRegistrationTime ?? nse.initialRegistrationTime ?? toTimestamp(now);
+
+        if (owner === undefined) {
+          const claimant = nse.pathIds[0] ?? '';
+          const winner = await deps.ownership.claim(nse.name, claimant);
+          // Another registrant claimed the name between our check and our claim (maybe on another server).
+          if (winner !== claimant)
+            refuseIf(call.authorize('Register', RESOURCE, nse.name, winner), ctx, log, nse.name);
+        }
+        const lease = await deps.store.grantLease(Math.max(1, Math.ceil(expiresAtMs - now)));
+        await deps.records.put(nse.name, nse, lease);
+        call.sendPathHeader();
+        log[existing ? 'debug' : 'info'](
+          {
+            nse: nse.name,
+            peer: ctx.peer.spiffeId,
+            url: nse.url,
+            expiresAt: new Date(expiresAtMs).toISOString(),
+          },
+          existing ? 'network service endpoint refreshed' : 'network service endpoint registered',
+        );
+        return nse;
+      },
+
+      async find(query, stream, ctx) {
+        const template = query.networkServiceEndpoint;
+        await streamFind(deps.records, {
+          watch: query.watch,
+          exactName: template?.name === '' ? undefined : template?.name,
+          matches: (r) => matchNetworkServiceEndpoint(template, r),
+          nameOnly: (name) => create(NetworkServiceEndpointSchema, { name }),
+          send: (r, deleted) => stream.send({ networkServiceEndpoint: r, deleted }),
+          signal: ctx.signal,
+        });
+      },
+
+      async unregister(nse, ctx) {
+        checkName(RESOURCE, nse.name, deps.limits);
+        const call = beginRegistryCall(ctx, deps);
+        const owner = await deps.ownership.owner(nse.name);
+        refuseIf(call.authorize('Unregister', RESOURCE, nse.name, owner), ctx, log, nse.name);
+        const deleted = await deps.records.delete(nse.name);
+        if (!deleted && owner === undefined) {
+          throw new AgentError(
+            'NOT_FOUND',
+            `no network service endpoint "${nse.name}" is registered; nothing to unregister`,
+            {
+              hint: 'check the name; a registration that expired and was never renewed is already gone',
+            },
+          );
+        }
+        if (owner !== undefined) await deps.ownership.release(nse.name);
+        call.sendPathHeader();
+        log.info(
+          { nse: nse.name, peer: ctx.peer.spiffeId, wasRegistered: deleted },
+          'network service endpoint unregistered',
+        );
+        return {};
+      },
+    }),
+  );
+}
+
+/**
+ * sdk `expire`: min(own token expiry, caller token expiry, now + default); a client asking for
+ * less keeps its time, a client asking for more is lowered. Sets nse.expirationTime; returns it in ms.
+ */
+function chooseExpiration(
+  nse: NetworkServiceEndpoint,
+  now: number,
+  caps: readonly (number | undefined)[],
+): number {
+  let chosen = Math.min(...caps.filter((c): c is number => c !== undefined));
+  const requested = nse.expirationTime ? timestampToMs(nse.expirationTime) : undefined;
+  if (requested !== undefined && requested <= now) {
+    throw new AgentError(
+      'INVALID_ARGUMENT',
+      `expiration_time ${new Date(requested).toISOString()} is not in the future`,
+      {
+        hint: 'leave expiration_time unset and the registry chooses it, or resend the value of the last response before it passes',
+      },
+    );
+  }
+  if (requested === undefined || chosen < requested) nse.expirationTime = toTimestamp(chosen);
+  else chosen = requested;
+  if (chosen <= now) {
+    throw new AgentError(
+      'INVALID_ARGUMENT',
+      'the registration would expire at once: nsm-client-token-expires is not in the future',
+      {
+        hint: 'mint a fresh token for the call',
+      },
+    );
+  }
+  return chosen;
+}
