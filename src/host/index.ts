@@ -1,4 +1,27 @@
 export { systemClock, sleepWith } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
+export {
+  ProcessRunner,
+  checkResult,
+  commandLabel,
+  defaultTimeoutMs,
+  effectiveArgv,
+  execFailed,
+  maxOutputBytes,
+} from './command-runner.js';
+export type { CommandRunner, RunOptions, RunResult } from './command-runner.js';
+export { processExists, signalProcess, spawnDetached } from './detached-process.js';
+export type { DetachedStartOptions, DetachedStarter } from './detached-process.js';
+export {
+  Netns,
+  checkNetnsName,
+  namedNetnsDir,
+  namedNetnsPath,
+  netnsPath,
+  parseNetnsList,
+  parseNetnsRef,
+  pidNetnsPath,
+} from './netns.js';
+export type { NetnsRef } from './netns.js';
 export { systemRandom } from './random.js';
 export type { Random } from './random.js';

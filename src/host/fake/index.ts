@@ -1,2 +1,6 @@
 export { FakeClock, flushMicrotasks } from './clock.js';
+export { MemoryWireGuard } from './memory-wireguard.js';
+export type { MemoryWireGuardOp } from './memory-wireguard.js';
 export { SequenceRandom } from './random.js';
+export { RecordingRunner } from './recording-runner.js';
+export type { RecordedCall, ScriptedReply } from './recording-runner.js';

@@ -1,0 +1,182 @@
+import { rm } from 'node:fs/promises';
+import { AgentError } from '../../errors/index.js';
+import { systemClock } from '../clock.js';
+import type { Clock } from '../clock.js';
+import type { CommandRunner } from '../command-runner.js';
+import { effectiveArgv } from '../command-runner.js';
+import { processExists, signalProcess, spawnDetached } from '../detached-process.js';
+import type { DetachedStarter } from '../detached-process.js';
+import { Ip } from '../ip/ip.js';
+import { parseUapiGet, uapiErrno, uapiGetRequest, uapiSetRequest } from './uapi.js';
+import { unixUapiTransport } from './uapi-client.js';
+import type { UapiTransport } from './uapi-client.js';
+import { listWireGuardGoProcesses } from './wireguard-go-processes.js';
+import type { WireGuardGoProcess } from './wireguard-go-processes.js';
+import { checkDeviceName, defaultWireGuardMtu } from './wireguard.js';
+import type { ConfigureOptions, DeviceConfig, DeviceState, WireGuard } from './wireguard.js';
+
+export interface UserspaceWireGuardOptions {
+  readonly runner: CommandRunner;
+  /** Named netns the device lives in; absent: the agent's own. */
+  readonly netns?: string;
+  /** Where wireguard-go puts `<if>.sock`; shared by all namespaces of the machine. */
+  readonly socketDir?: string;
+  /** Where each device's wireguard-go log goes (`wireguard-go-<if>.log`). */
+  readonly logDir?: string;
+  readonly wireguardGo?: string;
+  /** The environment wireguard-go starts with (default: the agent's, minus WG_* variables). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly startTimeoutMs?: number;
+  readonly uapi?: UapiTransport;
+  readonly starter?: DetachedStarter;
+  readonly processes?: () => Promise<readonly WireGuardGoProcess[]>;
+  readonly clock?: Clock;
+}
+
+export const defaultSocketDir = '/var/run/wireguard';
+export const defaultLogDir = '/var/log/nsm-agent';
+
+/**
+ * WireGuard in userspace: one detached `wireguard-go -f <if>` per device, configured over its UAPI
+ * socket. The process outlives the agent (own session, log file), so an agent restart finds the
+ * device still passing traffic and adopts it through the socket. Deleting the link makes
+ * wireguard-go exit and remove its socket; a process that does not is killed by pid.
+ */
+export class UserspaceWireGuard implements WireGuard {
+  readonly backend = 'userspace' as const;
+  readonly #o: UserspaceWireGuardOptions;
+  readonly #ip: Ip;
+  readonly #uapi: UapiTransport;
+  readonly #clock: Clock;
+
+  constructor(options: UserspaceWireGuardOptions) {
+    this.#o = options;
+    this.#ip = new Ip(options.runner, options.netns === undefined ? {} : { netns: options.netns });
+    this.#uapi = options.uapi ?? unixUapiTransport;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  socketPath(name: string): string {
+    return `${this.#o.socketDir ?? defaultSocketDir}/${checkDeviceName(name)}.sock`;
+  }
+
+  logPath(name: string): string {
+    return `${this.#o.logDir ?? defaultLogDir}/wireguard-go-${checkDeviceName(name)}.log`;
+  }
+
+  async ensureDevice(name: string, config: DeviceConfig): Promise<void> {
+    if ((await this.show(name)) === undefined) await this.#start(name);
+    await this.#set(name, uapiSetRequest({ privateKey: config.privateKey, listenPort: config.listenPort }));
+    await this.#ip.setLink(name, { mtu: config.mtu ?? defaultWireGuardMtu, up: true });
+  }
+
+  async configure(name: string, options: ConfigureOptions): Promise<void> {
+    await this.#set(name, uapiSetRequest({}, options));
+  }
+
+  async show(name: string): Promise<DeviceState | undefined> {
+    try {
+      return parseUapiGet(name, await this.#uapi(this.socketPath(name), uapiGetRequest));
+    } catch (e: unknown) {
+      if (AgentError.is(e, 'NOT_FOUND')) return undefined;
+      throw e;
+    }
+  }
+
+  async deleteDevice(name: string): Promise<void> {
+    const pids = (await this.#processes())
+      .filter((p) => p.device === checkDeviceName(name))
+      .map((p) => p.pid);
+    const r = await this.#o.runner.run(this.#ipArgv(['link', 'del', 'dev', name]));
+    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) {
+      await this.#o.runner.runChecked(this.#ipArgv(['link', 'del', 'dev', name]));
+    }
+    // wireguard-go exits on its own once its TUN is gone; give it a moment, then insist.
+    if (!(await this.#waitGone(pids, 2_000))) {
+      for (const pid of pids) signalProcess(pid, 'SIGKILL');
+      await this.#waitGone(pids, 2_000);
+    }
+    await rm(this.socketPath(name), { force: true });
+  }
+
+  async #start(name: string): Promise<void> {
+    // A socket left by a killed process would make the new one fail with "address in use".
+    await rm(this.socketPath(name), { force: true });
+    const argv = effectiveArgv([this.#o.wireguardGo ?? 'wireguard-go', '-f', name], this.#o.netns);
+    const starter = this.#o.starter ?? spawnDetached;
+    const pid = await starter(argv, {
+      logFile: this.logPath(name),
+      env: wireguardGoEnv(this.#o.env ?? process.env),
+    });
+    const deadline = this.#clock.now() + (this.#o.startTimeoutMs ?? 5_000);
+    for (;;) {
+      if ((await this.show(name)) !== undefined) return;
+      if (!processExists(pid) || this.#clock.now() > deadline) {
+        signalProcess(pid, 'SIGKILL');
+        throw new AgentError('UNAVAILABLE', `wireguard-go for ${name} did not come up (pid ${pid})`, {
+          hint: `read ${this.logPath(name)}; check /dev/net/tun exists (modprobe tun) and that no other device is called ${name}`,
+          details: { device: name, pid },
+        });
+      }
+      await this.#clock.sleep(10);
+    }
+  }
+
+  async #set(name: string, request: string): Promise<void> {
+    const reply = await this.#uapi(this.socketPath(name), request);
+    const errno = uapiErrno(reply);
+    if (errno !== 0) {
+      throw new AgentError(
+        'EXEC_FAILED',
+        `wireguard-go refused the configuration of ${name} (errno ${errno})`,
+        {
+          hint: `errno ${errno}: ${errnoMeaning(errno)}; details in ${this.logPath(name)}`,
+          details: { device: name, errno },
+        },
+      );
+    }
+  }
+
+  async #waitGone(pids: readonly number[], ms: number): Promise<boolean> {
+    const deadline = this.#clock.now() + ms;
+    while (pids.some(processExists)) {
+      if (this.#clock.now() > deadline) return false;
+      await this.#clock.sleep(10);
+    }
+    return true;
+  }
+
+  #processes(): Promise<readonly WireGuardGoProcess[]> {
+    return (this.#o.processes ?? listWireGuardGoProcesses)();
+  }
+
+  #ipArgv(words: readonly string[]): string[] {
+    return this.#o.netns === undefined ? ['ip', ...words] : ['ip', '-n', this.#o.netns, ...words];
+  }
+}
+
+/** The agent's environment without the variables that change how wireguard-go starts. */
+export function wireguardGoEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && !k.startsWith('WG_')) out[k] = v;
+  }
+  out['LOG_LEVEL'] ??= 'error';
+  return out;
+}
+
+function errnoMeaning(errno: number): string {
+  // wireguard-go's ipcErrorIO / ipcErrorInvalid / ipcErrorPortInUse … (device/uapi.go)
+  switch (Math.abs(errno)) {
+    case 5:
+      return 'I/O error';
+    case 22:
+      return 'an invalid value';
+    case 98:
+      return 'the listen port is in use (pick another wireguard.port or stop what holds it)';
+    case 95:
+      return 'not supported by this wireguard-go';
+    default:
+      return 'see wireguard-go device/uapi.go';
+  }
+}
