@@ -13,10 +13,18 @@ export interface HostSnapshot {
   readonly rootLinks: readonly string[];
 }
 
-/** The machine's state, limited to names starting with `prefix` when one is given. */
-export async function hostSnapshot(prefix = ''): Promise<HostSnapshot> {
+/** Names the test bed gives (`<prefix>-br`, `<prefix>-h3`, `<prefix>-h3-wg`, `<prefix>-h3-wg.sock`). */
+const testbedName = /^[a-z][a-z0-9]{0,7}-(br|h\d+)(-wg)?(\.sock)?$/;
+
+/**
+ * The machine's state. With a prefix: only that test bed's names. Without: everything except
+ * test-bed names, since other test files run their own beds at the same time (ava runs files in
+ * parallel); each test checks its own prefix comes back empty.
+ */
+export async function hostSnapshot(prefix?: string): Promise<HostSnapshot> {
   const runner = new ProcessRunner();
-  const mine = (n: string): boolean => n.startsWith(prefix);
+  const mine = (n: string): boolean =>
+    prefix === undefined ? !testbedName.test(n) : n.startsWith(`${prefix}-`);
   return {
     netns: (await new Netns(runner).list()).filter(mine).sort(),
     wireguardGo: (await listWireGuardGoProcesses())
@@ -24,6 +32,9 @@ export async function hostSnapshot(prefix = ''): Promise<HostSnapshot> {
       .filter(mine)
       .sort(),
     sockets: (await readdir(defaultSocketDir).catch(() => [] as string[])).filter(mine).sort(),
-    rootLinks: (await new Ip(runner).links()).map((l) => l.name).sort(),
+    rootLinks: (await new Ip(runner).links())
+      .map((l) => l.name)
+      .filter((n) => prefix === undefined || n.startsWith(`${prefix}-`))
+      .sort(),
   };
 }
