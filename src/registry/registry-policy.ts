@@ -86,6 +86,15 @@ export const tokensValid: RegistryPolicy = {
           'UNAUTHENTICATED',
         );
       }
+      if (i === input.index - 1) {
+        return refuse(
+          input,
+          'tokens_valid',
+          'the caller’s nsm-client-token is not a JWT',
+          TOKEN_HINT,
+          'UNAUTHENTICATED',
+        );
+      }
       return refuse(input, 'tokens_valid', `the token of path segment ${i} is not a JWT`, PATH_HINT);
     }
     return undefined;
