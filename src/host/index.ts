@@ -23,5 +23,6 @@ export {
   pidNetnsPath,
 } from './netns.js';
 export type { NetnsRef } from './netns.js';
+export { isUdpPortFree } from './udp-port.js';
 export { systemRandom } from './random.js';
 export type { Random } from './random.js';

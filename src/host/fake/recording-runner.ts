@@ -12,8 +12,8 @@ export type ScriptedReply = Partial<RunResult> | ((call: RecordedCall) => Partia
 
 /**
  * A CommandRunner that runs nothing: it records every argv and answers from a script. Replies are
- * matched by the joined command line — an exact string, a prefix ending in '*', or a RegExp — first
- * match wins; a reply added with once() is used one time. Unmatched commands succeed with no output,
+ * matched by the joined command line — an exact string, a prefix ending in '*', or a RegExp; an
+ * unused once() reply wins over on() replies and is used one time, otherwise the first match wins. Unmatched commands succeed with no output,
  * so a test scripts only the answers that matter and compares `transcript` with what it expects.
  */
 export class RecordingRunner implements CommandRunner {
@@ -26,7 +26,7 @@ export class RecordingRunner implements CommandRunner {
     return this;
   }
 
-  /** Answers the next command matching `match` with `reply`, then falls through to later rules. */
+  /** Answers the next command matching `match` with `reply` (before any on() reply), once. */
   once(match: string | RegExp, reply: ScriptedReply): this {
     this.#rules.push({ match, reply, once: true, used: false });
     return this;
@@ -53,7 +53,9 @@ export class RecordingRunner implements CommandRunner {
     };
     this.calls.push(call);
     const line = call.argv.join(' ');
-    const rule = this.#rules.find((r) => !(r.once && r.used) && matches(r.match, line));
+    const rule =
+      this.#rules.find((r) => r.once && !r.used && matches(r.match, line)) ??
+      this.#rules.find((r) => !r.once && matches(r.match, line));
     if (rule) rule.used = true;
     const reply = rule === undefined ? {} : typeof rule.reply === 'function' ? rule.reply(call) : rule.reply;
     return Promise.resolve({ stdout: reply.stdout ?? '', stderr: reply.stderr ?? '', code: reply.code ?? 0 });

@@ -134,7 +134,6 @@ const notYet: readonly (readonly string[])[] = [
   ['expose', 'payments', '--allow', 'spiffe://mesh.example/*'],
   ['unexpose', 'payments'],
   ['services'],
-  ['doctor'],
   ['server', 'init', '--trust-domain', 'mesh.example'],
   ['server', 'run'],
   ['server', 'issue', 'spiffe://mesh.example/x'],

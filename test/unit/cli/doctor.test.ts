@@ -1,0 +1,149 @@
+import test from 'ava';
+import { Command } from 'commander';
+import { RecordingRunner } from '../../../src/host/fake/recording-runner.js';
+import { doctorCommand, formatDoctor, runDoctor } from '../../../src/cli/doctor.js';
+import type { DoctorHost, DoctorOptions } from '../../../src/cli/doctor.js';
+import { exitCodeFor } from '../../../src/cli/exit-codes.js';
+import { cli } from './cli-harness.js';
+
+const defaults: DoctorOptions = { port: 51820, interface: 'nsm-wg0', backend: 'auto' };
+
+interface FakeHostSpec {
+  kernel?: boolean;
+  wireguardGo?: boolean;
+  tun?: boolean;
+  forward?: string;
+  portFree?: boolean;
+  year?: number;
+  uid?: number;
+  ntp?: string;
+}
+
+function fakeHost(s: FakeHostSpec = {}): { host: DoctorHost; runner: RecordingRunner } {
+  const runner = new RecordingRunner()
+    .on('ip link add*', s.kernel === false ? { code: 2, stderr: 'Error: Unknown device type.\n' } : {})
+    .on(
+      'wireguard-go --version',
+      s.wireguardGo === false ? { code: 127 } : { stdout: 'wireguard-go v0.0.20220316\n' },
+    )
+    .on('ip -V', { stdout: 'ip utility, iproute2-6.1.0, libbpf 1.1.2\n' })
+    .on('ip -json link show lo', { stdout: '[{"ifindex":1,"ifname":"lo","flags":["UP"],"mtu":65536}]\n' })
+    .on('timedatectl*', { stdout: `${s.ntp ?? 'yes'}\n` })
+    .on('wg show nsm-wg0 listen-port', { code: 1 });
+  const host: DoctorHost = {
+    runner,
+    readFile: (p) =>
+      Promise.resolve(p === '/proc/sys/net/ipv4/ip_forward' ? (s.forward ?? '1\n') : undefined),
+    canOpen: () => Promise.resolve(s.tun ?? true),
+    udpPortFree: () => Promise.resolve(s.portFree ?? true),
+    now: () => Date.UTC(s.year ?? 2026, 5, 1),
+    uid: () => s.uid ?? 0,
+  };
+  return { host, runner };
+}
+
+test('a good host: every check ok', async (t) => {
+  const { host } = fakeHost();
+  const r = await runDoctor(host, defaults);
+  t.true(r.ok);
+  t.deepEqual(
+    r.checks.map((c) => [c.name, c.status]),
+    [
+      ['privileges', 'ok'],
+      ['wireguard', 'ok'],
+      ['tun', 'ok'],
+      ['iproute2', 'ok'],
+      ['ip-forwarding', 'ok'],
+      ['udp-port', 'ok'],
+      ['clock', 'ok'],
+      ['ntp', 'ok'],
+    ],
+  );
+  t.regex(formatDoctor(r), /all required checks passed\n$/);
+});
+
+test('no kernel WireGuard but wireguard-go: a warning, not a failure', async (t) => {
+  const r = await runDoctor(fakeHost({ kernel: false }).host, defaults);
+  t.true(r.ok);
+  const wg = r.checks.find((c) => c.name === 'wireguard');
+  t.is(wg?.status, 'warn');
+  t.regex(wg?.fix ?? '', /modprobe wireguard/);
+});
+
+test('no WireGuard at all, no TUN, forwarding off, port taken, clock in the past, not root: each FAIL has a fix', async (t) => {
+  const { host } = fakeHost({
+    kernel: false,
+    wireguardGo: false,
+    tun: false,
+    forward: '0\n',
+    portFree: false,
+    year: 2001,
+    uid: 1000,
+    ntp: 'no',
+  });
+  const r = await runDoctor(host, defaults);
+  t.false(r.ok);
+  const failed = r.checks.filter((c) => c.status === 'fail');
+  t.deepEqual(
+    failed.map((c) => c.name),
+    ['privileges', 'wireguard', 'tun', 'ip-forwarding', 'udp-port', 'clock'],
+  );
+  for (const c of failed) t.truthy(c.fix, c.name);
+  t.like(
+    r.checks.find((c) => c.name === 'ntp'),
+    { status: 'warn', required: false },
+  );
+  const text = formatDoctor(r);
+  t.regex(text, /FAIL {2}ip-forwarding +net\.ipv4\.ip_forward = 0/);
+  t.regex(text, /fix: sysctl -w net\.ipv4\.ip_forward=1/);
+  t.regex(text, /fix: find it with: ss -ulpn 'sport = :51820'/);
+  t.regex(text, /6 required checks failed\n$/);
+});
+
+test('the port held by our own WireGuard device is fine', async (t) => {
+  const { host, runner } = fakeHost({ portFree: false });
+  runner.once('wg show nsm-wg0 listen-port', { stdout: '51820\n' });
+  const r = await runDoctor(host, defaults);
+  t.like(
+    r.checks.find((c) => c.name === 'udp-port'),
+    { status: 'ok' },
+  );
+});
+
+test('with kernel WireGuard, a missing TUN device is only a warning', async (t) => {
+  const r = await runDoctor(fakeHost({ tun: false }).host, defaults);
+  t.true(r.ok);
+  t.like(
+    r.checks.find((c) => c.name === 'tun'),
+    { status: 'warn', required: false },
+  );
+});
+
+test('doctor --json prints the report and exits 1 when a required check fails', async (t) => {
+  let out = '';
+  const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: () => true }, env: {} };
+  const program = new Command('nsm-agent').option('--config <path>').exitOverride();
+  program.addCommand(doctorCommand(io, () => fakeHost({ forward: '0' }).host));
+  const e = await t.throwsAsync(
+    program.parseAsync([
+      'node',
+      'nsm-agent',
+      'doctor',
+      '--json',
+      '--port',
+      '51999',
+      '--config',
+      '/nonexistent/c.json',
+    ]),
+  );
+  t.is(exitCodeFor(e), 1);
+  const report = JSON.parse(out) as { ok: boolean; checks: { name: string; detail: string }[] };
+  t.false(report.ok);
+  t.regex(report.checks.find((c) => c.name === 'udp-port')?.detail ?? '', /UDP 51999 is free/);
+});
+
+test('doctor --port must be a port (usage error)', async (t) => {
+  const r = await cli(['doctor', '--port', '70000']);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /expected a port 1\.\.65535/);
+});
