@@ -4,6 +4,7 @@ import type { ServiceRegistration } from '../api/grpc/index.js';
 import { AgentError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { withCallExtras } from './call-extras.js';
+import { withDecodeGuard } from './decode-guard.js';
 import { streamFind } from './find-stream.js';
 import { matchNetworkService } from './match.js';
 import type { Ownership } from './ownership.js';
@@ -29,63 +30,65 @@ const RESOURCE = 'network service';
  */
 export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
   const log = deps.log;
-  return withCallExtras(
-    implement(NetworkServiceRegistryService, {
-      async register(ns, ctx) {
-        checkNetworkService(ns, deps.limits);
-        const call = beginRegistryCall(ctx, deps);
-        const owner = await deps.ownership.owner(ns.name);
-        refuseIf(call.authorize('Register', RESOURCE, ns.name, owner), ctx, log, ns.name);
-        ns.pathIds = call.pathIds(ns.pathIds);
-        if (ns.payload === '') ns.payload = Payload.IP;
-        if (owner === undefined) {
-          const claimant = ns.pathIds[0] ?? '';
-          const winner = await deps.ownership.claim(ns.name, claimant);
-          if (winner !== claimant)
-            refuseIf(call.authorize('Register', RESOURCE, ns.name, winner), ctx, log, ns.name);
-        }
-        const existed = (await deps.records.get(ns.name)) !== undefined;
-        await deps.records.put(ns.name, ns);
-        call.sendPathHeader();
-        log[existed ? 'debug' : 'info'](
-          { ns: ns.name, peer: ctx.peer.spiffeId, payload: ns.payload },
-          existed ? 'network service updated' : 'network service registered',
-        );
-        return ns;
-      },
-
-      async find(query, stream, ctx) {
-        const template = query.networkService;
-        await streamFind(deps.records, {
-          watch: query.watch,
-          exactName: template?.name === '' ? undefined : template?.name,
-          matches: (r) => matchNetworkService(template, r),
-          nameOnly: (name) => create(NetworkServiceSchema, { name }),
-          send: (r, deleted) => stream.send({ networkService: r, deleted }),
-          signal: ctx.signal,
-        });
-      },
-
-      async unregister(ns, ctx) {
-        checkName(RESOURCE, ns.name, deps.limits);
-        const call = beginRegistryCall(ctx, deps);
-        const owner = await deps.ownership.owner(ns.name);
-        refuseIf(call.authorize('Unregister', RESOURCE, ns.name, owner), ctx, log, ns.name);
-        const deleted = await deps.records.delete(ns.name);
-        if (!deleted && owner === undefined) {
-          throw new AgentError(
-            'NOT_FOUND',
-            `no network service "${ns.name}" is registered; nothing to unregister`,
-            {
-              hint: 'check the name',
-            },
+  return withDecodeGuard(
+    withCallExtras(
+      implement(NetworkServiceRegistryService, {
+        async register(ns, ctx) {
+          checkNetworkService(ns, deps.limits);
+          const call = beginRegistryCall(ctx, deps);
+          const owner = await deps.ownership.owner(ns.name);
+          refuseIf(call.authorize('Register', RESOURCE, ns.name, owner), ctx, log, ns.name);
+          ns.pathIds = call.pathIds(ns.pathIds);
+          if (ns.payload === '') ns.payload = Payload.IP;
+          if (owner === undefined) {
+            const claimant = ns.pathIds[0] ?? '';
+            const winner = await deps.ownership.claim(ns.name, claimant);
+            if (winner !== claimant)
+              refuseIf(call.authorize('Register', RESOURCE, ns.name, winner), ctx, log, ns.name);
+          }
+          const existed = (await deps.records.get(ns.name)) !== undefined;
+          await deps.records.put(ns.name, ns);
+          call.sendPathHeader();
+          log[existed ? 'debug' : 'info'](
+            { ns: ns.name, peer: ctx.peer.spiffeId, payload: ns.payload },
+            existed ? 'network service updated' : 'network service registered',
           );
-        }
-        if (owner !== undefined) await deps.ownership.release(ns.name);
-        call.sendPathHeader();
-        log.info({ ns: ns.name, peer: ctx.peer.spiffeId }, 'network service unregistered');
-        return {};
-      },
-    }),
+          return ns;
+        },
+
+        async find(query, stream, ctx) {
+          const template = query.networkService;
+          await streamFind(deps.records, {
+            watch: query.watch,
+            exactName: template?.name === '' ? undefined : template?.name,
+            matches: (r) => matchNetworkService(template, r),
+            nameOnly: (name) => create(NetworkServiceSchema, { name }),
+            send: (r, deleted) => stream.send({ networkService: r, deleted }),
+            signal: ctx.signal,
+          });
+        },
+
+        async unregister(ns, ctx) {
+          checkName(RESOURCE, ns.name, deps.limits);
+          const call = beginRegistryCall(ctx, deps);
+          const owner = await deps.ownership.owner(ns.name);
+          refuseIf(call.authorize('Unregister', RESOURCE, ns.name, owner), ctx, log, ns.name);
+          const deleted = await deps.records.delete(ns.name);
+          if (!deleted && owner === undefined) {
+            throw new AgentError(
+              'NOT_FOUND',
+              `no network service "${ns.name}" is registered; nothing to unregister`,
+              {
+                hint: 'check the name',
+              },
+            );
+          }
+          if (owner !== undefined) await deps.ownership.release(ns.name);
+          call.sendPathHeader();
+          log.info({ ns: ns.name, peer: ctx.peer.spiffeId }, 'network service unregistered');
+          return {};
+        },
+      }),
+    ),
   );
 }

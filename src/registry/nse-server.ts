@@ -13,6 +13,7 @@ import type { Clock } from '../host/index.js';
 import type { Logger } from '../log/index.js';
 import type { Store } from '../store/index.js';
 import { withCallExtras } from './call-extras.js';
+import { withDecodeGuard } from './decode-guard.js';
 import { streamFind } from './find-stream.js';
 import { matchNetworkServiceEndpoint } from './match.js';
 import type { Ownership } from './ownership.js';
@@ -43,83 +44,85 @@ const RESOURCE = 'network service endpoint';
  */
 export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
   const log = deps.log;
-  return withCallExtras(
-    implement(NetworkServiceEndpointRegistryService, {
-      async register(nse, ctx) {
-        checkNetworkServiceEndpoint(nse, deps.limits);
-        const call = beginRegistryCall(ctx, deps);
-        const owner = await deps.ownership.owner(nse.name);
-        refuseIf(call.authorize('Register', RESOURCE, nse.name, owner), ctx, log, nse.name);
-        nse.pathIds = call.pathIds(nse.pathIds);
+  return withDecodeGuard(
+    withCallExtras(
+      implement(NetworkServiceEndpointRegistryService, {
+        async register(nse, ctx) {
+          checkNetworkServiceEndpoint(nse, deps.limits);
+          const call = beginRegistryCall(ctx, deps);
+          const owner = await deps.ownership.owner(nse.name);
+          refuseIf(call.authorize('Register', RESOURCE, nse.name, owner), ctx, log, nse.name);
+          nse.pathIds = call.pathIds(nse.pathIds);
 
-        const now = deps.clock.now();
-        const expiresAtMs = chooseExpiration(nse, now, [
-          call.ownToken.expiresAtMs,
-          call.peerToken?.expiresAtMs,
-          now + deps.defaultExpirationMs,
-        ]);
-        const existing = await deps.records.get(nse.name);
-        nse.initialRegistrationTime =
-          existing?.initialRegistrationTime ?? nse.initialRegistrationTime ?? toTimestamp(now);
+          const now = deps.clock.now();
+          const expiresAtMs = chooseExpiration(nse, now, [
+            call.ownToken.expiresAtMs,
+            call.peerToken?.expiresAtMs,
+            now + deps.defaultExpirationMs,
+          ]);
+          const existing = await deps.records.get(nse.name);
+          nse.initialRegistrationTime =
+            existing?.initialRegistrationTime ?? nse.initialRegistrationTime ?? toTimestamp(now);
 
-        if (owner === undefined) {
-          const claimant = nse.pathIds[0] ?? '';
-          const winner = await deps.ownership.claim(nse.name, claimant);
-          // Another registrant claimed the name between our check and our claim (maybe on another server).
-          if (winner !== claimant)
-            refuseIf(call.authorize('Register', RESOURCE, nse.name, winner), ctx, log, nse.name);
-        }
-        const lease = await deps.store.grantLease(Math.max(1, Math.ceil(expiresAtMs - now)));
-        await deps.records.put(nse.name, nse, lease);
-        call.sendPathHeader();
-        log[existing ? 'debug' : 'info'](
-          {
-            nse: nse.name,
-            peer: ctx.peer.spiffeId,
-            url: nse.url,
-            expiresAt: new Date(expiresAtMs).toISOString(),
-          },
-          existing ? 'network service endpoint refreshed' : 'network service endpoint registered',
-        );
-        return nse;
-      },
-
-      async find(query, stream, ctx) {
-        const template = query.networkServiceEndpoint;
-        await streamFind(deps.records, {
-          watch: query.watch,
-          exactName: template?.name === '' ? undefined : template?.name,
-          matches: (r) => matchNetworkServiceEndpoint(template, r),
-          nameOnly: (name) => create(NetworkServiceEndpointSchema, { name }),
-          send: (r, deleted) => stream.send({ networkServiceEndpoint: r, deleted }),
-          signal: ctx.signal,
-        });
-      },
-
-      async unregister(nse, ctx) {
-        checkName(RESOURCE, nse.name, deps.limits);
-        const call = beginRegistryCall(ctx, deps);
-        const owner = await deps.ownership.owner(nse.name);
-        refuseIf(call.authorize('Unregister', RESOURCE, nse.name, owner), ctx, log, nse.name);
-        const deleted = await deps.records.delete(nse.name);
-        if (!deleted && owner === undefined) {
-          throw new AgentError(
-            'NOT_FOUND',
-            `no network service endpoint "${nse.name}" is registered; nothing to unregister`,
+          if (owner === undefined) {
+            const claimant = nse.pathIds[0] ?? '';
+            const winner = await deps.ownership.claim(nse.name, claimant);
+            // Another registrant claimed the name between our check and our claim (maybe on another server).
+            if (winner !== claimant)
+              refuseIf(call.authorize('Register', RESOURCE, nse.name, winner), ctx, log, nse.name);
+          }
+          const lease = await deps.store.grantLease(Math.max(1, Math.ceil(expiresAtMs - now)));
+          await deps.records.put(nse.name, nse, lease);
+          call.sendPathHeader();
+          log[existing ? 'debug' : 'info'](
             {
-              hint: 'check the name; a registration that expired and was never renewed is already gone',
+              nse: nse.name,
+              peer: ctx.peer.spiffeId,
+              url: nse.url,
+              expiresAt: new Date(expiresAtMs).toISOString(),
             },
+            existing ? 'network service endpoint refreshed' : 'network service endpoint registered',
           );
-        }
-        if (owner !== undefined) await deps.ownership.release(nse.name);
-        call.sendPathHeader();
-        log.info(
-          { nse: nse.name, peer: ctx.peer.spiffeId, wasRegistered: deleted },
-          'network service endpoint unregistered',
-        );
-        return {};
-      },
-    }),
+          return nse;
+        },
+
+        async find(query, stream, ctx) {
+          const template = query.networkServiceEndpoint;
+          await streamFind(deps.records, {
+            watch: query.watch,
+            exactName: template?.name === '' ? undefined : template?.name,
+            matches: (r) => matchNetworkServiceEndpoint(template, r),
+            nameOnly: (name) => create(NetworkServiceEndpointSchema, { name }),
+            send: (r, deleted) => stream.send({ networkServiceEndpoint: r, deleted }),
+            signal: ctx.signal,
+          });
+        },
+
+        async unregister(nse, ctx) {
+          checkName(RESOURCE, nse.name, deps.limits);
+          const call = beginRegistryCall(ctx, deps);
+          const owner = await deps.ownership.owner(nse.name);
+          refuseIf(call.authorize('Unregister', RESOURCE, nse.name, owner), ctx, log, nse.name);
+          const deleted = await deps.records.delete(nse.name);
+          if (!deleted && owner === undefined) {
+            throw new AgentError(
+              'NOT_FOUND',
+              `no network service endpoint "${nse.name}" is registered; nothing to unregister`,
+              {
+                hint: 'check the name; a registration that expired and was never renewed is already gone',
+              },
+            );
+          }
+          if (owner !== undefined) await deps.ownership.release(nse.name);
+          call.sendPathHeader();
+          log.info(
+            { nse: nse.name, peer: ctx.peer.spiffeId, wasRegistered: deleted },
+            'network service endpoint unregistered',
+          );
+          return {};
+        },
+      }),
+    ),
   );
 }
 

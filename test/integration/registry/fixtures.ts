@@ -216,6 +216,42 @@ export class RegistryClient {
     });
   }
 
+  /** Sends `bytes` as the request message as they are (malformed protobuf, oversized messages). */
+  callRaw(path: string, bytes: Uint8Array, options: CallMetadata = {}): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      this.#raw.makeUnaryRequest(
+        path,
+        (b: Uint8Array) => Buffer.from(b),
+        (b: Buffer) => b,
+        bytes,
+        this.metadata(options),
+        { deadline: new Date(Date.now() + 10_000) },
+        (err: ServiceError | null, response?: Buffer) => {
+          if (err) reject(err);
+          else resolve(response ?? Buffer.alloc(0));
+        },
+      );
+    });
+  }
+
+  /** A server-streaming call with raw request bytes; resolves with the number of responses. */
+  findRaw(path: string, bytes: Uint8Array): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const call = this.#raw.makeServerStreamRequest(
+        path,
+        (b: Uint8Array) => Buffer.from(b),
+        (b: Buffer) => b,
+        bytes,
+        this.metadata({ token: false, path: false }),
+        { deadline: new Date(Date.now() + 5_000) },
+      );
+      let n = 0;
+      call.on('data', () => n++);
+      call.on('error', reject);
+      call.on('end', () => resolve(n));
+    });
+  }
+
   registerNse(
     nse: MessageInitShape<typeof NetworkServiceEndpointSchema>,
     options?: CallMetadata,
