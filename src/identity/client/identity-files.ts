@@ -1,0 +1,30 @@
+import { join } from 'node:path';
+
+/**
+ * The agent's identity under `<stateDir>/identity/` (DESIGN §7). identity.json is written last and
+ * is the commit marker: without it the other files are leftovers of an interrupted enrolment.
+ */
+export const identityFiles = {
+  dir: (stateDir: string): string => join(stateDir, 'identity'),
+  /** PKCS#8 PEM, mode 0600. */
+  key: (stateDir: string): string => join(stateDir, 'identity', 'svid.key'),
+  /** The SVID, leaf first (PEM). */
+  svid: (stateDir: string): string => join(stateDir, 'identity', 'svid.pem'),
+  /** The mesh trust bundle (PEM). */
+  bundle: (stateDir: string): string => join(stateDir, 'identity', 'bundle.pem'),
+  meta: (stateDir: string): string => join(stateDir, 'identity', 'identity.json'),
+} as const;
+
+/** identity.json: what stays the same across renewals. Expiry is read from svid.pem itself. */
+export interface IdentityMeta {
+  readonly version: 1;
+  readonly spiffeId: string;
+  readonly hostId: string;
+  readonly trustDomain: string;
+  /** The enrolment/renewal endpoint, from the token. */
+  readonly serverUrl: string;
+  /** `sha256:<hex>` of the CA the token pinned. */
+  readonly caPin: string;
+  /** ms since the epoch. */
+  readonly enrolledAt: number;
+}
