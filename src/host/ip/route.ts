@@ -24,6 +24,7 @@ export interface Route {
 export interface RouteFilter {
   readonly table?: string | number;
   readonly protocol?: string | number;
+  /** `ip route show` lists IPv4 only unless told `-6`. */
   readonly family?: 4 | 6;
 }
 
