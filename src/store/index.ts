@@ -6,3 +6,7 @@ export type { StoreFailureReason } from './store-errors.js';
 export { MAX_KEY_BYTES, MAX_VALUE_BYTES, MAX_LEASE_TTL_MS } from './limits.js';
 export { EmbeddedStore } from './embedded-store.js';
 export type { EmbeddedStoreOptions } from './embedded-store.js';
+export { EtcdStore } from './etcd-store.js';
+export type { EtcdStoreOptions } from './etcd-store.js';
+export { parseEtcdUrl } from './etcd/etcd-url.js';
+export type { EtcdUrl } from './etcd/etcd-url.js';

@@ -1,0 +1,136 @@
+// etcd-specific behaviour beyond the shared contract: several servers on one etcd, namespaces,
+// compaction, and what callers see when etcd goes away.
+import test from 'ava';
+import { Buffer } from 'node:buffer';
+import { KV } from '../../../src/api/etcd.js';
+import { dial, insecure } from '../../../src/api/grpc/index.js';
+import { EtcdStore, isCompacted } from '../../../src/store/index.js';
+import type { WatchEvent } from '../../../src/store/index.js';
+import { etcdAvailable, startEtcd } from '../../helpers/etcd.js';
+import type { EtcdProcess } from '../../helpers/etcd.js';
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+const keyOf = (e: WatchEvent): string => (e.type === 'put' ? e.entry.key : e.key);
+
+let etcd: EtcdProcess | undefined;
+const extra: EtcdProcess[] = [];
+test.before(async () => {
+  if (etcdAvailable()) etcd = await startEtcd();
+});
+test.after.always(async () => {
+  await etcd?.stop();
+  for (const e of extra) await e.stop();
+});
+
+const it = etcdAvailable() ? test : test.skip;
+
+/** Collects `n` events or gives up after `ms`. */
+async function collect(iterable: AsyncIterable<WatchEvent>, n: number, ac: AbortController, ms = 10_000) {
+  const out: WatchEvent[] = [];
+  const timer = setTimeout(() => ac.abort(), ms);
+  for await (const e of iterable) {
+    out.push(e);
+    if (out.length >= n) break;
+  }
+  clearTimeout(timer);
+  return out;
+}
+
+it('a watch through one server sees writes and lease expiry made through another', async (t) => {
+  const a = await EtcdStore.open({ url: etcd!.url });
+  const b = await EtcdStore.open({ url: etcd!.url });
+  try {
+    const start = await a.list('/shared/');
+    const ac = new AbortController();
+    const events = collect(a.watch('/shared/', { afterRevision: start.revision, signal: ac.signal }), 3, ac);
+    const lease = await b.grantLease(1_000);
+    await b.put('/shared/nse-1', bytes('one'));
+    await b.put('/shared/nse-2', bytes('two'), { lease });
+    const seen = await events;
+    t.deepEqual(
+      seen.map((e) => [e.type, keyOf(e)]),
+      [
+        ['put', '/shared/nse-1'],
+        ['put', '/shared/nse-2'],
+        ['delete', '/shared/nse-2'],
+      ],
+    );
+    const del = seen[2]!;
+    t.true(del.type === 'delete' && del.prev?.lease === lease, 'the expiry carries the previous entry');
+    t.truthy(await a.get('/shared/nse-1'));
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+it('namespaces keep meshes sharing one etcd apart', async (t) => {
+  const red = await EtcdStore.open({ url: etcd!.url, namespace: '/mesh-red/' });
+  const blue = await EtcdStore.open({ url: etcd!.url, namespace: '/mesh-blue/' });
+  try {
+    t.is(red.description, `${etcd!.url}/mesh-red/`);
+    await red.put('/nse/x', bytes('red'));
+    await blue.put('/nse/x', bytes('blue'));
+    t.is(Buffer.from((await red.get('/nse/x'))!.value).toString(), 'red');
+    t.deepEqual(
+      (await blue.list('/')).entries.map((e) => [e.key, Buffer.from(e.value).toString()]),
+      [['/nse/x', 'blue']],
+    );
+  } finally {
+    await red.close();
+    await blue.close();
+  }
+});
+
+it('a watch from a compacted revision fails as compacted', async (t) => {
+  const store = await EtcdStore.open({ url: etcd!.url, namespace: '/compact/' });
+  const conn = dial(`tcp://127.0.0.1:${etcd!.clientPort}`, {
+    credentials: insecure({ allowLoopbackTcp: true }),
+  });
+  try {
+    const first = await store.put('/k', bytes('1'));
+    const last = await store.put('/k', bytes('2'));
+    await conn.client(KV).compact({ revision: BigInt(last.revision) });
+    const ac = new AbortController();
+    const err = await t.throwsAsync(async () => {
+      for await (const _ of store.watch('/', { afterRevision: first.revision - 1, signal: ac.signal })) break;
+    });
+    t.true(isCompacted(err), String(err));
+    t.regex(err.message, /list again/);
+  } finally {
+    conn.close();
+    await store.close();
+  }
+});
+
+it('when etcd goes away, a watch throws UNAVAILABLE and calls fail with UNAVAILABLE', async (t) => {
+  const lonely = await startEtcd();
+  extra.push(lonely);
+  const store = await EtcdStore.open({ url: lonely.url, timeoutMs: 2_000 });
+  try {
+    await store.put('/k', bytes('v'));
+    const ac = new AbortController();
+    const watching = (async () => {
+      for await (const _ of store.watch('/', { signal: ac.signal })) {
+        // no events expected
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    await lonely.kill();
+    const err = await t.throwsAsync(watching);
+    t.is((err as { code?: string }).code, 'UNAVAILABLE', String(err));
+    const put = await t.throwsAsync(store.put('/k', bytes('v2')));
+    t.is((put as { code?: string }).code, 'UNAVAILABLE');
+    t.regex(put.message, /check that etcd is running/);
+  } finally {
+    await store.close();
+  }
+});
+
+test('open fails with UNAVAILABLE, in bounded time, when nothing listens', async (t) => {
+  const started = Date.now();
+  const err = await t.throwsAsync(EtcdStore.open({ url: 'etcd://127.0.0.1:1', connectTimeoutMs: 1_000 }));
+  t.is((err as { code?: string }).code, 'UNAVAILABLE');
+  t.regex(err.message, /cannot reach etcd at etcd:\/\/127\.0\.0\.1:1/);
+  t.true(Date.now() - started < 5_000);
+});
