@@ -114,6 +114,15 @@ export class HostStore {
     });
   }
 
+  /**
+   * Notes that a host was active (e.g. the registry saw a call from it). Writes at most once per
+   * `resolutionMs` (default 1 min) per host, so busy hosts do not turn into a write per call.
+   */
+  async touch(hostId: string, resolutionMs = 60_000): Promise<void> {
+    const now = this.#clock.now();
+    await this.#update(hostId, (r) => (now - r.lastSeenAt < resolutionMs ? r : { ...r, lastSeenAt: now }));
+  }
+
   /** Throws PERMISSION_DENIED unless `hostId` is enrolled and not revoked. For renewal and the registry. */
   async requireActive(hostId: string): Promise<HostRecord> {
     const r = await this.get(hostId);

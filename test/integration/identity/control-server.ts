@@ -17,6 +17,7 @@ import {
 } from '../../../src/identity/index.js';
 import type { CreateTokenOptions, HostFactsRecord, ServerPki } from '../../../src/identity/index.js';
 import { silentLogger } from '../../../src/log/index.js';
+import type { Logger } from '../../../src/log/index.js';
 import { MemoryStore } from '../../../src/store/index.js';
 
 export const TD = 'mesh.test';
@@ -55,13 +56,15 @@ export async function controlServer(
   options: {
     readonly credentials?: (pki: ServerPki) => ServerTransportCredentials;
     readonly svidTtlMs?: number;
+    readonly log?: Logger;
   } = {},
 ): Promise<TestControlServer> {
   const pki = await initCa({ trustDomain: TD, dataDir: await tempDir(t, 'nsm-ca-') });
   const tokenClock = new FakeClock(Date.now());
   const store = new MemoryStore();
-  const tokens = new TokenStore({ store, clock: tokenClock });
-  const hosts = new HostStore({ store });
+  const log = options.log ?? silentLogger();
+  const tokens = new TokenStore({ store, clock: tokenClock, log });
+  const hosts = new HostStore({ store, log });
   const server = await startServer({
     listen: [
       { url: 'tcp://127.0.0.1:0', credentials: (options.credentials ?? enrolmentServerCredentials)(pki) },
@@ -71,10 +74,11 @@ export async function controlServer(
         ca: pki.ca,
         tokens,
         hosts,
+        log,
         ...(options.svidTtlMs === undefined ? {} : { svidTtlMs: options.svidTtlMs }),
       }),
     ],
-    log: silentLogger(),
+    log,
   });
   t.teardown(() => server.close({ graceMs: 100 }));
   const url = server.address;

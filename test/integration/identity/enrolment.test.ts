@@ -9,8 +9,11 @@ import { EnrolmentService } from '../../../src/api/index.js';
 import { AgentError } from '../../../src/errors/index.js';
 import {
   createAgentCsr,
+  TOKEN_PREFIX,
   enrollHost,
   formatPin,
+  formatToken,
+  parseToken,
   generateEcKeyPair,
   identityFiles,
   initCa,
@@ -21,6 +24,7 @@ import {
 } from '../../../src/identity/index.js';
 import type { ServerPki } from '../../../src/identity/index.js';
 import { enrolmentServerCredentials } from '../../../src/identity/index.js';
+import { createLogger } from '../../../src/log/index.js';
 import { createTestCa, issueSvid as issueTestSvid } from '../../helpers/pki.js';
 import { FACTS, TD, controlServer, filesUnder, tempDir } from './control-server.js';
 
@@ -366,4 +370,50 @@ test('grpc-js createSsl(…, checkClientCertificate=false) never asks for a clie
   await enrollHost({ token: await cs.token(), stateDir, hostFacts: FACTS });
   const e = await t.throwsAsync(renewHost({ stateDir }), { instanceOf: AgentError });
   t.is(e.code, 'UNAUTHENTICATED', 'the host presented its SVID, but the server never requested it');
+});
+
+test('the server logs enrolments by token id and host, never the token, its secret or a key', async (t) => {
+  const raw: string[] = [];
+  const log = createLogger({ level: 'debug', destination: { write: (s: string) => void raw.push(s) } });
+  const cs = await controlServer(t, { log });
+  const token = await cs.token();
+  const { secret, id } = parseToken(token);
+  await enrollHost({ token, stateDir: await tempDir(t), hostFacts: FACTS, log });
+  await t.throwsAsync(enrollHost({ token, stateDir: await tempDir(t), hostFacts: FACTS, log }));
+  const wrong = formatToken({ ...parseToken(await cs.token()), secret: new Uint8Array(32) });
+  await t.throwsAsync(enrollHost({ token: wrong, stateDir: await tempDir(t), hostFacts: FACTS, log }));
+  const text = raw.join('');
+  t.true(text.includes(id), 'token ids are logged');
+  t.true(text.includes('host enrolled'));
+  t.true(text.includes('wrong secret'));
+  for (const needle of [
+    token,
+    token.slice(TOKEN_PREFIX.length, TOKEN_PREFIX.length + 40),
+    Buffer.from(secret).toString('hex'),
+    Buffer.from(secret).toString('base64url'),
+    'PRIVATE KEY',
+  ]) {
+    t.false(text.includes(needle), needle.slice(0, 20));
+  }
+});
+
+test('a client certificate from another CA counts as no identity on the enrolment listener', async (t) => {
+  const cs = await controlServer(t);
+  const foreignCa = await createTestCa('other.test');
+  const foreign = await issueTestSvid(foreignCa, `spiffe://other.test/agent/x`);
+  const conn = dial(cs.url, {
+    credentials: clientCredentials({
+      bundlePem: cs.pki.ca.bundlePem,
+      certChainPem: foreign.chainPem,
+      keyPem: foreign.keyPem,
+      expectedServerId: `spiffe://${TD}/server`,
+    }),
+  });
+  t.teardown(() => conn.close());
+  const csrDer = await createAgentCsr(await generateEcKeyPair());
+  const e = await t.throwsAsync(conn.client(EnrolmentService).renew({ csrDer }), { instanceOf: AgentError });
+  t.is(e.code, 'UNAUTHENTICATED');
+  // …while Enrol still works for it: the token, not the certificate, authenticates enrolment.
+  const res = await conn.client(EnrolmentService).enrol({ token: await cs.token(), csrDer, host: {} });
+  t.regex(res.spiffeId, /^spiffe:\/\/mesh\.test\/agent\//);
 });

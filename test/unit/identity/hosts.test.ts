@@ -63,3 +63,14 @@ test('a revoked host cannot renew (R8) and stays listed as revoked', async (t) =
   await t.throwsAsync(hosts.requireActive('zz'), { message: /not enrolled/ });
   t.truthy((await hosts.list())[0]?.revokedAt);
 });
+
+test('touch updates last seen at most once per resolution', async (t) => {
+  const { clock, hosts } = setup();
+  const added = await hosts.add(host('h1'));
+  await clock.advance(30_000);
+  await hosts.touch('h1');
+  t.is((await hosts.get('h1'))?.lastSeenAt, added.lastSeenAt);
+  await clock.advance(31_000);
+  await hosts.touch('h1');
+  t.is((await hosts.get('h1'))?.lastSeenAt, clock.now());
+});
