@@ -1,4 +1,5 @@
 import { AgentError } from '../errors/index.js';
+import { execFailed } from './command-runner.js';
 import type { CommandRunner, RunOptions, RunResult } from './command-runner.js';
 import { parseIpJson, requireStr } from './ip/ip-json.js';
 
@@ -103,11 +104,9 @@ export class Netns {
 
   /** Deletes the netns; one that is not there is fine (deletion is what cleanup retries). */
   async delete(name: string): Promise<void> {
-    checkNetnsName(name);
-    const r = await this.#runner.run(['ip', 'netns', 'del', name]);
-    if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) {
-      await this.#runner.runChecked(['ip', 'netns', 'del', name]);
-    }
+    const argv = ['ip', 'netns', 'del', checkNetnsName(name)];
+    const r = await this.#runner.run(argv);
+    if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) throw execFailed(argv, r);
   }
 
   /** Runs argv inside the named netns. */

@@ -94,10 +94,14 @@ export class MemoryWireGuard implements WireGuard {
     });
   }
 
-  async show(name: string): Promise<DeviceState | undefined> {
-    this.#takeFailure('show');
+  show(name: string): Promise<DeviceState | undefined> {
+    try {
+      this.#takeFailure('show');
+    } catch (e: unknown) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
     const d = this.#devices.get(name);
-    if (!d) return undefined;
+    if (!d) return Promise.resolve(undefined);
     return Promise.resolve({
       name,
       publicKey: publicKeyOf(d.config.privateKey),

@@ -1,4 +1,5 @@
 import { AgentError } from '../../errors/index.js';
+import { execFailed } from '../command-runner.js';
 import type { CommandRunner, RunResult } from '../command-runner.js';
 import { parseAddresses } from './address.js';
 import type { Address } from './address.js';
@@ -54,10 +55,11 @@ export class Ip {
 
   /** The link, or undefined when there is none by that name. */
   async link(name: string): Promise<Link | undefined> {
-    const r = await this.#runner.run(this.#argv(['-json', '-details', 'link', 'show', 'dev', name]));
+    const argv = this.#argv(['-json', '-details', 'link', 'show', 'dev', name]);
+    const r = await this.#runner.run(argv);
     if (r.code !== 0) {
       if (/does not exist|Cannot find device/.test(r.stderr)) return undefined;
-      await this.#runner.runChecked(this.#argv(['-json', '-details', 'link', 'show', 'dev', name]));
+      throw execFailed(argv, r);
     }
     return parseLinks(r.stdout)[0];
   }
@@ -139,7 +141,7 @@ export class Ip {
     const r = await this.#runner.run(argv);
     if (r.code !== 0) {
       if (isMissingTable(r.stderr)) return [];
-      await this.#runner.runChecked(argv);
+      throw execFailed(argv, r);
     }
     return parseRoutes(r.stdout, filter);
   }

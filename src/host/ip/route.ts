@@ -39,19 +39,23 @@ export function parseRoutes(stdout: string, filter: RouteFilter = {}): Route[] {
       (filter.table === undefined || filter.table === 'all' ? undefined : String(filter.table));
     const protocol =
       str(o, 'protocol') ?? (filter.protocol === undefined ? undefined : String(filter.protocol));
-    const fields = {
-      dev: str(o, 'dev'),
-      gateway: str(o, 'gateway'),
-      table,
-      protocol,
-      metric: num(o, 'metric'),
-      scope: str(o, 'scope'),
-      prefsrc: str(o, 'prefsrc'),
-      type: str(o, 'type'),
+    const dev = str(o, 'dev');
+    const gateway = str(o, 'gateway');
+    const metric = num(o, 'metric');
+    const scope = str(o, 'scope');
+    const prefsrc = str(o, 'prefsrc');
+    const type = str(o, 'type');
+    return {
+      dst: requireStr(o, 'dst', 'route'),
+      ...(dev === undefined ? {} : { dev }),
+      ...(gateway === undefined ? {} : { gateway }),
+      ...(table === undefined ? {} : { table }),
+      ...(protocol === undefined ? {} : { protocol }),
+      ...(metric === undefined ? {} : { metric }),
+      ...(scope === undefined ? {} : { scope }),
+      ...(prefsrc === undefined ? {} : { prefsrc }),
+      ...(type === undefined ? {} : { type }),
     };
-    const route: Record<string, string | number> = { dst: requireStr(o, 'dst', 'route') };
-    for (const [k, v] of Object.entries(fields)) if (v !== undefined) route[k] = v;
-    return route as unknown as Route;
   });
 }
 

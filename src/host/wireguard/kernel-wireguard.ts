@@ -1,4 +1,5 @@
 import { AgentError } from '../../errors/index.js';
+import { execFailed } from '../command-runner.js';
 import type { CommandRunner, RunOptions } from '../command-runner.js';
 import { Ip } from '../ip/ip.js';
 import { assertNotInArgv } from './keys.js';
@@ -71,10 +72,11 @@ export class KernelWireGuard implements WireGuard {
   }
 
   async show(name: string): Promise<DeviceState | undefined> {
-    const r = await this.#runner.run(['wg', 'show', checkDeviceName(name), 'dump'], this.#runOpts);
+    const argv = ['wg', 'show', checkDeviceName(name), 'dump'];
+    const r = await this.#runner.run(argv, this.#runOpts);
     if (r.code !== 0) {
       if (/No such device|Unable to access interface/.test(r.stderr)) return undefined;
-      await this.#runner.runChecked(['wg', 'show', name, 'dump'], this.#runOpts);
+      throw execFailed(argv, r);
     }
     return parseWgDump(name, r.stdout);
   }

@@ -3,7 +3,7 @@ import { AgentError } from '../../errors/index.js';
 import { systemClock } from '../clock.js';
 import type { Clock } from '../clock.js';
 import type { CommandRunner } from '../command-runner.js';
-import { effectiveArgv } from '../command-runner.js';
+import { effectiveArgv, execFailed } from '../command-runner.js';
 import { processExists, signalProcess, spawnDetached } from '../detached-process.js';
 import type { DetachedStarter } from '../detached-process.js';
 import { Ip } from '../ip/ip.js';
@@ -87,10 +87,9 @@ export class UserspaceWireGuard implements WireGuard {
     const pids = (await this.#processes())
       .filter((p) => p.device === checkDeviceName(name))
       .map((p) => p.pid);
-    const r = await this.#o.runner.run(this.#ipArgv(['link', 'del', 'dev', name]));
-    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) {
-      await this.#o.runner.runChecked(this.#ipArgv(['link', 'del', 'dev', name]));
-    }
+    const argv = this.#ipArgv(['link', 'del', 'dev', name]);
+    const r = await this.#o.runner.run(argv);
+    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw execFailed(argv, r);
     // wireguard-go exits on its own once its TUN is gone; give it a moment, then insist.
     if (!(await this.#waitGone(pids, 2_000))) {
       for (const pid of pids) signalProcess(pid, 'SIGKILL');
