@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { AgentError, describe } from '../errors/index.js';
 import { Compare_CompareResult, Compare_CompareTarget, KV, Lease, Watch } from '../api/etcd.js';
 import type { CompareSchema, RequestOpSchema, ResponseHeader, TxnResponse } from '../api/etcd.js';
@@ -97,6 +98,8 @@ export class EtcdStore implements Store {
     this.#random = options.random ?? systemRandom;
     this.#log = (options.log ?? silentLogger()).child({ subsystem: 'store', store: this.description });
     this.#timeoutMs = options.timeoutMs ?? 5_000;
+    // Every open watch listens on this signal; hundreds of watches are normal, not a leak.
+    setMaxListeners(0, this.#closing.signal);
     this.#keepAlives = new LeaseKeepAlives({
       open: () => this.#lease.leaseKeepAlive({ signal: this.#closing.signal }),
       clock: options.clock ?? systemClock,
