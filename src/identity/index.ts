@@ -37,3 +37,6 @@ export { identityFiles } from './client/identity-files.js';
 export type { IdentityMeta } from './client/identity-files.js';
 export { issueToolIdentity, DEFAULT_TOOL_SVID_TTL_MS } from './tools/issue-tool-identity.js';
 export type { IssueToolIdentityOptions, ToolIdentityFiles } from './tools/issue-tool-identity.js';
+export { refreshServerSvid } from './ca/refresh-server-svid.js';
+export type { RefreshServerSvidOptions } from './ca/refresh-server-svid.js';
+export { renewalTime } from './client/renewal-schedule.js';

@@ -18,7 +18,8 @@ export type IdentityState =
       readonly trustDomain: string;
       readonly serverUrl: string;
       readonly enrolledAt: number;
-      /** SVID notAfter, ms since the epoch. */
+      /** SVID notBefore and notAfter, ms since the epoch. */
+      readonly issuedAt: number;
       readonly expiresAt: number;
     }
   | {
@@ -33,6 +34,8 @@ export interface AgentIdentity {
   readonly certChainPem: string;
   readonly keyPem: string;
   readonly bundlePem: string;
+  /** SVID notBefore and notAfter, ms since the epoch (for renewalTime). */
+  readonly issuedAt: number;
   readonly expiresAt: number;
 }
 
@@ -53,7 +56,7 @@ export async function readIdentityState(
   if (loaded.kind === 'none') return { state: 'not-enrolled' };
   if (loaded.kind === 'broken')
     return { state: 're-enrolment-required', reason: `${loaded.reason}; ${REENROL}` };
-  const { meta, expiresAt } = loaded.identity;
+  const { meta, issuedAt, expiresAt } = loaded.identity;
   return {
     state: 'enrolled',
     spiffeId: meta.spiffeId,
@@ -61,6 +64,7 @@ export async function readIdentityState(
     trustDomain: meta.trustDomain,
     serverUrl: meta.serverUrl,
     enrolledAt: meta.enrolledAt,
+    issuedAt,
     expiresAt,
   };
 }
@@ -136,7 +140,8 @@ async function inspect(stateDir: string, clock: Clock): Promise<Inspection> {
       `expired at ${new Date(expiresAt).toISOString()} and a join-token identity cannot be renewed once expired`,
     );
   }
-  return { kind: 'ok', identity: { meta, certChainPem: svidPem, keyPem, bundlePem, expiresAt } };
+  const issuedAt = Date.parse(leaf.validFrom);
+  return { kind: 'ok', identity: { meta, certChainPem: svidPem, keyPem, bundlePem, issuedAt, expiresAt } };
 }
 
 async function readOptional(path: string): Promise<string | undefined> {
