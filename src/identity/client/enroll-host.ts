@@ -29,7 +29,11 @@ export interface EnrollHostOptions {
   /** e.g. /var/lib/nsm-agent; the identity goes to `<stateDir>/identity/`. */
   readonly stateDir: string;
   readonly hostFacts: HostFactsRecord;
-  /** Enrol even if the host already has a valid identity (it is replaced). */
+  /**
+   * Enrol even if the host already has a valid identity. The old identity is discarded once the
+   * verified connection to the new server is up, so a refused re-enrolment leaves the host not
+   * enrolled rather than on its old identity.
+   */
   readonly replace?: boolean;
   /** Deadline for the handshake and for the Enrol call; default 15 s each. */
   readonly timeoutMs?: number;

@@ -1,10 +1,10 @@
 // Enrolment end to end over real TLS on loopback: reliability R1–R4, R7, R8.
 import 'reflect-metadata';
-import { stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import test from 'ava';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
-import { clientCredentials, dial, serverCredentials } from '../../../src/api/grpc/index.js';
+import { clientCredentials, dial, serverCredentials, startServer } from '../../../src/api/grpc/index.js';
 import { EnrolmentService } from '../../../src/api/index.js';
 import { AgentError } from '../../../src/errors/index.js';
 import {
@@ -23,8 +23,8 @@ import {
   renewHost,
 } from '../../../src/identity/index.js';
 import type { ServerPki } from '../../../src/identity/index.js';
-import { enrolmentServerCredentials } from '../../../src/identity/index.js';
-import { createLogger } from '../../../src/log/index.js';
+import { enrolmentServerCredentials, enrolmentService } from '../../../src/identity/index.js';
+import { createLogger, silentLogger } from '../../../src/log/index.js';
 import { createTestCa, issueSvid as issueTestSvid } from '../../helpers/pki.js';
 import { FACTS, TD, controlServer, filesUnder, tempDir } from './control-server.js';
 
@@ -338,7 +338,6 @@ test('Renew without a client certificate is UNAUTHENTICATED; with a tool identit
 
   const outDir = await tempDir(t);
   const tool = await issueToolIdentity({ ca: cs.pki.ca, spiffeId: `spiffe://${TD}/tool/grpcurl`, outDir });
-  const { readFile } = await import('node:fs/promises');
   const asTool = dial(cs.url, {
     credentials: clientCredentials({
       bundlePem: await readFile(tool.bundlePath, 'utf8'),
@@ -416,4 +415,37 @@ test('a client certificate from another CA counts as no identity on the enrolmen
   // …while Enrol still works for it: the token, not the certificate, authenticates enrolment.
   const res = await conn.client(EnrolmentService).enrol({ token: await cs.token(), csrDer, host: {} });
   t.regex(res.spiffeId, /^spiffe:\/\/mesh\.test\/agent\//);
+});
+
+test('enrolled SVIDs pass api/grpc mTLS with client certs required and an authorizePeer check', async (t) => {
+  const first = await controlServer(t);
+  const stateDir = await tempDir(t);
+  const enrolled = await enrollHost({ token: await first.token(), stateDir, hostFacts: FACTS });
+  const seen: string[] = [];
+  // The same CA and host records behind a strict mTLS listener, as the registry will be served.
+  const strict = await startServer({
+    listen: [
+      {
+        url: 'tcp://127.0.0.1:0',
+        credentials: serverCredentials({
+          bundlePem: first.pki.ca.bundlePem,
+          certChainPem: first.pki.server.certPem,
+          keyPem: first.pki.server.keyPem,
+          requireClientCert: true,
+          authorizePeer: (id) => {
+            seen.push(id);
+            return id.startsWith(`spiffe://${TD}/agent/`);
+          },
+        }),
+      },
+    ],
+    services: [enrolmentService({ ca: first.pki.ca, tokens: first.tokens, hosts: first.hosts })],
+    log: silentLogger(),
+  });
+  t.teardown(() => strict.close({ graceMs: 100 }));
+  const metaPath = identityFiles.meta(stateDir);
+  const meta = JSON.parse(await readFile(metaPath, 'utf8')) as { serverUrl: string };
+  await writeFile(metaPath, JSON.stringify({ ...meta, serverUrl: strict.address }));
+  await renewHost({ stateDir });
+  t.deepEqual(seen, [enrolled.spiffeId]);
 });
