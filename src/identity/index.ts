@@ -34,7 +34,7 @@ export type { PinnedCa } from './client/fetch-server-ca.js';
 export { loadAgentIdentity, readIdentityState } from './client/identity-state.js';
 export type { AgentIdentity, IdentityState } from './client/identity-state.js';
 export { identityFiles } from './client/identity-files.js';
-export type { IdentityMeta } from './client/identity-files.js';
+export type { IdentityMeta, RevokedMarker } from './client/identity-files.js';
 export { issueToolIdentity, DEFAULT_TOOL_SVID_TTL_MS } from './tools/issue-tool-identity.js';
 export type { IssueToolIdentityOptions, ToolIdentityFiles } from './tools/issue-tool-identity.js';
 export { refreshServerSvid } from './ca/refresh-server-svid.js';

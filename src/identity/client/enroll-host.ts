@@ -126,6 +126,7 @@ export async function enrollHost(options: EnrollHostOptions): Promise<EnrolledId
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // Remove the old commit marker first: from here on, the old identity is gone either way.
     await rm(identityFiles.meta(stateDir), { force: true });
+    await rm(identityFiles.revoked(stateDir), { force: true });
     await syncDir(dir);
     keys = await generateEcKeyPair();
     await writeFileAtomic(identityFiles.key(stateDir), keys.privateKeyPem, SECRET_FILE_MODE);

@@ -13,7 +13,17 @@ export const identityFiles = {
   /** The mesh trust bundle (PEM). */
   bundle: (stateDir: string): string => join(stateDir, 'identity', 'bundle.pem'),
   meta: (stateDir: string): string => join(stateDir, 'identity', 'identity.json'),
+  /** Written when the server refused a renewal with PERMISSION_DENIED: the host was revoked (R8). */
+  revoked: (stateDir: string): string => join(stateDir, 'identity', 'revoked.json'),
 } as const;
+
+/** revoked.json: why this host may not run until it is enrolled again. */
+export interface RevokedMarker {
+  /** ms since the epoch. */
+  readonly at: number;
+  /** The server's message. */
+  readonly message: string;
+}
 
 /** identity.json: what stays the same across renewals. Expiry is read from svid.pem itself. */
 export interface IdentityMeta {

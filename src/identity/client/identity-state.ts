@@ -6,7 +6,7 @@ import { systemClock } from '../../host/index.js';
 import type { Clock } from '../../host/index.js';
 import { pemBlocks } from '../crypto/pem.js';
 import { identityFiles } from './identity-files.js';
-import type { IdentityMeta } from './identity-files.js';
+import type { IdentityMeta, RevokedMarker } from './identity-files.js';
 
 /** Where this host stands (a tagged union; switch on `state`). */
 export type IdentityState =
@@ -87,6 +87,19 @@ type Inspection =
   | { readonly kind: 'ok'; readonly identity: AgentIdentity };
 
 async function inspect(stateDir: string, clock: Clock): Promise<Inspection> {
+  const revokedText = await readOptional(identityFiles.revoked(stateDir));
+  if (revokedText !== undefined) {
+    let why = 'the control server revoked this host';
+    try {
+      const marker = JSON.parse(revokedText) as Partial<RevokedMarker>;
+      if (typeof marker.at === 'number' && typeof marker.message === 'string') {
+        why = `the control server revoked this host (renewal refused at ${new Date(marker.at).toISOString()}: ${marker.message})`;
+      }
+    } catch {
+      // The marker's presence is what counts; its content only improves the message.
+    }
+    return { kind: 'broken', reason: why };
+  }
   const [metaText, keyPem, svidPem, bundlePem] = await Promise.all([
     readOptional(identityFiles.meta(stateDir)),
     readOptional(identityFiles.key(stateDir)),

@@ -1,5 +1,6 @@
 import { clientCredentials, dial } from '../../api/grpc/index.js';
 import { EnrolmentService } from '../../api/index.js';
+import type { EnrolResponse } from '../../api/index.js';
 import { AgentError } from '../../errors/index.js';
 import { systemClock } from '../../host/index.js';
 import type { Clock } from '../../host/index.js';
@@ -11,6 +12,7 @@ import { PUBLIC_FILE_MODE, writeFileAtomic } from '../fs/atomic-write.js';
 import type { HostFactsRecord } from '../hosts/host-record.js';
 import { acceptResponse } from './accept-response.js';
 import { identityFiles } from './identity-files.js';
+import type { RevokedMarker } from './identity-files.js';
 import { loadAgentIdentity } from './identity-state.js';
 
 export interface RenewHostOptions {
@@ -26,7 +28,8 @@ export interface RenewHostOptions {
  * jitter). The key is kept: only svid.pem and bundle.pem change, each replaced atomically, and
  * identity.json holds nothing that changes, so a crash between the two writes leaves a valid pair
  * (a new certificate for the same key, and a bundle that still holds the CA). A revoked host gets
- * PERMISSION_DENIED (R8) and keeps its files; the daemon stops on it.
+ * PERMISSION_DENIED (R8): its files stay, and revoked.json makes readIdentityState report
+ * "re-enrolment required" from then on, so the daemon stops and will not start again on them.
  */
 export async function renewHost(options: RenewHostOptions): Promise<{ readonly expiresAt: number }> {
   const clock = options.clock ?? systemClock;
@@ -49,13 +52,27 @@ export async function renewHost(options: RenewHostOptions): Promise<{ readonly e
     }),
   });
   try {
-    const res = await conn.client(EnrolmentService).renew(
-      {
-        csrDer: await createAgentCsr(keys),
-        ...(options.hostFacts ? { host: { ...options.hostFacts } } : {}),
-      },
-      { timeoutMs: options.timeoutMs ?? 15_000 },
-    );
+    let res: EnrolResponse;
+    try {
+      res = await conn.client(EnrolmentService).renew(
+        {
+          csrDer: await createAgentCsr(keys),
+          ...(options.hostFacts ? { host: { ...options.hostFacts } } : {}),
+        },
+        { timeoutMs: options.timeoutMs ?? 15_000 },
+      );
+    } catch (e: unknown) {
+      if (AgentError.is(e, 'PERMISSION_DENIED')) {
+        // Remembered on disk, so a restarted daemon refuses to run on this identity (R8).
+        const marker: RevokedMarker = { at: clock.now(), message: e.message };
+        await writeFileAtomic(
+          identityFiles.revoked(options.stateDir),
+          JSON.stringify(marker) + '\n',
+          PUBLIC_FILE_MODE,
+        );
+      }
+      throw e;
+    }
     const accepted = acceptResponse(res, keys.spki, trustedCa, { spiffeId: identity.meta.spiffeId });
     await writeFileAtomic(identityFiles.bundle(options.stateDir), accepted.bundlePem, PUBLIC_FILE_MODE);
     await writeFileAtomic(identityFiles.svid(options.stateDir), accepted.certChainPem, PUBLIC_FILE_MODE);

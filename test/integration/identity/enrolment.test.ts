@@ -309,7 +309,7 @@ test('R7: malformed CSRs get INVALID_ARGUMENT naming the rule, and do not burn t
   t.regex(junk.message, /not a usable enrolment token.*nsmagent1_/);
 });
 
-test('R8: a revoked host gets PERMISSION_DENIED on renewal and keeps its files', async (t) => {
+test('R8: a revoked host gets PERMISSION_DENIED on renewal, and its state says re-enrolment required', async (t) => {
   const cs = await controlServer(t);
   const stateDir = await tempDir(t);
   const enrolled = await enrollHost({ token: await cs.token(), stateDir, hostFacts: FACTS });
@@ -317,7 +317,14 @@ test('R8: a revoked host gets PERMISSION_DENIED on renewal and keeps its files',
   const e = await t.throwsAsync(renewHost({ stateDir }), { instanceOf: AgentError });
   t.is(e.code, 'PERMISSION_DENIED');
   t.regex(e.message, /was revoked at .*enrolled again with a new token/);
-  t.is((await filesUnder(stateDir)).length, 4);
+  t.is((await filesUnder(stateDir)).length, 5, 'identity kept, plus revoked.json');
+  const state = await readIdentityState(stateDir);
+  t.is(state.state, 're-enrolment-required');
+  if (state.state === 're-enrolment-required') t.regex(state.reason, /revoked this host .*enroll --token/);
+  await t.throwsAsync(renewHost({ stateDir }), { message: /cannot renew: .*revoked/ });
+  // Enrolling again with a new token clears it.
+  await enrollHost({ token: await cs.token(), stateDir, hostFacts: FACTS, replace: true });
+  t.is((await readIdentityState(stateDir)).state, 'enrolled');
 });
 
 test('Renew without a client certificate is UNAUTHENTICATED; with a tool identity it is PERMISSION_DENIED', async (t) => {
