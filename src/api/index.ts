@@ -129,13 +129,40 @@ export type {
 
 // package nsmagent.enrol.v1 (our own enrolment API, not NSM's wire)
 export {
+  CreateTokenRequestSchema,
+  CreateTokenResponseSchema,
   EnrolRequestSchema,
   EnrolResponseSchema,
   Enrolment as EnrolmentService,
+  EnrolmentAdmin as EnrolmentAdminService,
   HostFactsSchema,
+  HostInfoSchema,
+  ListHostsRequestSchema,
+  ListHostsResponseSchema,
+  ListTokensRequestSchema,
+  ListTokensResponseSchema,
   RenewRequestSchema,
+  RevokeHostRequestSchema,
+  RevokeTokenRequestSchema,
+  TokenInfoSchema,
 } from './gen/enrol_pb.js';
-export type { EnrolRequest, EnrolResponse, HostFacts, RenewRequest } from './gen/enrol_pb.js';
+// TokenInfo/HostInfo get a Message suffix: identity has domain types of the same names.
+export type {
+  CreateTokenRequest,
+  CreateTokenResponse,
+  EnrolRequest,
+  EnrolResponse,
+  HostFacts,
+  HostInfo as HostInfoMessage,
+  ListHostsRequest,
+  ListHostsResponse,
+  ListTokensRequest,
+  ListTokensResponse,
+  RenewRequest,
+  RevokeHostRequest,
+  RevokeTokenRequest,
+  TokenInfo as TokenInfoMessage,
+} from './gen/enrol_pb.js';
 
 // Helpers
 export {

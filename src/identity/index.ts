@@ -40,3 +40,5 @@ export type { IssueToolIdentityOptions, ToolIdentityFiles } from './tools/issue-
 export { refreshServerSvid } from './ca/refresh-server-svid.js';
 export type { RefreshServerSvidOptions } from './ca/refresh-server-svid.js';
 export { renewalTime } from './client/renewal-schedule.js';
+export { adminSpiffeIds, enrolmentAdminService } from './enrolment/admin-service.js';
+export type { AuthorizeAdmin, EnrolmentAdminServiceOptions } from './enrolment/admin-service.js';

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file enrol.proto.
  */
 export const file_enrol: GenFile = /*@__PURE__*/
-  fileDesc("CgtlbnJvbC5wcm90bxIRbnNtYWdlbnQuZW5yb2wudjEiTgoJSG9zdEZhY3RzEhAKCGhvc3RuYW1lGAEgASgJEgoKAm9zGAIgASgJEgwKBGFyY2gYAyABKAkSFQoNYWdlbnRfdmVyc2lvbhgEIAEoCSJaCgxFbnJvbFJlcXVlc3QSDQoFdG9rZW4YASABKAkSDwoHY3NyX2RlchgCIAEoDBIqCgRob3N0GAMgASgLMhwubnNtYWdlbnQuZW5yb2wudjEuSG9zdEZhY3RzIksKDFJlbmV3UmVxdWVzdBIPCgdjc3JfZGVyGAEgASgMEioKBGhvc3QYAiABKAsyHC5uc21hZ2VudC5lbnJvbC52MS5Ib3N0RmFjdHMilQEKDUVucm9sUmVzcG9uc2USFgoOc3ZpZF9jaGFpbl9kZXIYASADKAwSGAoQdHJ1c3RfYnVuZGxlX2RlchgCIAMoDBIRCglzcGlmZmVfaWQYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHaG9zdF9pZBgFIAEoCTKjAQoJRW5yb2xtZW50EkoKBUVucm9sEh8ubnNtYWdlbnQuZW5yb2wudjEuRW5yb2xSZXF1ZXN0GiAubnNtYWdlbnQuZW5yb2wudjEuRW5yb2xSZXNwb25zZRJKCgVSZW5ldxIfLm5zbWFnZW50LmVucm9sLnYxLlJlbmV3UmVxdWVzdBogLm5zbWFnZW50LmVucm9sLnYxLkVucm9sUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CgtlbnJvbC5wcm90bxIRbnNtYWdlbnQuZW5yb2wudjEiTgoJSG9zdEZhY3RzEhAKCGhvc3RuYW1lGAEgASgJEgoKAm9zGAIgASgJEgwKBGFyY2gYAyABKAkSFQoNYWdlbnRfdmVyc2lvbhgEIAEoCSJaCgxFbnJvbFJlcXVlc3QSDQoFdG9rZW4YASABKAkSDwoHY3NyX2RlchgCIAEoDBIqCgRob3N0GAMgASgLMhwubnNtYWdlbnQuZW5yb2wudjEuSG9zdEZhY3RzIksKDFJlbmV3UmVxdWVzdBIPCgdjc3JfZGVyGAEgASgMEioKBGhvc3QYAiABKAsyHC5uc21hZ2VudC5lbnJvbC52MS5Ib3N0RmFjdHMilQEKDUVucm9sUmVzcG9uc2USFgoOc3ZpZF9jaGFpbl9kZXIYASADKAwSGAoQdHJ1c3RfYnVuZGxlX2RlchgCIAMoDBIRCglzcGlmZmVfaWQYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHaG9zdF9pZBgFIAEoCSLIAgoJVG9rZW5JbmZvEgoKAmlkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHVzZXNfYWxsb3dlZBgEIAEoDRIRCgl1c2VzX2xlZnQYBSABKA0SOAoGbGFiZWxzGAYgAygLMigubnNtYWdlbnQuZW5yb2wudjEuVG9rZW5JbmZvLkxhYmVsc0VudHJ5Ei4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXN0YXRlGAggASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiqQEKEkNyZWF0ZVRva2VuUmVxdWVzdBITCgt0dGxfc2Vjb25kcxgBIAEoDRIMCgR1c2VzGAIgASgNEkEKBmxhYmVscxgDIAMoCzIxLm5zbWFnZW50LmVucm9sLnYxLkNyZWF0ZVRva2VuUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlAKE0NyZWF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSKgoEaW5mbxgCIAEoCzIcLm5zbWFnZW50LmVucm9sLnYxLlRva2VuSW5mbyITChFMaXN0VG9rZW5zUmVxdWVzdCJCChJMaXN0VG9rZW5zUmVzcG9uc2USLAoGdG9rZW5zGAEgAygLMhwubnNtYWdlbnQuZW5yb2wudjEuVG9rZW5JbmZvIiAKElJldm9rZVRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCSKyAwoISG9zdEluZm8SDwoHaG9zdF9pZBgBIAEoCRIRCglzcGlmZmVfaWQYAiABKAkSNwoGbGFiZWxzGAMgAygLMicubnNtYWdlbnQuZW5yb2wudjEuSG9zdEluZm8uTGFiZWxzRW50cnkSKwoFZmFjdHMYBCABKAsyHC5uc21hZ2VudC5lbnJvbC52MS5Ib3N0RmFjdHMSEAoIdG9rZW5faWQYBSABKAkSLwoLZW5yb2xsZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPc3ZpZF9leHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtzdmlkX3NlcmlhbBgKIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhIKEExpc3RIb3N0c1JlcXVlc3QiPwoRTGlzdEhvc3RzUmVzcG9uc2USKgoFaG9zdHMYASADKAsyGy5uc21hZ2VudC5lbnJvbC52MS5Ib3N0SW5mbyIhChFSZXZva2VIb3N0UmVxdWVzdBIMCgRob3N0GAEgASgJMqMBCglFbnJvbG1lbnQSSgoFRW5yb2wSHy5uc21hZ2VudC5lbnJvbC52MS5FbnJvbFJlcXVlc3QaIC5uc21hZ2VudC5lbnJvbC52MS5FbnJvbFJlc3BvbnNlEkoKBVJlbmV3Eh8ubnNtYWdlbnQuZW5yb2wudjEuUmVuZXdSZXF1ZXN0GiAubnNtYWdlbnQuZW5yb2wudjEuRW5yb2xSZXNwb25zZTLGAwoORW5yb2xtZW50QWRtaW4SXAoLQ3JlYXRlVG9rZW4SJS5uc21hZ2VudC5lbnJvbC52MS5DcmVhdGVUb2tlblJlcXVlc3QaJi5uc21hZ2VudC5lbnJvbC52MS5DcmVhdGVUb2tlblJlc3BvbnNlElkKCkxpc3RUb2tlbnMSJC5uc21hZ2VudC5lbnJvbC52MS5MaXN0VG9rZW5zUmVxdWVzdBolLm5zbWFnZW50LmVucm9sLnYxLkxpc3RUb2tlbnNSZXNwb25zZRJSCgtSZXZva2VUb2tlbhIlLm5zbWFnZW50LmVucm9sLnYxLlJldm9rZVRva2VuUmVxdWVzdBocLm5zbWFnZW50LmVucm9sLnYxLlRva2VuSW5mbxJWCglMaXN0SG9zdHMSIy5uc21hZ2VudC5lbnJvbC52MS5MaXN0SG9zdHNSZXF1ZXN0GiQubnNtYWdlbnQuZW5yb2wudjEuTGlzdEhvc3RzUmVzcG9uc2USTwoKUmV2b2tlSG9zdBIkLm5zbWFnZW50LmVucm9sLnYxLlJldm9rZUhvc3RSZXF1ZXN0GhsubnNtYWdlbnQuZW5yb2wudjEuSG9zdEluZm9iBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * What the agent reports about its host; stored as labels on the enrolled host record.
@@ -153,6 +153,277 @@ export const EnrolResponseSchema: GenMessage<EnrolResponse> = /*@__PURE__*/
   messageDesc(file_enrol, 3);
 
 /**
+ * @generated from message nsmagent.enrol.v1.TokenInfo
+ */
+export type TokenInfo = Message<"nsmagent.enrol.v1.TokenInfo"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 uses_allowed = 4;
+   */
+  usesAllowed: number;
+
+  /**
+   * @generated from field: uint32 uses_left = 5;
+   */
+  usesLeft: number;
+
+  /**
+   * @generated from field: map<string, string> labels = 6;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Unset unless revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_at = 7;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * "active", "expired" or "revoked".
+   *
+   * @generated from field: string state = 8;
+   */
+  state: string;
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.TokenInfo.
+ * Use `create(TokenInfoSchema)` to create a new message.
+ */
+export const TokenInfoSchema: GenMessage<TokenInfo> = /*@__PURE__*/
+  messageDesc(file_enrol, 4);
+
+/**
+ * @generated from message nsmagent.enrol.v1.CreateTokenRequest
+ */
+export type CreateTokenRequest = Message<"nsmagent.enrol.v1.CreateTokenRequest"> & {
+  /**
+   * 0 = the server's default (1 h).
+   *
+   * @generated from field: uint32 ttl_seconds = 1;
+   */
+  ttlSeconds: number;
+
+  /**
+   * 0 = 1.
+   *
+   * @generated from field: uint32 uses = 2;
+   */
+  uses: number;
+
+  /**
+   * @generated from field: map<string, string> labels = 3;
+   */
+  labels: { [key: string]: string };
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.CreateTokenRequest.
+ * Use `create(CreateTokenRequestSchema)` to create a new message.
+ */
+export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
+  messageDesc(file_enrol, 5);
+
+/**
+ * @generated from message nsmagent.enrol.v1.CreateTokenResponse
+ */
+export type CreateTokenResponse = Message<"nsmagent.enrol.v1.CreateTokenResponse"> & {
+  /**
+   * Shown once; the server keeps only a hash of its secret.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: nsmagent.enrol.v1.TokenInfo info = 2;
+   */
+  info?: TokenInfo | undefined;
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.CreateTokenResponse.
+ * Use `create(CreateTokenResponseSchema)` to create a new message.
+ */
+export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
+  messageDesc(file_enrol, 6);
+
+/**
+ * @generated from message nsmagent.enrol.v1.ListTokensRequest
+ */
+export type ListTokensRequest = Message<"nsmagent.enrol.v1.ListTokensRequest"> & {
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.ListTokensRequest.
+ * Use `create(ListTokensRequestSchema)` to create a new message.
+ */
+export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
+  messageDesc(file_enrol, 7);
+
+/**
+ * @generated from message nsmagent.enrol.v1.ListTokensResponse
+ */
+export type ListTokensResponse = Message<"nsmagent.enrol.v1.ListTokensResponse"> & {
+  /**
+   * @generated from field: repeated nsmagent.enrol.v1.TokenInfo tokens = 1;
+   */
+  tokens: TokenInfo[];
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.ListTokensResponse.
+ * Use `create(ListTokensResponseSchema)` to create a new message.
+ */
+export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
+  messageDesc(file_enrol, 8);
+
+/**
+ * @generated from message nsmagent.enrol.v1.RevokeTokenRequest
+ */
+export type RevokeTokenRequest = Message<"nsmagent.enrol.v1.RevokeTokenRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.RevokeTokenRequest.
+ * Use `create(RevokeTokenRequestSchema)` to create a new message.
+ */
+export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
+  messageDesc(file_enrol, 9);
+
+/**
+ * @generated from message nsmagent.enrol.v1.HostInfo
+ */
+export type HostInfo = Message<"nsmagent.enrol.v1.HostInfo"> & {
+  /**
+   * @generated from field: string host_id = 1;
+   */
+  hostId: string;
+
+  /**
+   * @generated from field: string spiffe_id = 2;
+   */
+  spiffeId: string;
+
+  /**
+   * @generated from field: map<string, string> labels = 3;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: nsmagent.enrol.v1.HostFacts facts = 4;
+   */
+  facts?: HostFacts | undefined;
+
+  /**
+   * @generated from field: string token_id = 5;
+   */
+  tokenId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp enrolled_at = 6;
+   */
+  enrolledAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_seen_at = 7;
+   */
+  lastSeenAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp svid_expires_at = 8;
+   */
+  svidExpiresAt?: Timestamp | undefined;
+
+  /**
+   * Unset unless revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_at = 9;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string svid_serial = 10;
+   */
+  svidSerial: string;
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.HostInfo.
+ * Use `create(HostInfoSchema)` to create a new message.
+ */
+export const HostInfoSchema: GenMessage<HostInfo> = /*@__PURE__*/
+  messageDesc(file_enrol, 10);
+
+/**
+ * @generated from message nsmagent.enrol.v1.ListHostsRequest
+ */
+export type ListHostsRequest = Message<"nsmagent.enrol.v1.ListHostsRequest"> & {
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.ListHostsRequest.
+ * Use `create(ListHostsRequestSchema)` to create a new message.
+ */
+export const ListHostsRequestSchema: GenMessage<ListHostsRequest> = /*@__PURE__*/
+  messageDesc(file_enrol, 11);
+
+/**
+ * @generated from message nsmagent.enrol.v1.ListHostsResponse
+ */
+export type ListHostsResponse = Message<"nsmagent.enrol.v1.ListHostsResponse"> & {
+  /**
+   * @generated from field: repeated nsmagent.enrol.v1.HostInfo hosts = 1;
+   */
+  hosts: HostInfo[];
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.ListHostsResponse.
+ * Use `create(ListHostsResponseSchema)` to create a new message.
+ */
+export const ListHostsResponseSchema: GenMessage<ListHostsResponse> = /*@__PURE__*/
+  messageDesc(file_enrol, 12);
+
+/**
+ * @generated from message nsmagent.enrol.v1.RevokeHostRequest
+ */
+export type RevokeHostRequest = Message<"nsmagent.enrol.v1.RevokeHostRequest"> & {
+  /**
+   * A host id, or a hostname that only one host has.
+   *
+   * @generated from field: string host = 1;
+   */
+  host: string;
+};
+
+/**
+ * Describes the message nsmagent.enrol.v1.RevokeHostRequest.
+ * Use `create(RevokeHostRequestSchema)` to create a new message.
+ */
+export const RevokeHostRequestSchema: GenMessage<RevokeHostRequest> = /*@__PURE__*/
+  messageDesc(file_enrol, 13);
+
+/**
  * @generated from service nsmagent.enrol.v1.Enrolment
  */
 export const Enrolment: GenService<{
@@ -178,4 +449,51 @@ export const Enrolment: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_enrol, 0);
+
+/**
+ * @generated from service nsmagent.enrol.v1.EnrolmentAdmin
+ */
+export const EnrolmentAdmin: GenService<{
+  /**
+   * @generated from rpc nsmagent.enrol.v1.EnrolmentAdmin.CreateToken
+   */
+  createToken: {
+    methodKind: "unary";
+    input: typeof CreateTokenRequestSchema;
+    output: typeof CreateTokenResponseSchema;
+  },
+  /**
+   * @generated from rpc nsmagent.enrol.v1.EnrolmentAdmin.ListTokens
+   */
+  listTokens: {
+    methodKind: "unary";
+    input: typeof ListTokensRequestSchema;
+    output: typeof ListTokensResponseSchema;
+  },
+  /**
+   * @generated from rpc nsmagent.enrol.v1.EnrolmentAdmin.RevokeToken
+   */
+  revokeToken: {
+    methodKind: "unary";
+    input: typeof RevokeTokenRequestSchema;
+    output: typeof TokenInfoSchema;
+  },
+  /**
+   * @generated from rpc nsmagent.enrol.v1.EnrolmentAdmin.ListHosts
+   */
+  listHosts: {
+    methodKind: "unary";
+    input: typeof ListHostsRequestSchema;
+    output: typeof ListHostsResponseSchema;
+  },
+  /**
+   * @generated from rpc nsmagent.enrol.v1.EnrolmentAdmin.RevokeHost
+   */
+  revokeHost: {
+    methodKind: "unary";
+    input: typeof RevokeHostRequestSchema;
+    output: typeof HostInfoSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_enrol, 1);
 

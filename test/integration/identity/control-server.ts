@@ -6,7 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { startServer } from '../../../src/api/grpc/index.js';
-import type { GrpcServer, ServerTransportCredentials } from '../../../src/api/grpc/index.js';
+import type {
+  GrpcServer,
+  ServerTransportCredentials,
+  ServiceRegistration,
+} from '../../../src/api/grpc/index.js';
 import { FakeClock } from '../../../src/host/fake/index.js';
 import {
   HostStore,
@@ -57,6 +61,11 @@ export async function controlServer(
     readonly credentials?: (pki: ServerPki) => ServerTransportCredentials;
     readonly svidTtlMs?: number;
     readonly log?: Logger;
+    /** More services on the same listener, e.g. the admin service. */
+    readonly extraServices?: (
+      pki: ServerPki,
+      stores: { readonly tokens: TokenStore; readonly hosts: HostStore },
+    ) => ServiceRegistration[];
   } = {},
 ): Promise<TestControlServer> {
   const pki = await initCa({ trustDomain: TD, dataDir: await tempDir(t, 'nsm-ca-') });
@@ -77,6 +86,7 @@ export async function controlServer(
         log,
         ...(options.svidTtlMs === undefined ? {} : { svidTtlMs: options.svidTtlMs }),
       }),
+      ...(options.extraServices?.(pki, { tokens, hosts }) ?? []),
     ],
     log,
   });
