@@ -19,6 +19,7 @@ interface Figures {
   readonly putConcPerSec: number;
   readonly getP50Ms: number;
   readonly getP99Ms: number;
+  readonly listAllP50Ms: number;
   readonly fanoutP50Ms: number;
   readonly fanoutP99Ms: number;
 }
@@ -88,6 +89,16 @@ async function measure(name: string, store: Store): Promise<Figures> {
   }
   gets.sort((a, b) => a - b);
 
+  // Listing every loaded key (a Find by template scans them all).
+  const lists: number[] = [];
+  for (let n = 0; n < 20; n++) {
+    const s = performance.now();
+    const l = await store.list('/bench/nse/');
+    lists.push(performance.now() - s);
+    if (l.entries.length !== KEYS) throw new Error(`${name}: list returned ${l.entries.length} of ${KEYS}`);
+  }
+  lists.sort((a, b) => a - b);
+
   // Fan-out: WATCHERS watches on one prefix; each put's start time → arrival at every watcher.
   const ac = new AbortController();
   // One signal ends all the benchmark's watchers; each watch listens on it.
@@ -130,6 +141,7 @@ async function measure(name: string, store: Store): Promise<Figures> {
     putConcPerSec,
     getP50Ms: percentile(gets, 50),
     getP99Ms: percentile(gets, 99),
+    listAllP50Ms: percentile(lists, 50),
     fanoutP50Ms: percentile(lat, 50),
     fanoutP99Ms: percentile(lat, 99),
   };
@@ -184,6 +196,7 @@ async function main(): Promise<void> {
   console.log(row(`put ${CONCURRENCY} in flight`, embedded.putConcPerSec, etcd?.putConcPerSec, '/s', true));
   console.log(row('get p50', embedded.getP50Ms, etcd?.getP50Ms, 'ms', false));
   console.log(row('get p99', embedded.getP99Ms, etcd?.getP99Ms, 'ms', false));
+  console.log(row(`list all ${KEYS} p50`, embedded.listAllP50Ms, etcd?.listAllP50Ms, 'ms', false));
   console.log(
     row(`fan-out p50 (${WATCHERS} watchers)`, embedded.fanoutP50Ms, etcd?.fanoutP50Ms, 'ms', false),
   );

@@ -1,19 +1,17 @@
 import { Buffer } from 'node:buffer';
 import { mkdir, open, readFile, truncate, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AgentError, describe } from '../errors/index.js';
 import type { Clock } from '../host/index.js';
 import { systemClock } from '../host/index.js';
 import type { Logger } from '../log/index.js';
 import { silentLogger } from '../log/index.js';
-import { copyEntry } from './copy-entry.js';
 import { acquireDirLock } from './embedded/data-dir-lock.js';
 import type { DirLock } from './embedded/data-dir-lock.js';
 import { frame, scanFrames } from './embedded/frame.js';
 import { fsyncDir } from './embedded/fsync-dir.js';
 import { GroupCommit } from './embedded/group-commit.js';
-import { LOG_MAGIC, createLog, listLogs, logFileName, writeAll } from './embedded/log-file.js';
+import { LOG_MAGIC, LogWriter, isUnstartedLog, listLogs, logFileName } from './embedded/log-file.js';
 import { decodeRecord, encodeRecord } from './embedded/log-record.js';
 import { readSnapshot, writeSnapshot } from './embedded/snapshot-file.js';
 import { KvState } from './kv-state.js';
@@ -67,10 +65,12 @@ export class EmbeddedStore implements Store {
   #history: WatchHistory;
   readonly #timers: LeaseTimers;
   #lock: DirLock | undefined;
-  #file: FileHandle | undefined;
+  #file: LogWriter | undefined;
   #gen = 1;
   #seq = 0;
   #logBytes = 0;
+  /** Where writing continues in the newest log after replay; undefined: start that log afresh. */
+  #resumeAt: number | undefined;
   #compaction: Promise<void> | undefined;
   #failed: AgentError | undefined;
   #closed = false;
@@ -99,14 +99,13 @@ export class EmbeddedStore implements Store {
   get(key: string): Promise<Entry | undefined> {
     return this.#sync(() => {
       checkKey(key);
-      const e = this.#state.get(key);
-      return e && copyEntry(e);
+      return this.#state.get(key);
     });
   }
 
   list(prefix: string): Promise<ListResult> {
     return this.#sync(() => ({
-      entries: this.#state.list(prefix).map(copyEntry),
+      entries: this.#state.list(prefix),
       revision: this.#state.revision,
     }));
   }
@@ -236,12 +235,15 @@ export class EmbeddedStore implements Store {
     const last = live[live.length - 1];
     if (last === undefined) {
       this.#gen = first;
-      this.#file = await createLog(dir, first);
-      this.#logBytes = 0;
+      this.#file = await LogWriter.create(dir, first);
     } else {
       this.#gen = last;
-      this.#file = await open(join(dir, logFileName(last)), 'a');
+      this.#file =
+        this.#resumeAt === undefined
+          ? await LogWriter.create(dir, last)
+          : await LogWriter.resume(join(dir, logFileName(last)), this.#resumeAt);
     }
+    this.#logBytes = this.#file.position - LOG_MAGIC.length;
     this.#history = new WatchHistory({ limit: this.#historyLimit, startRevision: this.#state.revision });
     const now = this.#clock.now();
     for (const l of [...this.#state.leases()]) {
@@ -260,12 +262,10 @@ export class EmbeddedStore implements Store {
   async #replay(gen: number, newest: boolean): Promise<void> {
     const path = join(this.#dir, logFileName(gen));
     const buf = await readFile(path);
-    if (buf.length < LOG_MAGIC.length && newest && LOG_MAGIC.subarray(0, buf.length).equals(buf)) {
-      // Created but its header not complete: a crash while starting this log.
-      await this.#cut(path, 0, buf.length, 'torn');
-      const fh = await createLog(this.#dir, gen);
-      await fh.close();
-      this.#logBytes = 0;
+    if (newest && isUnstartedLog(buf)) {
+      // A crash while this log was being created: nothing in it was ever acknowledged.
+      this.#log.warn({ file: path }, 'store log was cut short while being created; starting it again');
+      this.#resumeAt = undefined;
       return;
     }
     if (!buf.subarray(0, LOG_MAGIC.length).equals(LOG_MAGIC)) throw corrupt(path, 'its header is wrong');
@@ -295,7 +295,7 @@ export class EmbeddedStore implements Store {
       if (!newest) throw corrupt(path, `it is damaged at byte ${valid} (${stop}) and newer logs follow`);
       await this.#cut(path, valid, buf.length, stop);
     }
-    this.#logBytes = newest ? valid - LOG_MAGIC.length : 0;
+    if (newest) this.#resumeAt = valid;
   }
 
   async #cut(path: string, valid: number, size: number, why: string): Promise<void> {
@@ -326,8 +326,7 @@ export class EmbeddedStore implements Store {
       const file = this.#file;
       if (!file) throw new Error('no log file is open');
       const buf = items.length === 1 ? (items[0] as Pending).frame : Buffer.concat(items.map((i) => i.frame));
-      await writeAll(file, buf);
-      await file.datasync();
+      await file.append(buf);
       this.#logBytes += buf.length;
     } catch (e: unknown) {
       // What reached the disk is unknown now, and memory is ahead of it: stop accepting changes.
@@ -352,7 +351,7 @@ export class EmbeddedStore implements Store {
     const state = this.#state.toSnapshot();
     const lastSeq = this.#seq;
     const gen = this.#gen + 1;
-    const next = await createLog(this.#dir, gen);
+    const next = await LogWriter.create(this.#dir, gen);
     const old = this.#file;
     this.#file = next;
     this.#gen = gen;

@@ -5,7 +5,6 @@ import { KvState } from './kv-state.js';
 import type { Mutation } from './kv-state.js';
 import { LeaseTimers } from './lease-timers.js';
 import { checkKey, checkRevision, checkTtl, checkValue } from './limits.js';
-import { copyEntry } from './copy-entry.js';
 import { leaseNotFoundError } from './store-errors.js';
 import type { DeleteOptions, Entry, ListResult, PutOptions, Store, WatchEvent } from './store.js';
 import { WatchHistory } from './watch-history.js';
@@ -40,14 +39,13 @@ export class MemoryStore implements Store {
   get(key: string): Promise<Entry | undefined> {
     return this.#run(() => {
       checkKey(key);
-      const e = this.#state.get(key);
-      return e && copyEntry(e);
+      return this.#state.get(key);
     });
   }
 
   list(prefix: string): Promise<ListResult> {
     return this.#run(() => ({
-      entries: this.#state.list(prefix).map(copyEntry),
+      entries: this.#state.list(prefix),
       revision: this.#state.revision,
     }));
   }

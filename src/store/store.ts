@@ -11,6 +11,10 @@
 
 export interface Entry {
   readonly key: string;
+  /**
+   * Read-only: in-process stores hand out their own copy (copying made listing 10,000 entries 7×
+   * slower) and share it with watchers. Copy before modifying. Puts copy what they are given.
+   */
   readonly value: Uint8Array;
   /** Store revision of the last change of this key. */
   readonly modRevision: number;

@@ -9,7 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdStore } from '../../src/store/index.js';
 
-export const ETCD_BIN = process.env['NSM_TEST_ETCD'] ?? '/usr/bin/etcd';
+/** The etcd binary: $NSM_TEST_ETCD, else Debian's etcd-server path. */
+export function etcdBin(): string {
+  return process.env['NSM_TEST_ETCD'] ?? '/usr/bin/etcd';
+}
 
 export interface EtcdProcess {
   /** `etcd://127.0.0.1:PORT` for EtcdStore. */
@@ -25,7 +28,7 @@ export interface EtcdProcess {
 }
 
 export function etcdAvailable(): boolean {
-  return existsSync(ETCD_BIN);
+  return existsSync(etcdBin());
 }
 
 /** A port nobody listens on right now (the kernel picks it). */
@@ -53,8 +56,9 @@ export async function startEtcd(options: { readonly readyTimeoutMs?: number } = 
   const peerPort = await freePort();
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
+  const bin = etcdBin();
   const child = spawn(
-    ETCD_BIN,
+    bin,
     [
       '--name',
       'test',
@@ -84,7 +88,7 @@ export async function startEtcd(options: { readonly readyTimeoutMs?: number } = 
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
   const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not start ${ETCD_BIN}`);
+  if (pid === undefined) throw new Error(`could not start ${bin}`);
 
   let stopped = false;
   const stop = async (): Promise<void> => {

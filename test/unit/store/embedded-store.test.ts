@@ -1,13 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import {
-  appendFileSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -15,6 +7,7 @@ import { FakeClock } from '../../../src/host/fake/index.js';
 import { EmbeddedStore } from '../../../src/store/index.js';
 import type { WatchEvent } from '../../../src/store/index.js';
 import { capturingLogger } from '../../helpers/chain.js';
+import { scanFrames } from '../../../src/store/embedded/frame.js';
 
 const enc = new TextEncoder();
 const bytes = (s: string): Uint8Array => enc.encode(s);
@@ -134,28 +127,47 @@ test('a second open of the same directory fails clearly; a dead owner’s lock i
   t.false(readdirSync(dir).includes('lock'), 'close releases the lock');
 });
 
-test('a torn last record is dropped with a warning and the file is truncated', async (t) => {
+/** Where the records of a log file end (the rest is preallocated zeros). */
+function recordsEnd(buf: Buffer): number {
+  return scanFrames(buf, 8, 2 ** 30).validBytes;
+}
+
+test('a torn last record is dropped with a warning and the file is cut there', async (t) => {
   const dir = tempDir();
   const a = await EmbeddedStore.open({ dir });
   for (let i = 0; i < 5; i++) await a.put(`/k/${i}`, bytes(`v${i}`));
   await a.close();
   const log = join(dir, logFiles(dir).at(-1)!);
-  const size = statSync(log).size;
-  // Half of a frame: a length that promises more bytes than follow.
-  appendFileSync(log, Buffer.from([0x40, 0, 0, 0, 1, 2, 3, 4, 5, 6]));
+  const buf = readFileSync(log);
+  const end = recordsEnd(buf);
+  // Half of a frame: a length that promises more bytes than were written before the crash.
+  Buffer.from([0x40, 0, 0, 0, 1, 2, 3, 4, 5, 6]).copy(buf, end);
+  writeFileSync(log, buf);
 
   const { log: logger, lines } = capturingLogger('warn');
   const b = await EmbeddedStore.open({ dir, log: logger });
   t.is((await b.list('/')).entries.length, 5);
-  t.is(statSync(log).size, size);
+  t.is(statSync(log).size, end);
   const warning = lines.find((l) => l['level'] === 40);
   t.truthy(warning, 'a warning is logged');
-  t.is(warning!['droppedBytes'], 10);
+  t.is(warning!['droppedBytes'], buf.length - end);
   await b.put('/k/5', bytes('v5'));
   await b.close();
   const c = await EmbeddedStore.open({ dir });
   t.is((await c.list('/')).entries.length, 6);
   await c.close();
+});
+
+test('a clean shutdown leaves only zeros after the records, and reopening warns about nothing', async (t) => {
+  const dir = tempDir();
+  const a = await EmbeddedStore.open({ dir });
+  await a.put('/k', bytes('v'));
+  await a.close();
+  const { log: logger, lines } = capturingLogger('warn');
+  const b = await EmbeddedStore.open({ dir, log: logger });
+  t.truthy(await b.get('/k'));
+  await b.close();
+  t.deepEqual(lines, []);
 });
 
 test('garbage after the valid records (a damaged last record) opens with the valid prefix', async (t) => {
@@ -165,8 +177,10 @@ test('garbage after the valid records (a damaged last record) opens with the val
   await a.close();
   const log = join(dir, logFiles(dir).at(-1)!);
   const buf = readFileSync(log);
-  buf[buf.length - 2] = buf[buf.length - 2]! ^ 0xff; // flip a byte in the last record's value
-  writeFileSync(log, Buffer.concat([buf, Buffer.from('garbage garbage garbage')]));
+  const end = recordsEnd(buf);
+  buf[end - 2] = buf[end - 2]! ^ 0xff; // flip a byte in the last record
+  Buffer.from('garbage garbage garbage').copy(buf, end);
+  writeFileSync(log, buf);
   const { log: logger, lines } = capturingLogger('warn');
   const b = await EmbeddedStore.open({ dir, log: logger });
   t.deepEqual(
@@ -175,6 +189,24 @@ test('garbage after the valid records (a damaged last record) opens with the val
   );
   t.true(lines.some((l) => l['level'] === 40 && l['reason'] === 'crc'));
   await b.close();
+});
+
+test('a log cut short while being created (a crash) is started again', async (t) => {
+  const dir = tempDir();
+  const a = await EmbeddedStore.open({ dir, compactAfterBytes: 100 });
+  for (let i = 0; i < 10; i++) await a.put(`/k/${i}`, bytes('x'.repeat(50)));
+  await a.close();
+  const newest = logFiles(dir).at(-1)!;
+  const gen = Number(newest.slice(4));
+  // The next log, as a crash between creating the file and writing its header leaves it.
+  writeFileSync(join(dir, `log-${String(gen + 1).padStart(12, '0')}`), Buffer.alloc(3000));
+  const b = await EmbeddedStore.open({ dir });
+  t.is((await b.list('/')).entries.length, 10);
+  await b.put('/k/10', bytes('after'));
+  await b.close();
+  const c = await EmbeddedStore.open({ dir });
+  t.is((await c.list('/')).entries.length, 11);
+  await c.close();
 });
 
 test('a corrupt snapshot is a clear error naming the file and what to do', async (t) => {
