@@ -46,8 +46,26 @@ export function effectiveArgv(argv: readonly string[], netns?: string): readonly
   return netns === undefined ? argv : ['ip', 'netns', 'exec', netns, ...argv];
 }
 
-/** The first words of a command, for messages: enough to tell which one failed, never its payload. */
+/**
+ * The first words of a command, for messages: enough to tell which one failed, never its payload.
+ * For `ip netns exec <ns> …` it names the command run inside and the netns.
+ */
 export function commandLabel(argv: readonly string[]): string {
+  if (argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec' && argv.length > 4) {
+    return `${commandLabel(argv.slice(4))} (in netns ${argv[3] ?? ''})`;
+  }
+  if (argv[0] === 'ip') {
+    // `ip -n h1 -json route show …` → `ip route show (in netns h1)`: the object and verb, not the options.
+    let netns: string | undefined;
+    const words: string[] = [];
+    for (let i = 1; i < argv.length && words.length < 2; i++) {
+      const w = argv[i] ?? '';
+      if (w === '-n' || w === '-netns') netns = argv[++i];
+      else if (w === '-batch') words.push(w, argv[++i] ?? '');
+      else if (!w.startsWith('-')) words.push(w);
+    }
+    return `ip ${words.join(' ')}${netns === undefined ? '' : ` (in netns ${netns})`}`;
+  }
   return argv.slice(0, 3).join(' ');
 }
 
@@ -59,7 +77,7 @@ export function execFailed(argv: readonly string[], result: RunResult): AgentErr
     'EXEC_FAILED',
     `'${label}' failed with exit code ${result.code}${stderr === '' ? '' : `: ${stderr}`}`,
     {
-      hint: `run '${label} …' by hand as root to see the whole error; check that the tool is installed and the agent has CAP_NET_ADMIN`,
+      hint: 'run the command by hand as root to see the whole error; check that the tool is installed and the agent has CAP_NET_ADMIN',
       details: { command: label, exitCode: result.code },
     },
   );

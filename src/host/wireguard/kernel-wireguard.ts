@@ -2,6 +2,7 @@ import { AgentError } from '../../errors/index.js';
 import { execFailed } from '../command-runner.js';
 import type { CommandRunner, RunOptions } from '../command-runner.js';
 import { Ip } from '../ip/ip.js';
+import { withKeyFile } from './key-file.js';
 import { assertNotInArgv } from './keys.js';
 import { checkCidr, checkEndpoint } from './uapi.js';
 import { parseWgDump } from './wg-dump.js';
@@ -12,11 +13,13 @@ export interface KernelWireGuardOptions {
   readonly runner: CommandRunner;
   /** Named netns the device lives in; absent: the agent's own. */
   readonly netns?: string;
+  /** Where the private key is written for the moment `wg set` reads it (default: the OS temp dir). */
+  readonly keyFileDir?: string;
 }
 
 /**
  * Kernel WireGuard: the interface is `ip link add <if> type wireguard`, configured with `wg set`.
- * The private key goes to `wg` on stdin (`private-key /dev/stdin`), never in argv. The kernel keeps
+ * The private key goes to `wg` through a root-only temporary file, never in argv. The kernel keeps
  * keys and peers when the agent dies, so tunnels outlive any agent restart.
  */
 export class KernelWireGuard implements WireGuard {
@@ -24,11 +27,13 @@ export class KernelWireGuard implements WireGuard {
   readonly #runner: CommandRunner;
   readonly #ip: Ip;
   readonly #runOpts: RunOptions;
+  readonly #keyFileDir: string | undefined;
 
   constructor(options: KernelWireGuardOptions) {
     this.#runner = options.runner;
     this.#ip = new Ip(options.runner, options.netns === undefined ? {} : { netns: options.netns });
     this.#runOpts = options.netns === undefined ? {} : { netns: options.netns };
+    this.#keyFileDir = options.keyFileDir;
   }
 
   async ensureDevice(name: string, config: DeviceConfig): Promise<void> {
@@ -44,9 +49,15 @@ export class KernelWireGuard implements WireGuard {
         },
       );
     }
-    const argv = ['wg', 'set', name, 'listen-port', String(config.listenPort), 'private-key', '/dev/stdin'];
-    assertNotInArgv(argv, config.privateKey);
-    await this.#runner.runChecked(argv, { ...this.#runOpts, input: `${config.privateKey}\n` });
+    await withKeyFile(
+      config.privateKey,
+      async (keyFile) => {
+        const argv = ['wg', 'set', name, 'listen-port', String(config.listenPort), 'private-key', keyFile];
+        assertNotInArgv(argv, config.privateKey);
+        await this.#runner.runChecked(argv, this.#runOpts);
+      },
+      this.#keyFileDir,
+    );
     await this.#ip.setLink(name, { mtu: config.mtu ?? defaultWireGuardMtu, up: true });
   }
 

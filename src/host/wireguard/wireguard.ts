@@ -18,7 +18,10 @@ export interface DeviceConfig {
 
 export interface PeerConfig {
   readonly publicKey: WireGuardKey;
-  /** `ip:port` or `[ipv6]:port`; absent for a peer that only ever dials us. */
+  /**
+   * `ip:port` or `[ipv6]:port`. Absent: whatever the device has is kept (WireGuard cannot unset an
+   * endpoint, and learns a roaming peer's from its packets); for a peer that only ever dials us.
+   */
   readonly endpoint?: string;
   /** The peer's allowed IPs are set to exactly this list (CIDRs). */
   readonly allowedIps: readonly string[];

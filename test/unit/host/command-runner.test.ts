@@ -1,6 +1,11 @@
 import test from 'ava';
 import { AgentError } from '../../../src/errors/index.js';
-import { ProcessRunner, effectiveArgv, maxOutputBytes } from '../../../src/host/command-runner.js';
+import {
+  ProcessRunner,
+  commandLabel,
+  effectiveArgv,
+  maxOutputBytes,
+} from '../../../src/host/command-runner.js';
 import { RecordingRunner } from '../../../src/host/fake/recording-runner.js';
 
 test('the process runner runs argv without a shell and passes stdin', async (t) => {
@@ -37,6 +42,18 @@ test('output is capped', async (t) => {
   const r = await new ProcessRunner().run(['head', '-c', String(maxOutputBytes + 4096), '/dev/zero']);
   t.true(r.stdout.length <= maxOutputBytes + 100);
   t.regex(r.stdout, /output cut at/);
+});
+
+test('an error names the command run inside a netns, not ip netns exec', (t) => {
+  t.is(
+    commandLabel(['ip', 'netns', 'exec', 'h1', 'wg', 'set', 'wg0', 'peer', 'X']),
+    'wg set wg0 (in netns h1)',
+  );
+  t.is(
+    commandLabel(['ip', '-n', 'h1', '-json', 'route', 'show', 'table', '100']),
+    'ip route show (in netns h1)',
+  );
+  t.is(commandLabel(['ip', '-n', 'h1', '-force', '-batch', '-']), 'ip -batch - (in netns h1)');
 });
 
 test('netns execution is an ip netns exec prefix', (t) => {

@@ -1,8 +1,11 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import test from 'ava';
 import { AgentError } from '../../../src/errors/index.js';
 import { FakeClock } from '../../../src/host/fake/clock.js';
 import { MemoryWireGuard } from '../../../src/host/fake/memory-wireguard.js';
 import { RecordingRunner } from '../../../src/host/fake/recording-runner.js';
+import type { RecordedCall } from '../../../src/host/fake/recording-runner.js';
+import type { RunResult } from '../../../src/host/command-runner.js';
 import { SequenceRandom } from '../../../src/host/fake/random.js';
 import {
   KernelWireGuard,
@@ -18,11 +21,26 @@ const priv = '6MV8TtALvgNzd5sR+uLbfd5GwV9ukK25RrEh1J6vTlE=';
 const pub = 'DdPiPIErSDU4PSqhfjepN2GjPCeQEe1uq/sJz2umsW8=';
 const peerA = 'iNqrzvbg+Y0mDZU5lhDAjts6PEHjt14TdZYjh0HrcRY=';
 
-test('kernel: ensureDevice creates the link, sends the private key on stdin only, sets MTU and up', async (t) => {
-  const runner = new RecordingRunner().on('ip -n h1 -json -details link show dev wg0', {
-    code: 1,
-    stderr: 'Device "wg0" does not exist.\n',
-  });
+/** Replies to `wg set … private-key <file>` by reading the file while it exists, as wg would. */
+function readKeyFile(seen: {
+  content?: string;
+  mode?: number;
+  path?: string;
+}): (call: RecordedCall) => Partial<RunResult> {
+  return (call) => {
+    const path = call.argv[call.argv.indexOf('private-key') + 1] ?? '';
+    seen.path = path;
+    seen.content = readFileSync(path, 'utf8');
+    seen.mode = statSync(path).mode & 0o777;
+    return {};
+  };
+}
+
+test('kernel: ensureDevice creates the link, passes the private key in a 0600 file it then removes, sets MTU and up', async (t) => {
+  const seen: { content?: string; mode?: number; path?: string } = {};
+  const runner = new RecordingRunner()
+    .on('ip -n h1 -json -details link show dev wg0', { code: 1, stderr: 'Device "wg0" does not exist.\n' })
+    .on(/ wg set wg0 listen-port/, readKeyFile(seen));
   await new KernelWireGuard({ runner, netns: 'h1' }).ensureDevice('wg0', {
     privateKey: priv,
     listenPort: 51820,
@@ -31,11 +49,32 @@ test('kernel: ensureDevice creates the link, sends the private key on stdin only
   t.deepEqual(runner.lines, [
     'ip -n h1 -json -details link show dev wg0',
     'ip -n h1 link add wg0 type wireguard',
-    'ip netns exec h1 wg set wg0 listen-port 51820 private-key /dev/stdin',
+    `ip netns exec h1 wg set wg0 listen-port 51820 private-key ${seen.path ?? ''}`,
     'ip -n h1 link set dev wg0 mtu 1380 up',
   ]);
-  t.is(runner.calls[2]?.input, `${priv}\n`);
+  t.is(seen.content, `${priv}\n`);
+  t.is(seen.mode, 0o600);
+  t.false(existsSync(seen.path ?? ''), 'the key file is removed');
   t.false(runner.lines.some((l) => l.includes(priv) || l.includes(keyToHex(priv))));
+  t.false(runner.calls.some((c) => c.input?.includes(priv) === true));
+});
+
+test('kernel: the key file is removed when wg fails too', async (t) => {
+  const seen: { path?: string } = {};
+  const runner = new RecordingRunner().on(/^wg set/, (call) => {
+    readKeyFile(seen)(call);
+    return { code: 1, stderr: 'Unable to modify interface: Address in use\n' };
+  });
+  runner.on('ip -json -details link show dev wg0', {
+    stdout: '[{"ifname":"wg0","linkinfo":{"info_kind":"wireguard"}}]',
+  });
+  await t.throwsAsync(
+    new KernelWireGuard({ runner }).ensureDevice('wg0', { privateKey: priv, listenPort: 51820 }),
+    {
+      message: /'wg set wg0' failed with exit code 1: Unable to modify interface: Address in use/,
+    },
+  );
+  t.false(existsSync(seen.path ?? ''));
 });
 
 test('kernel: an existing WireGuard link is reused; another kind of link is a clear error', async (t) => {
@@ -51,11 +90,10 @@ test('kernel: an existing WireGuard link is reused; another kind of link is a cl
   ]);
   const runner = new RecordingRunner().on('ip -json -details link show dev wg0', { stdout: wgLink });
   await new KernelWireGuard({ runner }).ensureDevice('wg0', { privateKey: priv, listenPort: 51820 });
-  t.deepEqual(runner.lines, [
-    'ip -json -details link show dev wg0',
-    'wg set wg0 listen-port 51820 private-key /dev/stdin',
-    'ip link set dev wg0 mtu 1420 up',
-  ]);
+  t.is(runner.lines.length, 3);
+  t.is(runner.lines[0], 'ip -json -details link show dev wg0');
+  t.regex(runner.lines[1] ?? '', /^wg set wg0 listen-port 51820 private-key \/.+\/nsm-wg-\w+\/private\.key$/);
+  t.is(runner.lines[2], 'ip link set dev wg0 mtu 1420 up');
   const veth = new RecordingRunner().on('ip -json -details link show dev wg0', {
     stdout: wgLink.replace('wireguard', 'veth'),
   });
