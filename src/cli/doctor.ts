@@ -73,7 +73,14 @@ export async function runDoctor(host: DoctorHost, o: DoctorOptions): Promise<Doc
     f: () => Promise<Omit<DoctorCheck, 'name' | 'required'>>,
   ): Promise<void> => {
     try {
-      checks.push({ name, required, ...(await f()) });
+      const found = await f();
+      // What an optional check finds wrong is advice, not a failure.
+      checks.push({
+        name,
+        required,
+        ...found,
+        status: found.status === 'fail' && !required ? 'warn' : found.status,
+      });
     } catch (e: unknown) {
       checks.push({
         name,
@@ -100,6 +107,9 @@ export async function runDoctor(host: DoctorHost, o: DoctorOptions): Promise<Doc
     return wireguard(probe, o.backend);
   });
   await add('tun', probe?.kernel !== true, () => Promise.resolve(tun(probe)));
+  await add('wireguard-tools', probe?.kernel === true && o.backend !== 'userspace', () =>
+    wgTools(host.runner),
+  );
   await add('iproute2', true, () => iproute2(host.runner));
   await add('ip-forwarding', true, async () =>
     forwarding(await host.readFile('/proc/sys/net/ipv4/ip_forward')),
@@ -145,10 +155,22 @@ function wireguard(p: BackendProbe, preference: WireGuardBackend): Omit<DoctorCh
 function tun(p: BackendProbe | undefined): Omit<DoctorCheck, 'name' | 'required'> {
   if (p?.tun === true) return { status: 'ok', detail: '/dev/net/tun can be opened' };
   return {
-    status: p?.kernel === true ? 'warn' : 'fail',
+    status: 'fail',
     detail: '/dev/net/tun cannot be opened (wireguard-go needs it)',
     fix: 'modprobe tun; in a container: --device /dev/net/tun',
   };
+}
+
+/** `wg` configures kernel WireGuard; the userspace backend speaks UAPI itself and does not need it. */
+async function wgTools(runner: CommandRunner): Promise<Omit<DoctorCheck, 'name' | 'required'>> {
+  const fix = 'apt install wireguard-tools (the kernel backend configures devices with wg)';
+  try {
+    const r = await runner.run(['wg', '--version'], { timeoutMs: 5_000 });
+    if (r.code === 0) return { status: 'ok', detail: (r.stdout.trim().split(' - ')[0] ?? 'wg').trim() };
+  } catch {
+    // not installed
+  }
+  return { status: 'fail', detail: "'wg' (wireguard-tools) is not installed", fix };
 }
 
 async function iproute2(runner: CommandRunner): Promise<Omit<DoctorCheck, 'name' | 'required'>> {

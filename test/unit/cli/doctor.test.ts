@@ -17,6 +17,7 @@ interface FakeHostSpec {
   year?: number;
   uid?: number;
   ntp?: string;
+  wgTools?: boolean;
 }
 
 function fakeHost(s: FakeHostSpec = {}): { host: DoctorHost; runner: RecordingRunner } {
@@ -29,7 +30,13 @@ function fakeHost(s: FakeHostSpec = {}): { host: DoctorHost; runner: RecordingRu
     .on('ip -V', { stdout: 'ip utility, iproute2-6.1.0, libbpf 1.1.2\n' })
     .on('ip -json link show lo', { stdout: '[{"ifindex":1,"ifname":"lo","flags":["UP"],"mtu":65536}]\n' })
     .on('timedatectl*', { stdout: `${s.ntp ?? 'yes'}\n` })
-    .on('wg show nsm-wg0 listen-port', { code: 1 });
+    .on('wg show nsm-wg0 listen-port', { code: 1 })
+    .on(
+      'wg --version',
+      s.wgTools === false
+        ? { code: 127 }
+        : { stdout: 'wireguard-tools v1.0.20210914 - https://git.zx2c4.com/wireguard-tools/\n' },
+    );
   const host: DoctorHost = {
     runner,
     readFile: (p) =>
@@ -52,6 +59,7 @@ test('a good host: every check ok', async (t) => {
       ['privileges', 'ok'],
       ['wireguard', 'ok'],
       ['tun', 'ok'],
+      ['wireguard-tools', 'ok'],
       ['iproute2', 'ok'],
       ['ip-forwarding', 'ok'],
       ['udp-port', 'ok'],
@@ -146,4 +154,19 @@ test('doctor --port must be a port (usage error)', async (t) => {
   const r = await cli(['doctor', '--port', '70000']);
   t.is(r.code, 2);
   t.regex(r.stderr, /expected a port 1\.\.65535/);
+});
+
+test('kernel backend without wireguard-tools fails; with the userspace backend wg is not needed', async (t) => {
+  const kernel = await runDoctor(fakeHost({ wgTools: false }).host, defaults);
+  t.false(kernel.ok);
+  t.like(
+    kernel.checks.find((c) => c.name === 'wireguard-tools'),
+    { status: 'fail', required: true },
+  );
+  const userspace = await runDoctor(fakeHost({ wgTools: false, kernel: false }).host, defaults);
+  t.true(userspace.ok);
+  t.like(
+    userspace.checks.find((c) => c.name === 'wireguard-tools'),
+    { status: 'warn', required: false },
+  );
 });
