@@ -180,6 +180,7 @@ export class EmbeddedStore implements Store {
     options: { readonly afterRevision?: number; readonly signal: AbortSignal },
   ): AsyncIterable<WatchEvent> {
     this.#usable();
+    if (options.afterRevision !== undefined) checkRevision(options.afterRevision, 'afterRevision');
     return this.#history.watch(prefix, options.afterRevision, options.signal);
   }
 

@@ -112,6 +112,7 @@ export class MemoryStore implements Store {
     options: { readonly afterRevision?: number; readonly signal: AbortSignal },
   ): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
+    if (options.afterRevision !== undefined) checkRevision(options.afterRevision, 'afterRevision');
     return this.#history.watch(prefix, options.afterRevision, options.signal);
   }
 
