@@ -1,5 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { AgentError } from '../../errors/index.js';
+import { silentLogger } from '../../log/index.js';
+import type { Logger } from '../../log/index.js';
 import { systemClock } from '../clock.js';
 import type { Clock } from '../clock.js';
 import type { CommandRunner } from '../command-runner.js';
@@ -31,6 +33,8 @@ export interface UserspaceWireGuardOptions {
   readonly starter?: DetachedStarter;
   readonly processes?: () => Promise<readonly WireGuardGoProcess[]>;
   readonly clock?: Clock;
+  /** Start, adoption and removal of wireguard-go processes are logged here (never keys). */
+  readonly log?: Logger;
 }
 
 export const defaultSocketDir = '/var/run/wireguard';
@@ -48,12 +52,14 @@ export class UserspaceWireGuard implements WireGuard {
   readonly #ip: Ip;
   readonly #uapi: UapiTransport;
   readonly #clock: Clock;
+  readonly #log: Logger;
 
   constructor(options: UserspaceWireGuardOptions) {
     this.#o = options;
     this.#ip = new Ip(options.runner, options.netns === undefined ? {} : { netns: options.netns });
     this.#uapi = options.uapi ?? unixUapiTransport;
     this.#clock = options.clock ?? systemClock;
+    this.#log = (options.log ?? silentLogger()).child({ subsystem: 'wireguard-go' });
   }
 
   socketPath(name: string): string {
@@ -66,6 +72,7 @@ export class UserspaceWireGuard implements WireGuard {
 
   async ensureDevice(name: string, config: DeviceConfig): Promise<void> {
     if ((await this.show(name)) === undefined) await this.#start(name);
+    else this.#log.debug({ device: name }, 'adopted the running wireguard-go device');
     await this.#set(name, uapiSetRequest({ privateKey: config.privateKey, listenPort: config.listenPort }));
     await this.#ip.setLink(name, { mtu: config.mtu ?? defaultWireGuardMtu, up: true });
   }
@@ -92,10 +99,15 @@ export class UserspaceWireGuard implements WireGuard {
     if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw execFailed(argv, r);
     // wireguard-go exits on its own once its TUN is gone; give it a moment, then insist.
     if (!(await this.#waitGone(pids, 2_000))) {
+      this.#log.warn(
+        { device: name, pids },
+        'wireguard-go did not exit after its link was deleted; killing it',
+      );
       for (const pid of pids) signalProcess(pid, 'SIGKILL');
       await this.#waitGone(pids, 2_000);
     }
     await rm(this.socketPath(name), { force: true });
+    if (pids.length > 0) this.#log.info({ device: name, pids }, 'removed wireguard-go device');
   }
 
   async #start(name: string): Promise<void> {
@@ -109,7 +121,13 @@ export class UserspaceWireGuard implements WireGuard {
     });
     const deadline = this.#clock.now() + (this.#o.startTimeoutMs ?? 5_000);
     for (;;) {
-      if ((await this.show(name)) !== undefined) return;
+      if ((await this.show(name)) !== undefined) {
+        this.#log.info(
+          { device: name, pid, netns: this.#o.netns ?? '', logFile: this.logPath(name) },
+          'started wireguard-go',
+        );
+        return;
+      }
       if (!processExists(pid) || this.#clock.now() > deadline) {
         signalProcess(pid, 'SIGKILL');
         throw new AgentError('UNAVAILABLE', `wireguard-go for ${name} did not come up (pid ${pid})`, {
