@@ -127,6 +127,7 @@ export async function enrollHost(options: EnrollHostOptions): Promise<EnrolledId
     // Remove the old commit marker first: from here on, the old identity is gone either way.
     await rm(identityFiles.meta(stateDir), { force: true });
     await rm(identityFiles.revoked(stateDir), { force: true });
+    await rm(identityFiles.nextKey(stateDir), { force: true });
     await syncDir(dir);
     keys = await generateEcKeyPair();
     await writeFileAtomic(identityFiles.key(stateDir), keys.privateKeyPem, SECRET_FILE_MODE);
@@ -202,6 +203,8 @@ async function removeIdentity(stateDir: string): Promise<void> {
     identityFiles.svid(stateDir),
     identityFiles.bundle(stateDir),
     identityFiles.key(stateDir),
+    identityFiles.nextKey(stateDir),
+    identityFiles.revoked(stateDir),
   ]) {
     await rm(path, { force: true });
   }

@@ -8,6 +8,11 @@ export const identityFiles = {
   dir: (stateDir: string): string => join(stateDir, 'identity'),
   /** PKCS#8 PEM, mode 0600. */
   key: (stateDir: string): string => join(stateDir, 'identity', 'svid.key'),
+  /**
+   * A renewal's new key, written before its CSR is sent; renamed over svid.key once svid.pem holds
+   * the certificate for it.
+   */
+  nextKey: (stateDir: string): string => join(stateDir, 'identity', 'svid.next.key'),
   /** The SVID, leaf first (PEM). */
   svid: (stateDir: string): string => join(stateDir, 'identity', 'svid.pem'),
   /** The mesh trust bundle (PEM). */

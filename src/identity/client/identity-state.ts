@@ -34,6 +34,11 @@ export interface AgentIdentity {
   readonly certChainPem: string;
   readonly keyPem: string;
   readonly bundlePem: string;
+  /**
+   * True when a renewal was interrupted after svid.pem got the new certificate but before its key
+   * (svid.next.key) replaced svid.key; keyPem is then the next key. renewHost completes the swap.
+   */
+  readonly keyIsNext: boolean;
   /** SVID notBefore and notAfter, ms since the epoch (for renewalTime). */
   readonly issuedAt: number;
   readonly expiresAt: number;
@@ -100,12 +105,14 @@ async function inspect(stateDir: string, clock: Clock): Promise<Inspection> {
     }
     return { kind: 'broken', reason: why };
   }
-  const [metaText, keyPem, svidPem, bundlePem] = await Promise.all([
+  const [metaText, currentKeyPem, nextKeyPem, svidPem, bundlePem] = await Promise.all([
     readOptional(identityFiles.meta(stateDir)),
     readOptional(identityFiles.key(stateDir)),
+    readOptional(identityFiles.nextKey(stateDir)),
     readOptional(identityFiles.svid(stateDir)),
     readOptional(identityFiles.bundle(stateDir)),
   ]);
+  const keyPem = currentKeyPem;
   if (metaText === undefined) {
     if (keyPem === undefined && svidPem === undefined && bundlePem === undefined) return { kind: 'none' };
     return {
@@ -135,10 +142,18 @@ async function inspect(stateDir: string, clock: Clock): Promise<Inspection> {
   if (leafDer === undefined) return broken('has an svid.pem without a certificate');
   if (bundle.length === 0) return broken('has a bundle.pem without a certificate');
   let leaf: X509Certificate;
+  let usableKeyPem = keyPem;
+  let keyIsNext = false;
   try {
     leaf = new X509Certificate(leafDer);
-    if (!leaf.checkPrivateKey(createPrivateKey(keyPem)))
-      return broken('has a key that does not belong to its certificate');
+    if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) {
+      // A renewal that stopped between writing svid.pem and renaming svid.next.key (renew-host.ts).
+      if (nextKeyPem === undefined || !leaf.checkPrivateKey(createPrivateKey(nextKeyPem))) {
+        return broken('has a key that does not belong to its certificate');
+      }
+      usableKeyPem = nextKeyPem;
+      keyIsNext = true;
+    }
     if (spiffeIdFromCertificate(leafDer) !== meta.spiffeId)
       return broken(`has a certificate that is not for ${meta.spiffeId}`);
     if (!bundle.some((ca) => leaf.verify(new X509Certificate(ca).publicKey))) {
@@ -154,7 +169,18 @@ async function inspect(stateDir: string, clock: Clock): Promise<Inspection> {
     );
   }
   const issuedAt = Date.parse(leaf.validFrom);
-  return { kind: 'ok', identity: { meta, certChainPem: svidPem, keyPem, bundlePem, issuedAt, expiresAt } };
+  return {
+    kind: 'ok',
+    identity: {
+      meta,
+      certChainPem: svidPem,
+      keyPem: usableKeyPem,
+      bundlePem,
+      keyIsNext,
+      issuedAt,
+      expiresAt,
+    },
+  };
 }
 
 async function readOptional(path: string): Promise<string | undefined> {

@@ -50,7 +50,16 @@ test('a host enrols with a token, gets spiffe://<td>/agent/<id> and the bundle, 
   t.deepEqual(host?.labels, { site: 'lab' });
   t.deepEqual(host?.facts, FACTS);
 
+  const keyBefore = await readFile(identityFiles.key(stateDir), 'utf8');
   const renewed = await renewHost({ stateDir, hostFacts: { ...FACTS, agentVersion: '0.2.0' } });
+  t.not(await readFile(identityFiles.key(stateDir), 'utf8'), keyBefore, 'each renewal brings a new key');
+  t.is((await stat(identityFiles.key(stateDir))).mode & 0o777, 0o600);
+  t.deepEqual((await filesUnder(stateDir)).sort(), [
+    'identity/bundle.pem',
+    'identity/identity.json',
+    'identity/svid.key',
+    'identity/svid.pem',
+  ]);
   t.true(renewed.expiresAt >= enrolled.expiresAt);
   const after = await cs.hosts.get(enrolled.hostId);
   t.is(after?.facts.agentVersion, '0.2.0');
@@ -455,4 +464,28 @@ test('enrolled SVIDs pass api/grpc mTLS with client certs required and an author
   await writeFile(metaPath, JSON.stringify({ ...meta, serverUrl: strict.address }));
   await renewHost({ stateDir });
   t.deepEqual(seen, [enrolled.spiffeId]);
+});
+
+test('a renewal interrupted between svid.pem and the key swap leaves a usable identity, finished by the next renewal', async (t) => {
+  const cs = await controlServer(t);
+  const stateDir = await tempDir(t);
+  await enrollHost({ token: await cs.token(), stateDir, hostFacts: FACTS });
+  const crash = new Error('simulated crash');
+  await t.throwsAsync(
+    renewHost({
+      stateDir,
+      onStep: () => {
+        throw crash;
+      },
+    }),
+    { is: crash },
+  );
+  t.true((await filesUnder(stateDir)).includes('identity/svid.next.key'));
+  t.is((await readIdentityState(stateDir)).state, 'enrolled');
+  const loaded = await loadAgentIdentity(stateDir);
+  t.true(loaded.identity?.keyIsNext);
+  t.is(loaded.identity?.keyPem, await readFile(identityFiles.nextKey(stateDir), 'utf8'));
+  await renewHost({ stateDir });
+  t.false((await filesUnder(stateDir)).includes('identity/svid.next.key'));
+  t.false((await loadAgentIdentity(stateDir)).identity?.keyIsNext);
 });
