@@ -18,6 +18,23 @@ interface GrpcCall {
 
 const calls = new WeakMap<Metadata, GrpcCall>();
 
+/** Parsed peer certificates by DER: a peer makes many calls with one certificate, parsing costs ~0.1 ms. */
+const certificates = new Map<string, X509Certificate>();
+const MAX_CACHED_CERTIFICATES = 1024;
+
+function certificateOf(raw: Buffer): X509Certificate {
+  const key = raw.toString('base64');
+  let cert = certificates.get(key);
+  if (!cert) {
+    cert = new X509Certificate(raw);
+    // Oldest first out; a mesh has far fewer live peer certificates than this at a time.
+    if (certificates.size >= MAX_CACHED_CERTIFICATES)
+      certificates.delete(certificates.keys().next().value ?? '');
+    certificates.set(key, cert);
+  }
+  return cert;
+}
+
 type LooseHandler = (call: GrpcCall, ...rest: unknown[]) => unknown;
 
 /** The registration with every handler remembering its call for callExtras(). */
@@ -57,7 +74,7 @@ export function callExtras(ctx: CallContext): CallExtras {
   }
   const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
   return {
-    peerCertificate: raw && raw.length > 0 ? new X509Certificate(raw) : undefined,
+    peerCertificate: raw && raw.length > 0 ? certificateOf(raw) : undefined,
     sendHeader: (md) => {
       call.sendMetadata(md);
     },

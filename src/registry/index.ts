@@ -1,6 +1,7 @@
 // The NSM registry served by `nsm-agent server` (issue B §1): NS and NSE registries over a Store.
 export { createRegistryServices } from './create-registry-services.js';
-export { DEFAULT_EXPIRATION_MS, DEFAULT_KEY_PREFIX } from './options.js';
+export type { RegistryServices } from './create-registry-services.js';
+export { DEFAULT_EXPIRATION_MS, DEFAULT_KEY_PREFIX, DEFAULT_MAX_WATCH_BACKLOG } from './options.js';
 export type { RegistryServicesOptions } from './options.js';
 export {
   ALLOW_ANY,

@@ -1,4 +1,5 @@
-import { NetworkServiceRegistryService, NetworkServiceSchema, Payload, create } from '../api/index.js';
+import { NetworkServiceRegistryService, Payload } from '../api/index.js';
+import type { NetworkServiceSchema } from '../api/index.js';
 import { implement } from '../api/grpc/index.js';
 import type { ServiceRegistration } from '../api/grpc/index.js';
 import { AgentError } from '../errors/index.js';
@@ -9,6 +10,7 @@ import { streamFind } from './find-stream.js';
 import { matchNetworkService } from './match.js';
 import type { Ownership } from './ownership.js';
 import type { RecordSet } from './record-set.js';
+import type { RecordView } from './record-view.js';
 import { beginRegistryCall } from './registry-call.js';
 import type { RegistryCallDeps } from './registry-call.js';
 import { refuseIf } from './refuse-if.js';
@@ -17,6 +19,8 @@ import type { RegistryLimits } from './validate.js';
 
 export interface NsServerDeps extends RegistryCallDeps {
   readonly records: RecordSet<typeof NetworkServiceSchema>;
+  readonly view: RecordView<typeof NetworkServiceSchema>;
+  readonly maxWatchBacklog: number;
   readonly ownership: Ownership;
   readonly log: Logger;
   readonly limits: RegistryLimits;
@@ -47,7 +51,7 @@ export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
               refuseIf(call.authorize('Register', RESOURCE, ns.name, winner), ctx, log, ns.name);
           }
           const existed = (await deps.records.get(ns.name)) !== undefined;
-          await deps.records.put(ns.name, ns);
+          await deps.view.caughtUp(await deps.records.put(ns.name, ns));
           call.sendPathHeader();
           log[existed ? 'debug' : 'info'](
             { ns: ns.name, peer: ctx.peer.spiffeId, payload: ns.payload },
@@ -58,13 +62,13 @@ export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
 
         async find(query, stream, ctx) {
           const template = query.networkService;
-          await streamFind(deps.records, {
+          await streamFind(deps.view, {
             watch: query.watch,
             exactName: template?.name === '' ? undefined : template?.name,
             matches: (r) => matchNetworkService(template, r),
-            nameOnly: (name) => create(NetworkServiceSchema, { name }),
             send: (r, deleted) => stream.send({ networkService: r, deleted }),
             signal: ctx.signal,
+            maxBacklog: deps.maxWatchBacklog,
           });
         },
 
@@ -73,7 +77,7 @@ export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
           const call = beginRegistryCall(ctx, deps);
           const owner = await deps.ownership.owner(ns.name);
           refuseIf(call.authorize('Unregister', RESOURCE, ns.name, owner), ctx, log, ns.name);
-          const deleted = await deps.records.delete(ns.name);
+          const { deleted, revision } = await deps.records.delete(ns.name);
           if (!deleted && owner === undefined) {
             throw new AgentError(
               'NOT_FOUND',
@@ -84,6 +88,7 @@ export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
             );
           }
           if (owner !== undefined) await deps.ownership.release(ns.name);
+          await deps.view.caughtUp(revision);
           call.sendPathHeader();
           log.info({ ns: ns.name, peer: ctx.peer.spiffeId }, 'network service unregistered');
           return {};

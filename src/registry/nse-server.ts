@@ -1,11 +1,5 @@
-import {
-  NetworkServiceEndpointRegistryService,
-  NetworkServiceEndpointSchema,
-  create,
-  timestampToMs,
-  toTimestamp,
-} from '../api/index.js';
-import type { NetworkServiceEndpoint } from '../api/index.js';
+import { NetworkServiceEndpointRegistryService, timestampToMs, toTimestamp } from '../api/index.js';
+import type { NetworkServiceEndpoint, NetworkServiceEndpointSchema } from '../api/index.js';
 import { implement } from '../api/grpc/index.js';
 import type { ServiceRegistration } from '../api/grpc/index.js';
 import { AgentError } from '../errors/index.js';
@@ -18,6 +12,7 @@ import { streamFind } from './find-stream.js';
 import { matchNetworkServiceEndpoint } from './match.js';
 import type { Ownership } from './ownership.js';
 import type { RecordSet } from './record-set.js';
+import type { RecordView } from './record-view.js';
 import { beginRegistryCall } from './registry-call.js';
 import { refuseIf } from './refuse-if.js';
 import type { RegistryCallDeps } from './registry-call.js';
@@ -27,6 +22,8 @@ import type { RegistryLimits } from './validate.js';
 export interface NseServerDeps extends RegistryCallDeps {
   readonly store: Store;
   readonly records: RecordSet<typeof NetworkServiceEndpointSchema>;
+  readonly view: RecordView<typeof NetworkServiceEndpointSchema>;
+  readonly maxWatchBacklog: number;
   readonly ownership: Ownership;
   readonly clock: Clock;
   readonly log: Logger;
@@ -72,7 +69,7 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
               refuseIf(call.authorize('Register', RESOURCE, nse.name, winner), ctx, log, nse.name);
           }
           const lease = await deps.store.grantLease(Math.max(1, Math.ceil(expiresAtMs - now)));
-          await deps.records.put(nse.name, nse, lease);
+          await deps.view.caughtUp(await deps.records.put(nse.name, nse, lease));
           call.sendPathHeader();
           log[existing ? 'debug' : 'info'](
             {
@@ -88,13 +85,13 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
 
         async find(query, stream, ctx) {
           const template = query.networkServiceEndpoint;
-          await streamFind(deps.records, {
+          await streamFind(deps.view, {
             watch: query.watch,
             exactName: template?.name === '' ? undefined : template?.name,
             matches: (r) => matchNetworkServiceEndpoint(template, r),
-            nameOnly: (name) => create(NetworkServiceEndpointSchema, { name }),
             send: (r, deleted) => stream.send({ networkServiceEndpoint: r, deleted }),
             signal: ctx.signal,
+            maxBacklog: deps.maxWatchBacklog,
           });
         },
 
@@ -103,7 +100,7 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
           const call = beginRegistryCall(ctx, deps);
           const owner = await deps.ownership.owner(nse.name);
           refuseIf(call.authorize('Unregister', RESOURCE, nse.name, owner), ctx, log, nse.name);
-          const deleted = await deps.records.delete(nse.name);
+          const { deleted, revision } = await deps.records.delete(nse.name);
           if (!deleted && owner === undefined) {
             throw new AgentError(
               'NOT_FOUND',
@@ -114,6 +111,7 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
             );
           }
           if (owner !== undefined) await deps.ownership.release(nse.name);
+          await deps.view.caughtUp(revision);
           call.sendPathHeader();
           log.info(
             { nse: nse.name, peer: ctx.peer.spiffeId, wasRegistered: deleted },

@@ -19,7 +19,10 @@ export interface RegistryServicesOptions {
   /** Key prefix in the store; default `/nsm-agent/registry/`. */
   readonly keyPrefix?: string;
   readonly limits?: Partial<RegistryLimits>;
+  /** Changes a Find watch may fall behind before it is ended with RESOURCE_EXHAUSTED; default 10,000. */
+  readonly maxWatchBacklog?: number;
 }
 
 export const DEFAULT_EXPIRATION_MS = 60_000;
 export const DEFAULT_KEY_PREFIX = '/nsm-agent/registry/';
+export const DEFAULT_MAX_WATCH_BACKLOG = 10_000;

@@ -6,14 +6,23 @@ import type { Store } from '../store/index.js';
 
 /**
  * A set of registry records (NSEs or NSs) kept in a Store under one prefix, one key per name,
- * the value the record's protobuf bytes. Everything a registry server knows lives here, so several
- * servers on one etcd answer alike, and an expired lease deletes the key and every server's watch
- * sees it.
+ * the value the record's protobuf bytes. The store is the truth, so several servers on one etcd
+ * answer alike, and an expired lease deletes the key and every server's watch sees it.
  */
 export type RecordEvent<T> =
-  | { readonly type: 'put'; readonly record: T }
-  /** `record` is the last stored value, or only the name when the store did not say. */
-  | { readonly type: 'delete'; readonly record: T | undefined; readonly name: string };
+  | { readonly type: 'put'; readonly name: string; readonly record: T; readonly revision: number }
+  /** `record` is the last stored value, undefined when the store did not say. */
+  | {
+      readonly type: 'delete';
+      readonly name: string;
+      readonly record: T | undefined;
+      readonly revision: number;
+    };
+
+export interface NamedRecord<T> {
+  readonly name: string;
+  readonly record: T;
+}
 
 export class RecordSet<D extends DescMessage> {
   readonly #store: Store;
@@ -42,25 +51,22 @@ export class RecordSet<D extends DescMessage> {
     return entry && this.#decode(entry.key, entry.value);
   }
 
-  async put(name: string, record: MessageShape<D>, lease?: number): Promise<void> {
-    await this.#store.put(
-      this.key(name),
-      toBinary(this.#schema, record),
-      lease === undefined ? {} : { lease },
-    );
+  /** Returns the store revision of the write. */
+  async put(name: string, record: MessageShape<D>, lease?: number): Promise<number> {
+    const bytes = toBinary(this.#schema, record);
+    return (await this.#store.put(this.key(name), bytes, lease === undefined ? {} : { lease })).revision;
   }
 
-  /** True when there was a record. */
-  async delete(name: string): Promise<boolean> {
-    return (await this.#store.delete(this.key(name))).deleted;
+  delete(name: string): Promise<{ readonly deleted: boolean; readonly revision: number }> {
+    return this.#store.delete(this.key(name));
   }
 
-  async list(): Promise<{ readonly records: MessageShape<D>[]; readonly revision: number }> {
+  async list(): Promise<{ readonly records: NamedRecord<MessageShape<D>>[]; readonly revision: number }> {
     const { entries, revision } = await this.#store.list(this.#prefix);
-    const records: MessageShape<D>[] = [];
+    const records: NamedRecord<MessageShape<D>>[] = [];
     for (const e of entries) {
-      const r = this.#decode(e.key, e.value);
-      if (r) records.push(r);
+      const record = this.#decode(e.key, e.value);
+      if (record) records.push({ name: this.nameOf(e.key), record });
     }
     return { records, revision };
   }
@@ -71,10 +77,10 @@ export class RecordSet<D extends DescMessage> {
       for await (const ev of this.#store.watch(this.#prefix, { afterRevision, signal })) {
         if (ev.type === 'put') {
           const record = this.#decode(ev.entry.key, ev.entry.value);
-          if (record) yield { type: 'put', record };
+          if (record) yield { type: 'put', name: this.nameOf(ev.entry.key), record, revision: ev.revision };
         } else {
           const prev = ev.prev && this.#decode(ev.prev.key, ev.prev.value);
-          yield { type: 'delete', record: prev, name: this.nameOf(ev.key) };
+          yield { type: 'delete', name: this.nameOf(ev.key), record: prev, revision: ev.revision };
         }
       }
     } catch (e: unknown) {
@@ -82,10 +88,7 @@ export class RecordSet<D extends DescMessage> {
       throw new AgentError(
         'UNAVAILABLE',
         `the registry lost its store watch (${this.#store.description}): ${describe(e)}`,
-        {
-          cause: e,
-          hint: 'call Find with watch=true again; it lists the current records first',
-        },
+        { cause: e, hint: 'it lists the records again and re-watches by itself' },
       );
     }
   }

@@ -95,7 +95,7 @@ export async function startRegistry(t: ExecutionContext, options: StartOptions):
     privateKeyPem: m.server.keyPem,
     clock: options.clock,
   });
-  const services = createRegistryServices({
+  const registry = createRegistryServices({
     store,
     clock: options.clock,
     log,
@@ -117,7 +117,7 @@ export async function startRegistry(t: ExecutionContext, options: StartOptions):
         }),
       },
     ],
-    services,
+    services: registry.services,
     log,
     ...(options.maxReceiveMessageBytes === undefined
       ? {}
@@ -125,6 +125,7 @@ export async function startRegistry(t: ExecutionContext, options: StartOptions):
   });
   t.teardown(async () => {
     await server.close({ graceMs: 50 });
+    registry.close();
     if (!options.store) await store.close();
   });
   return { url: server.address, store, server };
