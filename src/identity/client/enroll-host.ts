@@ -62,8 +62,9 @@ const DEFINITE_REFUSALS: ReadonlySet<ErrorCode> = new Set([
 /**
  * `nsm-agent enroll`: exchanges a token for this host's SVID (reliability §1.8, R1–R4).
  *  1. Learn the CA from the server's handshake and check it against the token's pin (R3).
- *  2. Make the key and persist it (0600) *before* the CSR leaves the host.
- *  3. Enrol over TLS verified against that CA only, expecting `spiffe://<td>/server`.
+ *  2. Open TLS verified against that CA only, expecting `spiffe://<td>/server`; nothing is written
+ *     before this succeeds.
+ *  3. Make the key and persist it (0600) *before* the CSR leaves the host; Enrol.
  *  4. Check the answer, write svid.pem and bundle.pem, and identity.json last as the commit marker.
  * A crash after 2 leaves a state readIdentityState reports as "re-enrolment required"; a definite
  * refusal from the server (expired or used token, bad request) removes the key again, so a failed
@@ -107,7 +108,8 @@ export async function enrollHost(options: EnrollHostOptions): Promise<EnrolledId
     credentials: clientCredentials({ bundlePem: ca.caPem, expectedServerId: serverSpiffeId(ca.trustDomain) }),
   });
   try {
-    await conn.waitForReady(new Date(clock.now() + timeoutMs));
+    // A network deadline: real time, whatever clock the caller passed for timestamps.
+    await conn.waitForReady(new Date(Date.now() + timeoutMs));
   } catch (e: unknown) {
     conn.close();
     throw new AgentError(
