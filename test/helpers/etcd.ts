@@ -23,6 +23,8 @@ export interface EtcdProcess {
   output(): string;
   /** SIGKILLs etcd without cleanup (the data directory stays) — for "etcd went away" tests. */
   kill(): Promise<void>;
+  /** Kills etcd if it runs and starts it again on the same ports and data directory. */
+  restart(): Promise<void>;
   /** Stops etcd (SIGTERM, then SIGKILL after 5 s) and removes its data directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -56,78 +58,77 @@ export async function startEtcd(options: { readonly readyTimeoutMs?: number } = 
   const peerPort = await freePort();
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
+  const url = `etcd://127.0.0.1:${clientPort}`;
   const bin = etcdBin();
-  const child = spawn(
-    bin,
-    [
-      '--name',
-      'test',
-      '--data-dir',
-      join(dir, 'data'),
-      '--listen-client-urls',
-      client,
-      '--advertise-client-urls',
-      client,
-      '--listen-peer-urls',
-      peer,
-      '--initial-advertise-peer-urls',
-      peer,
-      '--initial-cluster',
-      `test=${peer}`,
-      '--initial-cluster-state',
-      'new',
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const args = [
+    '--name',
+    'test',
+    '--data-dir',
+    join(dir, 'data'),
+    '--listen-client-urls',
+    client,
+    '--advertise-client-urls',
+    client,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `test=${peer}`,
+    '--initial-cluster-state',
+    'new',
+    '--log-level',
+    'warn',
+  ];
   let output = '';
-  const keep = (d: Buffer): void => {
-    output = (output + d.toString()).slice(-20_000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not start ${bin}`);
-
+  let child: ChildProcess | undefined;
   let stopped = false;
+
+  const running = (c: ChildProcess | undefined): c is ChildProcess =>
+    c !== undefined && c.exitCode === null && c.signalCode === null;
+
+  const kill = async (): Promise<void> => {
+    const c = child;
+    if (running(c) && c.pid !== undefined) {
+      process.kill(c.pid, 'SIGKILL');
+      await exited(c);
+    }
+  };
+
   const stop = async (): Promise<void> => {
     if (!stopped) {
       stopped = true;
-      if (child.exitCode === null && child.signalCode === null) {
+      const c = child;
+      if (running(c) && c.pid !== undefined) {
+        const pid = c.pid;
         process.kill(pid, 'SIGTERM');
         const t = setTimeout(() => {
-          if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
+          if (running(c)) process.kill(pid, 'SIGKILL');
         }, 5_000);
-        await exited(child);
+        await exited(c);
         clearTimeout(t);
       }
     }
     rmSync(dir, { recursive: true, force: true });
   };
-  const url = `etcd://127.0.0.1:${clientPort}`;
-  const proc: EtcdProcess = {
-    url,
-    clientPort,
-    pid,
-    output: () => output,
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        process.kill(pid, 'SIGKILL');
-        await exited(child);
-      }
-    },
-    stop,
-  };
 
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
-  try {
+  /** Spawns etcd on the fixed ports and data directory, and waits (bounded) until it answers. */
+  const launch = async (): Promise<void> => {
+    const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = c;
+    const keep = (d: Buffer): void => {
+      output = (output + d.toString()).slice(-20_000);
+    };
+    c.stdout.on('data', keep);
+    c.stderr.on('data', keep);
+    if (c.pid === undefined) throw new Error(`could not start ${bin}`);
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}:\n${output}`);
+      if (c.exitCode !== null) throw new Error(`etcd exited with ${c.exitCode}:\n${output}`);
       try {
         const probe = await EtcdStore.open({ url, connectTimeoutMs: 1_000, timeoutMs: 1_000 });
         await probe.close();
-        return proc;
+        return;
       } catch (e: unknown) {
         if (Date.now() > deadline) {
           throw new Error(`etcd did not answer on ${url} in time: ${String(e)}\n${output}`, { cause: e });
@@ -135,8 +136,26 @@ export async function startEtcd(options: { readonly readyTimeoutMs?: number } = 
         await new Promise((r) => setTimeout(r, 100));
       }
     }
+  };
+
+  try {
+    await launch();
   } catch (e: unknown) {
     await stop();
     throw e;
   }
+  return {
+    url,
+    clientPort,
+    get pid() {
+      return child?.pid ?? 0;
+    },
+    output: () => output,
+    kill,
+    restart: async () => {
+      await kill();
+      await launch();
+    },
+    stop,
+  };
 }

@@ -134,3 +134,37 @@ test('open fails with UNAVAILABLE, in bounded time, when nothing listens', async
   t.regex(err.message, /cannot reach etcd at etcd:\/\/127\.0\.0\.1:1/);
   t.true(Date.now() - started < 5_000);
 });
+
+it('after etcd restarts, the same EtcdStore works again and a new watch resumes from a list', async (t) => {
+  const bouncy = await startEtcd();
+  extra.push(bouncy);
+  const store = await EtcdStore.open({ url: bouncy.url, timeoutMs: 2_000 });
+  try {
+    await store.put('/before', bytes('1'));
+    const ac = new AbortController();
+    const watching = (async () => {
+      for await (const _ of store.watch('/', { signal: ac.signal })) {
+        // nothing is written while the watch is open
+      }
+    })();
+    await bouncy.restart();
+    t.is(((await t.throwsAsync(watching)) as { code?: string }).code, 'UNAVAILABLE');
+    // grpc-js reconnects by itself (1 s first backoff); the first calls may still fail.
+    let list;
+    for (let i = 0; i < 50 && !list; i++) {
+      list = await store.list('/').catch(() => undefined);
+      if (!list) await new Promise((r) => setTimeout(r, 200));
+    }
+    t.truthy(list, 'the store answers again within 10 s');
+    t.deepEqual(
+      list.entries.map((e) => e.key),
+      ['/before'],
+    );
+    const ac2 = new AbortController();
+    const next = collect(store.watch('/', { afterRevision: list.revision, signal: ac2.signal }), 1, ac2);
+    await store.put('/after', bytes('2'));
+    t.deepEqual((await next).map(keyOf), ['/after']);
+  } finally {
+    await store.close();
+  }
+});
