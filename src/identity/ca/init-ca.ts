@@ -36,6 +36,17 @@ export async function initCa(options: InitCaOptions): Promise<ServerPki> {
   useNodeCrypto();
   const td = checkTrustDomain(options.trustDomain);
   const { dataDir } = options;
+  if (!(await exists(caFiles.caCert(dataDir))) && (await exists(caFiles.caKey(dataDir)))) {
+    // ca.pem is written last: a key without it is an init that never finished, so no host can
+    // depend on this CA yet and starting over is safe.
+    throw new AgentError(
+      'FAILED_PRECONDITION',
+      `an earlier \`server init\` in ${caFiles.dir(dataDir)} did not finish`,
+      {
+        hint: `no host can be using that CA yet: remove ${caFiles.dir(dataDir)} and run server init again`,
+      },
+    );
+  }
   for (const path of [caFiles.caCert(dataDir), caFiles.caKey(dataDir)]) {
     if (await exists(path)) {
       throw new AgentError(

@@ -1,5 +1,5 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { spiffeIdFromCertificate } from '../../api/grpc/index.js';
 import { AgentError, describe } from '../../errors/index.js';
 import { importEcKeyPair, spkiSha256 } from '../crypto/ec-keys.js';
@@ -90,6 +90,15 @@ async function readOrExplain(path: string, dataDir: string): Promise<string> {
   } catch (e: unknown) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && path === caFiles.caCert(dataDir)) {
+      if (await fileExists(caFiles.caKey(dataDir))) {
+        throw new AgentError(
+          'FAILED_PRECONDITION',
+          `an earlier \`server init\` in ${caFiles.dir(dataDir)} did not finish`,
+          {
+            hint: `no host can be using that CA yet: remove ${caFiles.dir(dataDir)} and run server init again`,
+          },
+        );
+      }
       throw new AgentError('FAILED_PRECONDITION', `no mesh CA in ${caFiles.dir(dataDir)}`, {
         hint: `create one with \`nsm-agent server init --trust-domain <td> --data-dir ${dataDir}\``,
       });
@@ -102,4 +111,13 @@ function broken(dataDir: string, why: string): AgentError {
   return new AgentError('FAILED_PRECONDITION', `the mesh CA in ${caFiles.dir(dataDir)} is unusable: ${why}`, {
     hint: 'restore the data dir from a backup; if `server init` was interrupted, remove the ca/ folder and run it again',
   });
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -186,4 +186,13 @@ test('openssl verify accepts our SVIDs and, by the name constraint, refuses a le
     String((err as { stdout?: string }).stdout) + String((err as { stderr?: string }).stderr),
     /permitted subtree violation/,
   );
+});
+
+test('an interrupted init (key written, ca.pem not) is named as such by loadCa and initCa', async (t) => {
+  const { dataDir } = await freshCa(t);
+  await rm(caFiles.caCert(dataDir));
+  const load = await t.throwsAsync(loadCa(dataDir), { instanceOf: AgentError });
+  t.regex(load.message, /earlier `server init` .* did not finish.*remove .*ca and run server init again/);
+  const init = await t.throwsAsync(initCa({ trustDomain: TD, dataDir }), { instanceOf: AgentError });
+  t.regex(init.message, /did not finish/);
 });
