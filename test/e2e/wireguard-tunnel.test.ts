@@ -9,8 +9,8 @@ import test from 'ava';
 import { ProcessRunner } from '../../src/host/command-runner.js';
 import { Ip } from '../../src/host/ip/index.js';
 import { UserspaceWireGuard, generatePrivateKey, publicKeyOf } from '../../src/host/wireguard/index.js';
-import { hostSnapshot } from '../helpers/host-snapshot.js';
-import type { HostSnapshot } from '../helpers/host-snapshot.js';
+import { hostSnapshot, netnsSnapshot } from '../helpers/host-snapshot.js';
+import type { HostSnapshot, NetnsSnapshot } from '../helpers/host-snapshot.js';
 import { testbedDown, testbedUp } from '../helpers/testbed.js';
 import type { Testbed } from '../helpers/testbed.js';
 
@@ -21,6 +21,7 @@ const runner = new ProcessRunner();
 const overlay = (i: number): string => `10.124.0.${i}`;
 
 let before: HostSnapshot;
+let beforeNetns: NetnsSnapshot[];
 let bed: Testbed;
 let logDir: string;
 
@@ -29,6 +30,7 @@ test.before(async () => {
   before = await hostSnapshot();
   logDir = await mkdtemp(join(tmpdir(), 'nsm-wg-e2e-'));
   bed = await testbedUp({ prefix, hosts: 2 });
+  beforeNetns = await Promise.all(bed.hosts.map((h) => netnsSnapshot(h.netns)));
 });
 
 test.after.always(async () => {
@@ -84,6 +86,8 @@ serial('teardown leaves the machine as it was', async (t) => {
     await wg.deleteDevice(h.wgDevice);
     t.is(await wg.show(h.wgDevice), undefined);
   }
+  // Deleting the device took its link, addresses and routes with it.
+  t.deepEqual(await Promise.all(bed.hosts.map((h) => netnsSnapshot(h.netns))), beforeNetns);
   await testbedDown(prefix);
   const after = await hostSnapshot();
   t.deepEqual(after, before);

@@ -38,3 +38,40 @@ export async function hostSnapshot(prefix?: string): Promise<HostSnapshot> {
       .sort(),
   };
 }
+
+export interface NetnsSnapshot {
+  /** `name kind` of every link. */
+  readonly links: readonly string[];
+  /** `dev cidr` of every address except IPv6 link-local ones (their EUI-64 changes with each veth). */
+  readonly addresses: readonly string[];
+  /** Every route in every table, as `ip route` would print its main fields. */
+  readonly routes: readonly string[];
+}
+
+/** The interfaces, addresses and routes inside one named netns, sorted, for before/after comparisons. */
+export async function netnsSnapshot(netns: string): Promise<NetnsSnapshot> {
+  const ip = new Ip(new ProcessRunner(), { netns });
+  // `table all` lists both address families.
+  const routes = await ip.routes({ table: 'all' });
+  return {
+    links: (await ip.links()).map((l) => `${l.name} ${l.kind ?? '-'}`).sort(),
+    addresses: (await ip.addresses())
+      .filter((a) => !a.cidr.startsWith('fe80:'))
+      .map((a) => `${a.dev} ${a.cidr}`)
+      .sort(),
+    routes: routes
+      .filter((r) => !r.dst.startsWith('fe80:') && !(r.type === 'multicast' && r.dst === 'ff00::/8'))
+      .map((r) =>
+        [
+          r.dst,
+          r.gateway && `via ${r.gateway}`,
+          r.dev && `dev ${r.dev}`,
+          r.table && `table ${r.table}`,
+          r.protocol && `proto ${r.protocol}`,
+        ]
+          .filter((x) => x !== undefined && x !== '')
+          .join(' '),
+      )
+      .sort(),
+  };
+}

@@ -24,7 +24,7 @@ export interface Route {
 export interface RouteFilter {
   readonly table?: string | number;
   readonly protocol?: string | number;
-  /** `ip route show` lists IPv4 only unless told `-6`. */
+  /** `ip route show` lists IPv4 only unless told `-6` (`table all` lists both). */
   readonly family?: 4 | 6;
 }
 
