@@ -5,7 +5,7 @@ import { Buffer } from 'node:buffer';
 import { KV } from '../../../src/api/etcd.js';
 import { dial, insecure } from '../../../src/api/grpc/index.js';
 import { EtcdStore, isCompacted } from '../../../src/store/index.js';
-import type { WatchEvent } from '../../../src/store/index.js';
+import type { ListResult, WatchEvent } from '../../../src/store/index.js';
 import { etcdAvailable, startEtcd } from '../../helpers/etcd.js';
 import type { EtcdProcess } from '../../helpers/etcd.js';
 
@@ -150,12 +150,12 @@ it('after etcd restarts, the same EtcdStore works again and a new watch resumes 
     await bouncy.restart();
     t.is(((await t.throwsAsync(watching)) as { code?: string }).code, 'UNAVAILABLE');
     // grpc-js reconnects by itself (1 s first backoff); the first calls may still fail.
-    let list;
+    let list: ListResult | undefined;
     for (let i = 0; i < 50 && !list; i++) {
       list = await store.list('/').catch(() => undefined);
       if (!list) await new Promise((r) => setTimeout(r, 200));
     }
-    t.truthy(list, 'the store answers again within 10 s');
+    if (!list) throw new Error('the store did not answer again within 10 s');
     t.deepEqual(
       list.entries.map((e) => e.key),
       ['/before'],
