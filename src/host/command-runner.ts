@@ -6,8 +6,9 @@ import { AgentError } from '../errors/index.js';
  * takes a CommandRunner; tests pass the recording runner (src/host/fake/recording-runner.ts) and
  * compare the transcript of argv arrays with the one they expect.
  *
- * Secrets (WireGuard private keys) go through `input` (stdin), never argv: argv is world-readable
- * in /proc/<pid>/cmdline and ends up in error messages.
+ * Secrets (WireGuard private keys) go through `input` (stdin) or a root-only file, never argv: argv
+ * is world-readable in /proc/<pid>/cmdline and ends up in error messages. (A child's stdin is a
+ * socket, not a pipe, so a program that fopen()s /dev/stdin, like `wg`, needs the file.)
  */
 export interface RunOptions {
   /** Written to the child's stdin, which is then closed. */

@@ -9,7 +9,7 @@ import type { WireGuardKey } from './keys.js';
 export type WireGuardBackendKind = 'kernel' | 'userspace' | 'memory';
 
 export interface DeviceConfig {
-  /** base64; goes to the backend through stdin or the UAPI socket, never argv or logs. */
+  /** base64; reaches the backend through a root-only temp file (wg) or the UAPI socket, never argv or logs. */
   readonly privateKey: WireGuardKey;
   readonly listenPort: number;
   /** Interface MTU; default 1420 (1500 underlay minus 80 bytes of WireGuard over IPv6). */
