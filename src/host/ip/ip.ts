@@ -128,6 +128,11 @@ export class Ip {
     await this.#check(['addr', 'add', cidr, 'dev', dev]);
   }
 
+  /** Adds the address, or does nothing when the device already has it (`ip addr replace`). */
+  async replaceAddress(dev: string, cidr: string): Promise<void> {
+    await this.#check(['addr', 'replace', cidr, 'dev', dev]);
+  }
+
   async deleteAddress(dev: string, cidr: string): Promise<void> {
     await this.#check(['addr', 'del', cidr, 'dev', dev]);
   }

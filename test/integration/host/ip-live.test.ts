@@ -34,6 +34,7 @@ serial('links, addresses and routes round-trip through the real ip -json', async
   await ip.setUp('br0');
   await ip.addAddress('v0', '10.55.0.1/24');
   await ip.addAddress('v0', 'fd55::1/64');
+  await ip.replaceAddress('v0', 'fd55::1/64');
   await ip.addRoute({ dst: '10.56.0.0/16', dev: 'v0', protocol: 252 });
   await ip.addRoute({ dst: '10.57.0.0/16', gateway: '10.55.0.2', table: 100, protocol: 252, metric: 7 });
 

@@ -83,6 +83,7 @@ test('link, address and route changes: the command transcript', async (t) => {
   await ip.setMtu('v0', 1380);
   await ip.moveToNetns('v0', 'other');
   await ip.addAddress('v0', '10.0.0.1/24');
+  await ip.replaceAddress('v0', '10.0.0.1/24');
   await ip.deleteAddress('v0', '10.0.0.1/24');
   await ip.addRoute({ dst: '10.1.0.0/16', dev: 'wg0', table: 100, protocol: 252 });
   await ip.replaceRoute({ dst: '10.2.0.0/16', gateway: '10.0.0.2', metric: 10, src: '10.0.0.1' });
@@ -100,6 +101,7 @@ test('link, address and route changes: the command transcript', async (t) => {
     'ip -n nsmt-h1 link set dev v0 mtu 1380',
     'ip -n nsmt-h1 link set dev v0 netns other',
     'ip -n nsmt-h1 addr add 10.0.0.1/24 dev v0',
+    'ip -n nsmt-h1 addr replace 10.0.0.1/24 dev v0',
     'ip -n nsmt-h1 addr del 10.0.0.1/24 dev v0',
     'ip -n nsmt-h1 route add 10.1.0.0/16 dev wg0 table 100 proto 252',
     'ip -n nsmt-h1 route replace 10.2.0.0/16 via 10.0.0.2 metric 10 src 10.0.0.1',
