@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { clientCredentials, dial } from '../../api/grpc/index.js';
 import { EnrolmentService } from '../../api/index.js';
 import type { EnrolResponse } from '../../api/index.js';
@@ -30,9 +30,9 @@ export interface EnrollHostOptions {
   readonly stateDir: string;
   readonly hostFacts: HostFactsRecord;
   /**
-   * Enrol even if the host already has a valid identity. The old identity is discarded once the
-   * verified connection to the new server is up, so a refused re-enrolment leaves the host not
-   * enrolled rather than on its old identity.
+   * Enrol even if the host already has a valid identity. The old one stays in place until the new
+   * SVID is issued, so a refused re-enrolment (bad token, other server down) leaves the host as it
+   * was; a crash in the middle of the swap reads as "re-enrolment required".
    */
   readonly replace?: boolean;
   /** Deadline for the handshake and for the Enrol call; default 15 s each. */
@@ -85,7 +85,9 @@ export async function enrollHost(options: EnrollHostOptions): Promise<EnrolledId
     throw new AgentError(
       'ALREADY_EXISTS',
       `this host is already enrolled as ${current.spiffeId} (SVID valid until ${new Date(current.expiresAt).toISOString()})`,
-      { hint: 'to join again (e.g. another mesh), enrol with --replace; the old identity is discarded' },
+      {
+        hint: 'to join again (e.g. another mesh), enrol with --replace; the old identity is kept until the new one is issued',
+      },
     );
   }
 
@@ -123,16 +125,22 @@ export async function enrollHost(options: EnrollHostOptions): Promise<EnrolledId
   }
 
   const dir = identityFiles.dir(stateDir);
+  // Replacing a working identity keeps it until the new one is issued: the new key waits in
+  // svid.next.key, so a refused or failed re-enrolment leaves the host on its old identity.
+  const keepOld = current.state === 'enrolled';
+  const keyPath = keepOld ? identityFiles.nextKey(stateDir) : identityFiles.key(stateDir);
   let keys: EcKeyPair;
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    // Remove the old commit marker first: from here on, the old identity is gone either way.
-    await rm(identityFiles.meta(stateDir), { force: true });
-    await rm(identityFiles.revoked(stateDir), { force: true });
+    if (!keepOld) {
+      // Remove the commit marker first: what is left of an unusable identity is gone either way.
+      await rm(identityFiles.meta(stateDir), { force: true });
+      await rm(identityFiles.revoked(stateDir), { force: true });
+    }
     await rm(identityFiles.nextKey(stateDir), { force: true });
     await syncDir(dir);
     keys = await generateEcKeyPair();
-    await writeFileAtomic(identityFiles.key(stateDir), keys.privateKeyPem, SECRET_FILE_MODE);
+    await writeFileAtomic(keyPath, keys.privateKeyPem, SECRET_FILE_MODE);
     await step('key-persisted');
   } catch (e: unknown) {
     conn.close();
@@ -157,7 +165,8 @@ export async function enrollHost(options: EnrollHostOptions): Promise<EnrolledId
     );
   } catch (e: unknown) {
     if (AgentError.is(e) && DEFINITE_REFUSALS.has(e.code)) {
-      await removeIdentity(stateDir);
+      if (keepOld) await rm(identityFiles.nextKey(stateDir), { force: true });
+      else await removeIdentity(stateDir);
       log.warn({ server: token.serverUrl, tokenId: token.id, code: e.code }, 'enrolment refused');
     }
     throw e;
@@ -185,6 +194,11 @@ export async function enrollHost(options: EnrollHostOptions): Promise<EnrolledId
   await writeFileAtomic(identityFiles.bundle(stateDir), accepted.bundlePem, PUBLIC_FILE_MODE);
   await writeFileAtomic(identityFiles.svid(stateDir), accepted.certChainPem, PUBLIC_FILE_MODE);
   await writeFileAtomic(identityFiles.meta(stateDir), JSON.stringify(meta, null, 2) + '\n', PUBLIC_FILE_MODE);
+  if (keepOld) {
+    // Until this rename, svid.pem belongs to svid.next.key, which readIdentityState accepts.
+    await rename(identityFiles.nextKey(stateDir), identityFiles.key(stateDir));
+    await syncDir(dir);
+  }
   await step('identity-persisted');
   log.info(
     { spiffeId: accepted.spiffeId, expiresAt: new Date(accepted.expiresAt).toISOString() },

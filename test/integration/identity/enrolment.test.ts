@@ -489,3 +489,20 @@ test('a renewal interrupted between svid.pem and the key swap leaves a usable id
   t.false((await filesUnder(stateDir)).includes('identity/svid.next.key'));
   t.false((await loadAgentIdentity(stateDir)).identity?.keyIsNext);
 });
+
+test('a refused --replace leaves the host on its old identity', async (t) => {
+  const cs = await controlServer(t);
+  const stateDir = await tempDir(t);
+  const first = await enrollHost({ token: await cs.token(), stateDir, hostFacts: FACTS });
+  const keyBefore = await readFile(identityFiles.key(stateDir), 'utf8');
+  const used = await cs.token();
+  await enrollHost({ token: used, stateDir: await tempDir(t), hostFacts: FACTS });
+  await t.throwsAsync(enrollHost({ token: used, stateDir, hostFacts: FACTS, replace: true }), {
+    message: /has already been used/,
+  });
+  const state = await readIdentityState(stateDir);
+  t.is(state.state, 'enrolled');
+  if (state.state === 'enrolled') t.is(state.spiffeId, first.spiffeId);
+  t.is(await readFile(identityFiles.key(stateDir), 'utf8'), keyBefore);
+  t.false((await filesUnder(stateDir)).includes('identity/svid.next.key'));
+});
