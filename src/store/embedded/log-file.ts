@@ -28,15 +28,15 @@ export async function listLogs(dir: string): Promise<number[]> {
   return gens.sort((a, b) => a - b);
 }
 
-/** True when `buf` holds nothing but (a prefix of) the header and zeros: a log whose creation was cut short. */
+/**
+ * True when `buf` is a log whose creation was cut short: its header incomplete (a prefix of it, or
+ * zeros) and nothing else in it. A complete header followed by zeros is a valid, empty log.
+ */
 export function isUnstartedLog(buf: Buffer): boolean {
   const head = buf.subarray(0, Math.min(buf.length, LOG_MAGIC.length));
-  const headOk = head.equals(LOG_MAGIC.subarray(0, head.length)) || head.every((b) => b === 0);
-  return headOk && buf.subarray(LOG_MAGIC.length).every((b) => b === 0) && !hasFrames(buf);
-}
-
-function hasFrames(buf: Buffer): boolean {
-  return buf.length > LOG_MAGIC.length && buf.readUInt32LE(LOG_MAGIC.length) !== 0;
+  if (head.equals(LOG_MAGIC)) return false;
+  const headTorn = head.every((b, i) => b === LOG_MAGIC[i] || b === 0);
+  return headTorn && buf.subarray(LOG_MAGIC.length).every((b) => b === 0);
 }
 
 /** Appends frames to one log file at a known position, preallocating ahead, one fdatasync per append. */

@@ -167,6 +167,11 @@ test('a clean shutdown leaves only zeros after the records, and reopening warns 
   const b = await EmbeddedStore.open({ dir, log: logger });
   t.truthy(await b.get('/k'));
   await b.close();
+  // A fresh, empty log (nothing written since it was created) is clean too.
+  const c = await EmbeddedStore.open({ dir: tempDir(), log: logger });
+  await c.close();
+  const d = await EmbeddedStore.open({ dir: c.description.slice('embedded:'.length), log: logger });
+  await d.close();
   t.deepEqual(lines, []);
 });
 
