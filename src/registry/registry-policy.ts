@@ -58,12 +58,21 @@ function refuse(
   );
 }
 
-function tryDecode(token: string): DecodedToken | undefined {
+// Several policies read the same few tokens; each input decodes each token once.
+const decodedFor = new WeakMap<RegistryPolicyInput, Map<string, DecodedToken | undefined>>();
+
+function tryDecode(input: RegistryPolicyInput, token: string): DecodedToken | undefined {
+  let memo = decodedFor.get(input);
+  if (!memo) decodedFor.set(input, (memo = new Map<string, DecodedToken | undefined>()));
+  if (memo.has(token)) return memo.get(token);
+  let decoded: DecodedToken | undefined;
   try {
-    return decodeToken(token);
+    decoded = decodeToken(token);
   } catch {
-    return undefined;
+    decoded = undefined;
   }
+  memo.set(token, decoded);
+  return decoded;
 }
 
 /** The caller's own segment is the one before ours; a problem there is the caller's missing token. */
@@ -76,7 +85,7 @@ export const tokensValid: RegistryPolicy = {
   name: 'tokens_valid',
   check(input) {
     for (const [i, s] of input.segments.entries()) {
-      if (tryDecode(s.token)) continue;
+      if (tryDecode(input, s.token)) continue;
       if (callerSegment(input, i)) {
         return refuse(
           input,
@@ -107,7 +116,7 @@ export const tokensExpired: RegistryPolicy = {
   check(input) {
     const now = input.nowMs / 1000;
     for (const [i, s] of input.segments.entries()) {
-      const exp = tryDecode(s.token)?.claims.exp;
+      const exp = tryDecode(input, s.token)?.claims.exp;
       if (exp === undefined || !(now < exp)) {
         const whose =
           i === input.index - 1 ? 'the caller’s nsm-client-token' : `the token of path segment ${i}`;
@@ -129,8 +138,8 @@ export const tokensChained: RegistryPolicy = {
   name: 'tokens_chained',
   check(input) {
     for (let i = 0; i + 1 < input.segments.length; i++) {
-      const a = tryDecode(input.segments[i]?.token ?? '')?.claims;
-      const b = tryDecode(input.segments[i + 1]?.token ?? '')?.claims;
+      const a = tryDecode(input, input.segments[i]?.token ?? '')?.claims;
+      const b = tryDecode(input, input.segments[i + 1]?.token ?? '')?.claims;
       if (a && b?.sub !== undefined && a.aud.includes(b.sub)) continue;
       return refuse(
         input,
