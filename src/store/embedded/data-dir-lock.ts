@@ -1,4 +1,4 @@
-import { link, readFile, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentError } from '../../errors/index.js';
 
@@ -18,6 +18,7 @@ export interface DirLock {
 export async function acquireDirLock(dir: string): Promise<DirLock> {
   const path = join(dir, LOCK_FILE);
   const mine = join(dir, `${LOCK_FILE}.${process.pid}.tmp`);
+  await removeStaleTemps(dir);
   await writeFile(mine, `${process.pid}\n`, { mode: 0o600 });
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -49,6 +50,14 @@ export async function acquireDirLock(dir: string): Promise<DirLock> {
     });
   } finally {
     await unlink(mine).catch(() => undefined);
+  }
+}
+
+/** Lock files written aside by processes that died before linking them into place. */
+async function removeStaleTemps(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const m = /^lock\.(\d+)\.tmp$/.exec(name);
+    if (m?.[1] && !isRunning(Number(m[1]))) await unlink(join(dir, name)).catch(() => undefined);
   }
 }
 

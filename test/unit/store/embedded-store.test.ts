@@ -121,10 +121,16 @@ test('a second open of the same directory fails clearly; a dead owner’s lock i
 
   const dead = spawnSync(process.execPath, ['-e', '0']).pid;
   writeFileSync(join(dir, 'lock'), `${dead}\n`);
+  writeFileSync(join(dir, `lock.${dead}.tmp`), `${dead}\n`); // it died while taking the lock
   const b = await EmbeddedStore.open({ dir });
   t.truthy(await b.get('/still'));
   await b.close();
   t.false(readdirSync(dir).includes('lock'), 'close releases the lock');
+  t.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith('lock')),
+    [],
+    'no lock files are left behind',
+  );
 });
 
 /** Where the records of a log file end (the rest is preallocated zeros). */
