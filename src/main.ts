@@ -16,12 +16,31 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw e;
   });
   try {
-    return await runCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+    return await runCli(argv, {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+      // Loaded on first use: --version and --help never load gRPC, the CA or the store.
+      handlers: async () => (await import('./daemon/handlers.js')).handlers,
+      stopSignal: stopOnSignals,
+    });
   } catch (e: unknown) {
     // runCli reports every error itself; getting here means reporting failed too.
     process.stderr.write(`nsm-agent: internal error: ${describe(e)}\n`);
     return 1;
   }
+}
+
+/** Aborted on the first SIGINT or SIGTERM; a second one ends the process at once. */
+function stopOnSignals(): AbortSignal {
+  const ac = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (ac.signal.aborted) process.exit(130);
+      ac.abort(new Error(`received ${sig}`));
+    });
+  }
+  return ac.signal;
 }
 
 // The one effect of loading this module, and the reason it is the entry point: run the command.

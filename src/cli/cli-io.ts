@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { defaultConfigPath } from '../config/index.js';
 import type { ConfigLogLevel } from '../config/index.js';
+import type { Handlers } from '../localapi/index.js';
 
 /** Anything text can be written to: process.stdout in the binary, a buffer in tests. */
 export interface TextWriter {
@@ -15,6 +16,10 @@ export interface CliIo {
   readonly stdout: TextWriter;
   readonly stderr: TextWriter;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** Implementations of the commands that act (server, tokens, enrolment); loaded on first use. */
+  readonly handlers?: () => Promise<Handlers>;
+  /** Aborted when the process is asked to stop (SIGINT, SIGTERM); for long-running commands. */
+  readonly stopSignal?: () => AbortSignal;
 }
 
 export interface GlobalOptions {

@@ -2,7 +2,19 @@ import { AgentError } from '../errors/index.js';
 import { agentVersion } from '../util/index.js';
 
 /** The commands this version really implements; named in the hint so the user knows what works. */
-const available = ['config validate', 'config show', 'config schema', 'doctor', 'version'];
+const available = [
+  'server init',
+  'server run',
+  'server issue',
+  'token create|list|revoke',
+  'hosts list|revoke',
+  'enroll',
+  'doctor',
+  'config validate',
+  'config show',
+  'config schema',
+  'version',
+];
 
 /**
  * The action of a command the design names but this version does not have yet. Its arguments and

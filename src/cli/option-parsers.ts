@@ -20,3 +20,12 @@ export function positiveInteger(value: string): number {
     throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
   return Number(value);
 }
+
+const units: Readonly<Record<string, number>> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `90s`, `10m`, `1h`, `7d` → milliseconds; anything else is a usage error. */
+export function duration(value: string): number {
+  const m = /^([1-9][0-9]*)(s|m|h|d)$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`expected a duration like 10m, 1h or 7d, got '${value}'`);
+  return Number(m[1]) * (units[m[2] ?? 's'] ?? 1_000);
+}

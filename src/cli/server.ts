@@ -1,9 +1,14 @@
 import { Command } from 'commander';
+import { handlersOf } from '../localapi/index.js';
+import { globalOptions, printJson, printLine } from './cli-io.js';
 import type { CliIo } from './cli-io.js';
-import { notAvailable } from './not-available.js';
+import { duration } from './option-parsers.js';
+
+export const defaultServerDataDir = '/var/lib/nsm-agent/server';
+const dataDirOption = ['--data-dir <dir>', 'control server data directory', defaultServerDataDir] as const;
 
 /** `nsm-agent server …`: the mesh control server (registry + enrolment CA) for meshes without Kubernetes. */
-export function serverCommand(_io: CliIo): Command {
+export function serverCommand(io: CliIo): Command {
   const server = new Command('server')
     .summary('mesh control server: registry + enrolment CA')
     .description('mesh control server: NSM registry and enrolment CA (port 5002)');
@@ -11,17 +16,77 @@ export function serverCommand(_io: CliIo): Command {
     .command('init')
     .description('create the mesh CA and the server identity for a trust domain')
     .requiredOption('--trust-domain <name>', 'SPIFFE trust domain of the new mesh, e.g. mesh.example')
-    .action(() => notAvailable('server init', 'creating a mesh'));
+    .option(...dataDirOption)
+    .option('--json', 'machine-readable JSON on stdout')
+    .action(async (o: { trustDomain: string; dataDir: string; json?: boolean }) => {
+      const r = await (
+        await handlersOf(io)
+      ).controlServer.init({ trustDomain: o.trustDomain, dataDir: o.dataDir });
+      if (o.json) {
+        printJson(io, r);
+        return;
+      }
+      printLine(io.stdout, `created mesh ${r.trustDomain} in ${r.dataDir}`);
+      printLine(io.stdout, `  server identity: ${r.serverSpiffeId}`);
+      printLine(io.stdout, `  CA public key pin: ${r.caPin}`);
+      printLine(io.stdout, `next: nsm-agent server run --data-dir ${r.dataDir}`);
+    });
   server
     .command('run')
-    .description('run the control server')
-    .option('--store <url>', 'registry store: embedded (default) or etcd://host:port')
-    .action(() => notAvailable('server run', 'the control server'));
+    .description('run the control server until SIGINT/SIGTERM')
+    .option(...dataDirOption)
+    .option('--listen <url>', 'where to serve the registry and enrolment API', 'tcp://:5002')
+    .option(
+      '--public-url <url>',
+      'how hosts reach this server, written into tokens (default: tcp://<hostname>:<port>)',
+    )
+    .option('--store <store>', 'registry store: embedded (default) or etcd://host:port', 'embedded')
+    .action(
+      async (o: { dataDir: string; listen: string; publicUrl?: string; store: string }, cmd: Command) => {
+        const signal = io.stopSignal?.() ?? new AbortController().signal;
+        await (
+          await handlersOf(io)
+        ).controlServer.run(
+          {
+            dataDir: o.dataDir,
+            listen: o.listen,
+            store: o.store,
+            logLevel: globalOptions(cmd, io).logLevel ?? 'info',
+            ...(o.publicUrl !== undefined ? { publicUrl: o.publicUrl } : {}),
+          },
+          signal,
+          (info) => {
+            printLine(io.stderr, `control server listening on ${info.url} (store ${info.store})`);
+            printLine(io.stderr, `  hosts enrol through ${info.publicUrl}; admin socket ${info.adminSocket}`);
+          },
+        );
+      },
+    );
   server
     .command('issue')
-    .description('issue an X.509-SVID from the mesh CA for a SPIFFE ID (e.g. for an NSM cluster component)')
-    .argument('<spiffe-id>', 'SPIFFE ID to certify, spiffe://<trust-domain>/<path>')
-    .option('--out <dir>', 'directory for the key, certificate and bundle', '.')
-    .action(() => notAvailable('server issue', 'issuing certificates'));
+    .description('issue an X.509-SVID from the mesh CA for a tool (grpcurl, scripts, monitoring)')
+    .requiredOption('--spiffe-id <id>', 'SPIFFE ID to certify, spiffe://<trust-domain>/<path>')
+    .option('--out <dir>', 'directory for svid.pem, svid.key and bundle.pem', '.')
+    .option('--ttl <duration>', 'lifetime, e.g. 24h or 30d', duration)
+    .option(...dataDirOption)
+    .option('--json', 'machine-readable JSON on stdout')
+    .action(async (o: { spiffeId: string; out: string; ttl?: number; dataDir: string; json?: boolean }) => {
+      const r = await (
+        await handlersOf(io)
+      ).controlServer.issue({
+        dataDir: o.dataDir,
+        spiffeId: o.spiffeId,
+        outDir: o.out,
+        ...(o.ttl !== undefined ? { ttlMs: o.ttl } : {}),
+      });
+      if (o.json) {
+        printJson(io, r);
+        return;
+      }
+      printLine(io.stdout, `issued ${r.spiffeId} (expires ${r.expiresAt})`);
+      printLine(io.stdout, `  certificate: ${r.certPath}`);
+      printLine(io.stdout, `  key:         ${r.keyPath}`);
+      printLine(io.stdout, `  bundle:      ${r.bundlePath}`);
+    });
   return server;
 }

@@ -3,27 +3,15 @@
 // Without dist/nsm-agent every test here fails, unless NSM_AGENT_SKIP_BINARY=1 says to skip them,
 // which ava then reports as skipped: never a silent pass.
 import { execFile } from 'node:child_process';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import type { ExecutionContext } from 'ava';
+import { binaryAvailable, binaryTest, builtBinary, repoRoot } from '../helpers/binary.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const built = join(root, 'dist', 'nsm-agent');
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
-const available = existsSync(built);
-const skip = process.env.NSM_AGENT_SKIP_BINARY === '1';
+const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+const built = builtBinary;
+const available = binaryAvailable;
 
 let workDir = '';
 let binary = '';
@@ -47,19 +35,6 @@ function run(args: readonly string[]): Promise<Run> {
       },
     );
   });
-}
-
-type Body = (t: ExecutionContext) => Promise<void>;
-
-function binaryTest(title: string, body: Body): void {
-  if (available) test.serial(title, body);
-  else if (skip) test.skip(title, body);
-  else
-    test(title, (t) => {
-      t.fail(
-        `${built} does not exist: run npm run build:binary first (or set NSM_AGENT_SKIP_BINARY=1 to skip)`,
-      );
-    });
 }
 
 if (available) {

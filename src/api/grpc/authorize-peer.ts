@@ -12,9 +12,15 @@ import { peerSpiffeId } from './svid.js';
  * it guards exactly the connections made over that TLS listener, health checks included.
  * A hook that throws refuses the call (fail closed).
  */
-export function authorizationInterceptor(authorize: AuthorizePeer, log: Logger): ServerInterceptor {
+export function authorizationInterceptor(
+  authorize: AuthorizePeer,
+  log: Logger,
+  anonymousMethods: ReadonlySet<string> = new Set(),
+): ServerInterceptor {
   return (methodDescriptor, call) => {
     const method = methodDescriptor.path;
+    // Passed through untouched: the handler itself knows its caller has no identity yet.
+    if (anonymousMethods.has(method)) return new ServerInterceptingCall(call);
     const listener = new ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
         decide(call, method, authorize).then(

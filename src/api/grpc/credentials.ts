@@ -33,6 +33,12 @@ export interface ServerTlsCredentials {
   readonly grpc: ServerCredentials;
   readonly requireClientCert: boolean;
   readonly authorizePeer: AuthorizePeer | undefined;
+  /**
+   * Full method paths that may be called without a client SVID on a listener where client certificates
+   * are optional (enrolment: hosts have no identity yet). Every other method needs a verified SVID and
+   * passes `authorizePeer`. Only used together with `authorizePeer`.
+   */
+  readonly anonymousMethods?: ReadonlySet<string>;
   /** The SPIFFE ID of our own certificate. */
   readonly spiffeId: string;
 }

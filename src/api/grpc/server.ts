@@ -123,7 +123,7 @@ function grpcCredentials(credentials: ServerTransportCredentials, log: Logger): 
   const authorize = credentials.authorizePeer;
   if (authorize === undefined) return credentials.grpc;
   return experimental.createServerCredentialsWithInterceptors(credentials.grpc, [
-    authorizationInterceptor(authorize, log),
+    authorizationInterceptor(authorize, log, credentials.anonymousMethods),
   ]);
 }
 

@@ -1,0 +1,139 @@
+// Issue B acceptance, as an operator and a host would do it with the shipped binary: `server init`,
+// `server run`, `token create`, `enroll --token`, a second use of a one-time token refused with a
+// message saying it was used, `hosts list` showing the host; then SIGTERM stops the server cleanly.
+// Loopback only; the server process is stopped by its pid on every exit path.
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import test from 'ava';
+import { binaryAvailable, binaryTest, builtBinary } from '../helpers/binary.js';
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+let dir = '';
+let binary = '';
+
+function run(args: readonly string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      binary,
+      args,
+      { cwd: dir, timeout: 30_000, env: { PATH: '/usr/bin:/bin' } },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const address = s.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once `text` appears on the child's stderr; rejects on exit or after `ms`. */
+function waitForOutput(child: ChildProcess, text: string, ms: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`no "${text}" within ${ms} ms; output:\n${seen}`)), ms);
+    child.stderr?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(text)) {
+        clearTimeout(timer);
+        resolve(seen);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${String(code)} before "${text}"; output:\n${seen}`));
+    });
+  });
+}
+
+if (binaryAvailable) {
+  test.before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nsm-agent-cs-'));
+    binary = join(dir, 'nsm-agent');
+    copyFileSync(builtBinary, binary);
+  });
+  test.after.always(() => {
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+binaryTest(
+  'control server: init, run, token, enroll, one-time token reuse refused, hosts list',
+  async (t) => {
+    const data = join(dir, 'server');
+    const init = await run(['server', 'init', '--trust-domain', 'mesh.test', '--data-dir', data]);
+    t.is(init.code, 0, init.stderr);
+    t.regex(init.stdout, /spiffe:\/\/mesh\.test\/server/);
+    const again = await run(['server', 'init', '--trust-domain', 'mesh.test', '--data-dir', data]);
+    t.is(again.code, 1, 'a second init must not replace the CA');
+
+    const port = await freePort();
+    const url = `tcp://127.0.0.1:${port}`;
+    const server = spawn(
+      binary,
+      ['server', 'run', '--data-dir', data, '--listen', url, '--public-url', url],
+      {
+        cwd: dir,
+        env: { PATH: '/usr/bin:/bin' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    t.teardown(() => {
+      if (server.exitCode === null) server.kill('SIGKILL');
+    });
+    await waitForOutput(server, 'control server listening', 20_000);
+
+    const created = await run(['token', 'create', '--data-dir', data, '--label', 'env=test']);
+    t.is(created.code, 0, created.stderr);
+    const token = created.stdout.trim();
+    t.regex(token, /^nsmagent1_\S+$/, 'stdout is the token alone');
+
+    const first = await run(['enroll', '--token', token, '--state-dir', join(dir, 'host-a'), '--json']);
+    t.is(first.code, 0, first.stderr);
+    const enrolled = JSON.parse(first.stdout) as { spiffeId: string; trustDomain: string };
+    t.regex(enrolled.spiffeId, /^spiffe:\/\/mesh\.test\/agent\/[\w-]+$/);
+    t.is(statSync(join(dir, 'host-a', 'identity', 'svid.key')).mode & 0o777, 0o600);
+
+    const second = await run(['enroll', '--token', token, '--state-dir', join(dir, 'host-b')]);
+    t.is(second.code, 1);
+    t.regex(second.stderr, /has already been used/);
+
+    const hosts = await run(['hosts', 'list', '--data-dir', data, '--json']);
+    t.is(hosts.code, 0, hosts.stderr);
+    const rows = JSON.parse(hosts.stdout) as {
+      spiffeId: string;
+      state: string;
+      labels: Record<string, string>;
+    }[];
+    t.is(rows.length, 1);
+    t.like(rows[0], { spiffeId: enrolled.spiffeId, state: 'active' });
+    t.is(rows[0]?.labels.env, 'test');
+
+    const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+    server.kill('SIGTERM');
+    t.is(await exited, 0, 'SIGTERM stops the server cleanly');
+
+    const down = await run(['token', 'list', '--data-dir', data]);
+    t.is(down.code, 1);
+    t.regex(down.stderr, /no control server answers[\s\S]*start it with: nsm-agent server run/);
+  },
+);
