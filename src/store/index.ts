@@ -10,3 +10,5 @@ export { EtcdStore } from './etcd-store.js';
 export type { EtcdStoreOptions } from './etcd-store.js';
 export { parseEtcdUrl } from './etcd/etcd-url.js';
 export type { EtcdUrl } from './etcd/etcd-url.js';
+export { openStore } from './open-store.js';
+export type { OpenStoreOptions } from './open-store.js';
