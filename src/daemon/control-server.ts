@@ -14,6 +14,7 @@ import {
   enrolmentService,
   initCa,
   loadCa,
+  refreshServerSvid,
 } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { createRegistryServices } from '../registry/index.js';
@@ -96,7 +97,8 @@ export async function openStore(spec: string, dataDir: string, log: Logger, cloc
 export async function startControlServer(options: ControlServerOptions): Promise<RunningControlServer> {
   const clock = options.clock ?? systemClock;
   const log = options.log.child({ role: 'control-server' });
-  const pki = await loadCa(options.dataDir);
+  // A server SVID past half its life is re-issued (same key) before we serve with it.
+  const pki = await refreshServerSvid(await loadCa(options.dataDir), { dataDir: options.dataDir, clock });
   const storeSpec = options.store ?? 'embedded';
   const store = await openStore(storeSpec, options.dataDir, log, clock);
   let grpc: GrpcServer | undefined;
