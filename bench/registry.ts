@@ -1,10 +1,13 @@
 // Registry benchmark (issue B "Measure"): 10,000 NSEs over real gRPC + mTLS on loopback.
 // Register throughput, Find-by-name p50/p99, watch fan-out latency to 100 watchers, server RSS.
 // The registry runs in a child process so its RSS and CPU are its own. Last line: one summary.
-//   node --import tsx bench/registry.ts [--nses 10000] [--watchers 100] [--concurrency 64]
+//   node --import tsx bench/registry.ts [--store memory|embedded[:dir]|etcd://host:port] [--nses 10000]
+//     [--watchers 100] [--concurrency 64] [--fanout-events 100]
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Metadata } from '@grpc/grpc-js';
 import { NetworkServiceEndpointRegistryService } from '../src/api/index.js';
@@ -15,7 +18,8 @@ import type { TokenSigner } from '../src/api/token/index.js';
 import { systemClock } from '../src/host/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { createRegistryServices } from '../src/registry/index.js';
-import { MemoryStore } from '../src/store/index.js';
+import { EmbeddedStore, EtcdStore, MemoryStore } from '../src/store/index.js';
+import type { Store } from '../src/store/index.js';
 import { createTestCa, issueSvid } from '../test/helpers/pki.js';
 
 const SERVER_ID = 'spiffe://bench.test/server';
@@ -27,10 +31,34 @@ interface Pki {
   readonly client: { certPem: string; keyPem: string };
 }
 
-type ToChild = { type: 'start'; pki: Pki } | { type: 'rss' } | { type: 'stop' };
+type ToChild = { type: 'start'; pki: Pki; store: string } | { type: 'rss' } | { type: 'stop' };
 type ToParent =
   | { type: 'started'; port: number }
   | { type: 'rss'; rss: number; heapUsed: number; external: number; cpuMicros: number };
+
+/** `memory`, `embedded:<dir>` (default: a temporary dir) or `etcd://host:port`. */
+function storeArg(): string {
+  const i = process.argv.indexOf('--store');
+  return i >= 0 ? (process.argv[i + 1] ?? 'embedded') : 'embedded';
+}
+
+async function openStore(spec: string): Promise<{ store: Store; cleanup: () => void }> {
+  if (spec === 'memory') return { store: new MemoryStore({ clock: systemClock }), cleanup: () => undefined };
+  if (spec.startsWith('etcd://')) {
+    return {
+      store: await EtcdStore.open({ url: spec, clock: systemClock, namespace: `/bench-${Date.now()}/` }),
+      cleanup: () => undefined,
+    };
+  }
+  const given = spec.startsWith('embedded:') ? spec.slice('embedded:'.length) : '';
+  const dir = given || mkdtempSync(join(tmpdir(), 'nsm-registry-bench-'));
+  return {
+    store: await EmbeddedStore.open({ dir, clock: systemClock }),
+    cleanup: () => {
+      if (!given) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,7 +72,7 @@ function serve(): void {
   process.on('message', (m: ToChild) => {
     void (async () => {
       if (m.type === 'start') {
-        const store = new MemoryStore({ clock: systemClock });
+        const { store, cleanup } = await openStore(m.store);
         const signer = createTokenSigner({
           spiffeId: SERVER_ID,
           certificatePem: m.pki.server.certPem,
@@ -79,6 +107,7 @@ function serve(): void {
           await server.close({ graceMs: 100 });
           registry.close();
           await store.close();
+          cleanup();
         };
         send({ type: 'started', port: server.port ?? 0 });
       } else if (m.type === 'rss') {
@@ -153,7 +182,7 @@ async function main(): Promise<void> {
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const { port } = await request(child, { type: 'start', pki }, 'started');
+  const { port } = await request(child, { type: 'start', pki, store: storeArg() }, 'started');
   const baseline = await request(child, { type: 'rss' }, 'rss');
 
   const credentials = clientCredentials({
@@ -256,7 +285,7 @@ async function main(): Promise<void> {
 
   const mb = (b: number): string => (b / 1024 / 1024).toFixed(1);
   console.log(
-    `registry bench: ${nses} NSEs, ${watchers} watchers x ${fanoutEvents} events, concurrency ${concurrency}, store memory:, server in its own process`,
+    `registry bench: ${nses} NSEs, ${watchers} watchers x ${fanoutEvents} events, concurrency ${concurrency}, store ${storeArg()}, server in its own process`,
   );
   console.log(
     `register: ${registerRate.toFixed(0)}/s (${registerSeconds.toFixed(2)} s), server CPU ${cpuPerRegisterUs.toFixed(0)} us per Register (= ${(1e6 / cpuPerRegisterUs).toFixed(0)}/s per core)  target >= 2000/s`,
@@ -282,7 +311,7 @@ async function main(): Promise<void> {
     afterWatch.rss <= 150 * 1024 * 1024 &&
     delivered === watchers * fanoutEvents;
   console.log(
-    `SUMMARY registry nses=${nses} register=${registerRate.toFixed(0)}/s register_cpu=${cpuPerRegisterUs.toFixed(0)}us find_p50=${ms(pct(findLat, 50))}ms find_p99=${ms(pct(findLat, 99))}ms fanout_p50=${ms(pct(fanLat, 50))}ms fanout_p99=${ms(pct(fanLat, 99))}ms watchers=${watchers} rss=${mb(Math.max(afterRegister.rss, afterWatch.rss))}MB targets=${ok ? 'met' : 'MISSED'}`,
+    `SUMMARY registry store=${storeArg().split(':')[0] ?? ''} nses=${nses} register=${registerRate.toFixed(0)}/s register_cpu=${cpuPerRegisterUs.toFixed(0)}us find_p50=${ms(pct(findLat, 50))}ms find_p99=${ms(pct(findLat, 99))}ms fanout_p50=${ms(pct(fanLat, 50))}ms fanout_p99=${ms(pct(fanLat, 99))}ms watchers=${watchers} rss=${mb(Math.max(afterRegister.rss, afterWatch.rss))}MB targets=${ok ? 'met' : 'MISSED'}`,
   );
 }
 
