@@ -80,5 +80,6 @@ export interface Store {
     prefix: string,
     options: { readonly afterRevision?: number; readonly signal: AbortSignal },
   ): AsyncIterable<WatchEvent>;
+  /** Waits for writes in flight, ends open watches with UNAVAILABLE; later calls fail UNAVAILABLE. */
   close(): Promise<void>;
 }

@@ -334,6 +334,28 @@ export function registerStoreContract(
     t.deepEqual(seen, []);
   });
 
+  it('closing the store ends its watches with UNAVAILABLE and refuses further calls', async (t, store, p) => {
+    const ac = new AbortController();
+    const watching = (async () => {
+      for await (const _ of store.watch(p, { signal: ac.signal })) {
+        // nothing is written
+      }
+    })();
+    await sleep(100);
+    await store.close();
+    const ended = await Promise.race([
+      watching.then(
+        () => 'returned',
+        (e: unknown) => (e as { code?: string }).code ?? 'error',
+      ),
+      sleep(5_000).then(() => 'still running'),
+    ]);
+    ac.abort();
+    t.is(ended, 'UNAVAILABLE');
+    const err = await t.throwsAsync(store.get(`${p}k`));
+    t.is((err as { code?: string }).code, 'UNAVAILABLE');
+  });
+
   it('values up to the size limit round-trip byte for byte; larger ones are refused', async (t, store, p) => {
     const big = new Uint8Array(MAX_VALUE_BYTES);
     for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
