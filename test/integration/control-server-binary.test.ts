@@ -4,7 +4,7 @@
 // Loopback only; the server process is stopped by its pid on every exit path.
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -107,7 +107,17 @@ binaryTest(
     const token = created.stdout.trim();
     t.regex(token, /^nsmagent1_\S+$/, 'stdout is the token alone');
 
-    const first = await run(['enroll', '--token', token, '--state-dir', join(dir, 'host-a'), '--json']);
+    // The token from a file (not argv, where other users could read it in the process list).
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+    const first = await run([
+      'enroll',
+      '--token-file',
+      tokenFile,
+      '--state-dir',
+      join(dir, 'host-a'),
+      '--json',
+    ]);
     t.is(first.code, 0, first.stderr);
     const enrolled = JSON.parse(first.stdout) as { spiffeId: string; trustDomain: string };
     t.regex(enrolled.spiffeId, /^spiffe:\/\/mesh\.test\/agent\/[\w-]+$/);
