@@ -60,6 +60,9 @@ export class EtcdStore implements Store {
   readonly #timeoutMs: number;
   readonly #keepAlives: LeaseKeepAlives;
   readonly #closing = new AbortController();
+  #closed = false;
+  /** Calls in flight, which close() lets finish (each is bounded by its deadline). */
+  readonly #inflight = new Set<Promise<unknown>>();
   /** The newest revision any answer from etcd has shown; "now" for a watch without a start. */
   #seen = 0;
 
@@ -234,7 +237,7 @@ export class EtcdStore implements Store {
     prefix: string,
     options: { readonly afterRevision?: number; readonly signal: AbortSignal },
   ): AsyncIterable<WatchEvent> {
-    if (this.#closing.signal.aborted) throw closedError(this.description);
+    if (this.#closed) throw closedError(this.description);
     const after = options.afterRevision ?? this.#seen;
     if (options.afterRevision !== undefined) checkRevision(after, 'afterRevision');
     return {
@@ -254,13 +257,13 @@ export class EtcdStore implements Store {
     };
   }
 
-  close(): Promise<void> {
-    if (!this.#closing.signal.aborted) {
-      this.#closing.abort(closedError(this.description));
-      this.#keepAlives.close();
-      this.#conn.close();
-    }
-    return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#inflight]);
+    this.#closing.abort(closedError(this.description));
+    this.#keepAlives.close();
+    this.#conn.close();
   }
 
   /** A Txn that runs `op` only if the key's mod_revision is `expected` (0: the key must not exist). */
@@ -287,9 +290,11 @@ export class EtcdStore implements Store {
 
   /** Runs a call to etcd, turning transport failures into UNAVAILABLE with a next step. */
   async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    if (this.#closing.signal.aborted) throw closedError(this.description);
+    if (this.#closed) throw closedError(this.description);
+    const call = fn();
+    this.#inflight.add(call);
     try {
-      return await fn();
+      return await call;
     } catch (e: unknown) {
       if (aborted(this.#closing.signal)) throw closedError(this.description);
       if (
@@ -307,6 +312,8 @@ export class EtcdStore implements Store {
         );
       }
       throw e;
+    } finally {
+      this.#inflight.delete(call);
     }
   }
 

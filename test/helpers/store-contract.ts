@@ -334,6 +334,16 @@ export function registerStoreContract(
     t.deepEqual(seen, []);
   });
 
+  it('close lets writes in flight finish', async (t, store, p) => {
+    const writes = Array.from({ length: 20 }, (_, i) => store.put(`${p}${i}`, bytes(String(i))));
+    await store.close();
+    const results = await Promise.allSettled(writes);
+    t.deepEqual(
+      results.map((r) => r.status),
+      writes.map(() => 'fulfilled'),
+    );
+  });
+
   it('closing the store ends its watches with UNAVAILABLE and refuses further calls', async (t, store, p) => {
     const ac = new AbortController();
     const watching = (async () => {
