@@ -2,7 +2,7 @@ import { NetworkServiceEndpointRegistryService, timestampToMs, toTimestamp } fro
 import type { NetworkServiceEndpoint, NetworkServiceEndpointSchema } from '../api/index.js';
 import { implement } from '../api/grpc/index.js';
 import type { ServiceRegistration } from '../api/grpc/index.js';
-import { AgentError } from '../errors/index.js';
+import { AgentError, describe } from '../errors/index.js';
 import type { Clock } from '../host/index.js';
 import type { Logger } from '../log/index.js';
 import type { Store } from '../store/index.js';
@@ -57,7 +57,8 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
             call.peerToken?.expiresAtMs,
             now + deps.defaultExpirationMs,
           ]);
-          const existing = await deps.records.get(nse.name);
+          const stored = await deps.records.getWithLease(nse.name);
+          const existing = stored?.record;
           nse.initialRegistrationTime =
             existing?.initialRegistrationTime ?? nse.initialRegistrationTime ?? toTimestamp(now);
 
@@ -70,6 +71,15 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
           }
           const lease = await deps.store.grantLease(Math.max(1, Math.ceil(expiresAtMs - now)));
           await deps.view.caughtUp(await deps.records.put(nse.name, nse, lease));
+          // The key moved to the new lease; the old one would only linger in the store until it ran out.
+          if (stored && stored.lease !== 0) {
+            deps.store.revokeLease(stored.lease).catch((e: unknown) => {
+              log.debug(
+                { nse: nse.name, lease: stored.lease, err: describe(e) },
+                'could not revoke the previous lease',
+              );
+            });
+          }
           call.sendPathHeader();
           log[existing ? 'debug' : 'info'](
             {

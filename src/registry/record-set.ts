@@ -47,8 +47,17 @@ export class RecordSet<D extends DescMessage> {
   }
 
   async get(name: string): Promise<MessageShape<D> | undefined> {
+    return (await this.getWithLease(name))?.record;
+  }
+
+  /** The record and the lease its key is attached to (0 for none). */
+  async getWithLease(
+    name: string,
+  ): Promise<{ readonly record: MessageShape<D>; readonly lease: number } | undefined> {
     const entry = await this.#store.get(this.key(name));
-    return entry && this.#decode(entry.key, entry.value);
+    if (!entry) return undefined;
+    const record = this.#decode(entry.key, entry.value);
+    return record && { record, lease: entry.lease };
   }
 
   /** Returns the store revision of the write. */

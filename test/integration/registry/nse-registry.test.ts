@@ -243,3 +243,18 @@ test('a plain Find ends with the current matches; a cancelled watch ends cleanly
   await sleep(20);
   t.is((await all(a.nse.find({ networkServiceEndpoint: { name: 'n-3' } }))).length, 1);
 });
+
+test('a refresh revokes the lease the record had before, so leases do not pile up in the store', async (t) => {
+  const { a, store } = await setup(t);
+  const first = await a.registerNse({ name: 'lease-r', url: 'tcp://10.0.0.1:1' });
+  const key = '/nsm-agent/registry/nse/lease-r';
+  const before = (await store.get(key))?.lease ?? 0;
+  t.not(before, 0);
+  await a.registerNse({ ...first.response, expirationTime: undefined }, { path: first.path! });
+  const after = (await store.get(key))?.lease ?? 0;
+  t.not(after, before);
+  await new Promise((r) => setTimeout(r, 20));
+  const e = await t.throwsAsync(store.keepAlive(before));
+  t.regex(e.message, /lease/i, 'the old lease is gone');
+  await store.keepAlive(after);
+});
