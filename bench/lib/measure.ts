@@ -1,0 +1,192 @@
+// Measures several paths side by side: each repetition runs every row once (iperf3 both ways, then
+// ping), in an order that rotates from one repetition to the next so no row always follows the
+// same neighbour; figures are medians over the repetitions.
+import type { CommandRunner } from '../../src/host/command-runner.js';
+import { runIperf3 } from './iperf3.js';
+import { diffCounters, readLinkCounters, readUdpCounters } from './netns-counters.js';
+import type { UdpCounters } from './netns-counters.js';
+import { runPing } from './ping.js';
+import { measureProcs } from './proc-stats.js';
+import { fmt, median } from './stats.js';
+import type { BenchTunnel } from './tunnels.js';
+
+export interface MeasureOptions {
+  readonly runner: CommandRunner;
+  /** Client netns (host 2); the server is host 1. */
+  readonly clientNetns: string;
+  readonly serverNetns: string;
+  readonly reps: number;
+  readonly seconds: number;
+  /** Pings per repetition (0: no ping), every pingIntervalS. */
+  readonly pings: number;
+  readonly pingIntervalS: number;
+  /** Called after each measurement, for progress on stderr. */
+  readonly progress?: (line: string) => void;
+}
+
+export interface RowSamples {
+  readonly tunnel: BenchTunnel;
+  /** Mbit/s, client → server (host 2 → host 1). */
+  readonly fwdMbps: number[];
+  /** Mbit/s, server → client (-R). */
+  readonly revMbps: number[];
+  readonly retransmits: number[];
+  readonly rttAvgMs: number[];
+  readonly rttP99Ms: number[];
+  readonly pingLost: number[];
+  /** Tunnel processes' CPU during iperf3, percent of one CPU, both hosts together. */
+  readonly cpuPercent: number[];
+  /** Peak VmRSS per tunnel process during iperf3, KiB (max over both hosts). */
+  readonly rssKb: number[];
+  /** UDP receive-buffer drops in both netns during the iperf3 runs. */
+  readonly udpRcvbufErrors: number[];
+  /** RX drops on the tunnel devices during the iperf3 runs. */
+  readonly linkRxDropped: number[];
+}
+
+export interface RowSummary {
+  readonly id: string;
+  readonly label: string;
+  readonly settings: string;
+  readonly fwdMbps: number;
+  readonly revMbps: number;
+  readonly retransmits: number;
+  readonly rttAvgMs: number;
+  readonly rttP99Ms: number;
+  readonly pingLost: number;
+  readonly cpuPercent: number;
+  readonly rssMb: number;
+  readonly udpRcvbufErrors: number;
+  readonly linkRxDropped: number;
+  /** CPU per Gbit/s moved (both directions averaged): the efficiency of the path. */
+  readonly cpuPerGbps: number;
+}
+
+export async function measureRows(rows: readonly BenchTunnel[], o: MeasureOptions): Promise<RowSummary[]> {
+  const samples: RowSamples[] = rows.map((tunnel) => ({
+    tunnel,
+    fwdMbps: [],
+    revMbps: [],
+    retransmits: [],
+    rttAvgMs: [],
+    rttP99Ms: [],
+    pingLost: [],
+    cpuPercent: [],
+    rssKb: [],
+    udpRcvbufErrors: [],
+    linkRxDropped: [],
+  }));
+  for (let rep = 0; rep < o.reps; rep++) {
+    for (let k = 0; k < samples.length; k++) {
+      const s = samples[(k + rep) % samples.length]!;
+      await measureOnce(s, o);
+      o.progress?.(
+        `rep ${rep + 1}/${o.reps} ${s.tunnel.id}: ${fmt(s.fwdMbps.at(-1) ?? NaN, 0)}/${fmt(s.revMbps.at(-1) ?? NaN, 0)} Mbit/s, rtt ${fmt(s.rttAvgMs.at(-1) ?? NaN, 3)} ms`,
+      );
+    }
+  }
+  return samples.map(summarize);
+}
+
+async function udpErrors(o: MeasureOptions): Promise<UdpCounters[]> {
+  return Promise.all([o.serverNetns, o.clientNetns].map((n) => readUdpCounters(o.runner, n)));
+}
+
+async function linkDrops(o: MeasureOptions, t: BenchTunnel): Promise<number> {
+  let n = 0;
+  for (const d of t.devices) n += (await readLinkCounters(o.runner, d.netns, d.dev)).rxDropped;
+  return n;
+}
+
+async function measureOnce(s: RowSamples, o: MeasureOptions): Promise<void> {
+  const t = s.tunnel;
+  const udp0 = await udpErrors(o);
+  const drops0 = await linkDrops(o, t);
+  let cpu = 0;
+  let rss = 0;
+  let retrans = 0;
+  for (const reverse of [false, true]) {
+    const { result, window } = await measureProcs(t.pids, () =>
+      runIperf3(o.runner, { netns: o.clientNetns, server: t.serverIp, seconds: o.seconds, reverse }),
+    );
+    (reverse ? s.revMbps : s.fwdMbps).push(result.bitsPerSecond / 1e6);
+    retrans += result.retransmits;
+    cpu += window.cpuPercent / 2;
+    rss = Math.max(rss, ...window.rssKbEach, 0);
+  }
+  const udp1 = await udpErrors(o);
+  s.udpRcvbufErrors.push(udp1.reduce((sum, u, i) => sum + diffCounters(udp0[i]!, u).rcvbufErrors, 0));
+  s.linkRxDropped.push((await linkDrops(o, t)) - drops0);
+  s.retransmits.push(retrans);
+  s.cpuPercent.push(cpu);
+  s.rssKb.push(rss);
+  if (o.pings > 0) {
+    const p = await runPing(o.runner, {
+      netns: o.clientNetns,
+      target: t.serverIp,
+      count: o.pings,
+      intervalS: o.pingIntervalS,
+    });
+    s.rttAvgMs.push(p.avgMs);
+    s.rttP99Ms.push(p.p99Ms);
+    s.pingLost.push(p.sent - p.received);
+  }
+}
+
+function summarize(s: RowSamples): RowSummary {
+  const fwd = median(s.fwdMbps);
+  const rev = median(s.revMbps);
+  const cpu = median(s.cpuPercent);
+  return {
+    id: s.tunnel.id,
+    label: s.tunnel.label,
+    settings: s.tunnel.settings,
+    fwdMbps: fwd,
+    revMbps: rev,
+    retransmits: median(s.retransmits),
+    rttAvgMs: median(s.rttAvgMs),
+    rttP99Ms: median(s.rttP99Ms),
+    pingLost: s.pingLost.reduce((a, b) => a + b, 0),
+    cpuPercent: cpu,
+    rssMb: median(s.rssKb) / 1024,
+    udpRcvbufErrors: median(s.udpRcvbufErrors),
+    linkRxDropped: median(s.linkRxDropped),
+    cpuPerGbps: s.tunnel.pids.length === 0 ? Number.NaN : cpu / ((fwd + rev) / 2 / 1000),
+  };
+}
+
+/** A fixed-width table of the summaries (medians over the repetitions). */
+export function formatTable(rows: readonly RowSummary[]): string {
+  const head = [
+    'row',
+    'fwd Mbit/s',
+    'rev Mbit/s',
+    'retr',
+    'rtt avg ms',
+    'rtt p99 ms',
+    'lost',
+    'tunnel CPU %',
+    'CPU%/Gbit/s',
+    'RSS MiB/proc',
+    'udp rcvbuf err',
+    'dev rx drop',
+  ];
+  const body = rows.map((r) => [
+    r.id,
+    fmt(r.fwdMbps, 0),
+    fmt(r.revMbps, 0),
+    fmt(r.retransmits, 0),
+    fmt(r.rttAvgMs, 3),
+    fmt(r.rttP99Ms, 3),
+    String(r.pingLost),
+    fmt(r.cpuPercent, 0),
+    fmt(r.cpuPerGbps, 0),
+    fmt(r.rssMb, 1),
+    fmt(r.udpRcvbufErrors, 0),
+    fmt(r.linkRxDropped, 0),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), ...body.map(line)].join('\n');
+}

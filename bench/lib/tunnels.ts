@@ -1,0 +1,435 @@
+// The paths a data-plane benchmark measures between two test-bed hosts, each brought up in its own
+// overlay subnet so that all of them can exist side by side and be measured interleaved:
+//   veth        the underlay itself (the limit)
+//   hand        wireguard-go configured with `wg` and `ip`, the way a person would
+//   agent       wireguard-go programmed through our WireGuard port (UserspaceWireGuard)
+//   nebula      Nebula with a throwaway CA, host 1 as lighthouse, a static host map
+// Host 1 (`a`) is always the iperf3 server and ping target; host 2 (`b`) the client.
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CommandRunner } from '../../src/host/command-runner.js';
+import { Ip } from '../../src/host/ip/index.js';
+import {
+  createWireGuard,
+  defaultSocketDir,
+  generatePrivateKey,
+  listWireGuardGoProcesses,
+  publicKeyOf,
+} from '../../src/host/wireguard/index.js';
+import type { WireGuard } from '../../src/host/wireguard/index.js';
+import { withKeyFile } from '../../src/host/wireguard/key-file.js';
+import type { TestbedHost } from '../../test/helpers/testbed.js';
+import { withNetnsSysctls } from './netns-counters.js';
+import type { BenchProcesses } from './processes.js';
+import { sleep } from './processes.js';
+
+export interface BenchTunnel {
+  readonly id: string;
+  readonly label: string;
+  /** Host 1's address over this path. */
+  readonly serverIp: string;
+  /** The tunnel's interface on each host (for drop counters), or the underlay for veth. */
+  readonly devices: readonly { readonly netns: string; readonly dev: string }[];
+  /** The processes that carry this path's packets (none for veth and kernel paths). */
+  readonly pids: readonly number[];
+  /** What the knobs of this row are, for the report. */
+  readonly settings: string;
+  close(): Promise<void>;
+}
+
+export interface TunnelContext {
+  readonly runner: CommandRunner;
+  readonly procs: BenchProcesses;
+  readonly a: TestbedHost;
+  readonly b: TestbedHost;
+  /** A private directory (0700) for keys, configs and logs. */
+  readonly workDir: string;
+}
+
+/** Settings of a WireGuard row that the agent (or a person) can choose. */
+export interface WgKnobs {
+  /** Tunnel interface MTU; wireguard-go's default is 1420. */
+  readonly mtu?: number;
+  /** Extra environment for wireguard-go (GOMAXPROCS, GOGC …). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** TUN transmit queue length (`ip link set … txqueuelen`). */
+  readonly txqueuelen?: number;
+  /** CPU list per host for `taskset -a -p -c` (index 0: host 1, 1: host 2). */
+  readonly cpus?: readonly [string, string];
+  /** Per-netns sysctls in force while wireguard-go opens its UDP socket (e.g. net.core.rmem_default). */
+  readonly socketSysctls?: Readonly<Record<string, string>>;
+}
+
+export interface WgTunnelOptions extends WgKnobs {
+  /** kernel WireGuard (no process to measure; the knobs that act on wireguard-go do nothing) or wireguard-go. */
+  readonly backend: 'kernel' | 'userspace';
+  readonly id: string;
+  readonly label: string;
+  /** Device name suffix, unique among the rows: `<host wgDevice prefix>-<suffix>`, ≤ 15 chars in all. */
+  readonly suffix: string;
+  /** First three octets of the overlay /24. */
+  readonly subnet: string;
+  readonly port: number;
+}
+
+export function vethPath(ctx: TunnelContext): BenchTunnel {
+  return {
+    id: 'veth',
+    label: 'plain veth (limit)',
+    serverIp: ctx.a.underlayIp,
+    devices: [
+      { netns: ctx.a.netns, dev: ctx.a.dev },
+      { netns: ctx.b.netns, dev: ctx.b.dev },
+    ],
+    pids: [],
+    settings: 'underlay veth via bridge, MTU 1500',
+    close: () => Promise.resolve(),
+  };
+}
+
+function deviceName(host: TestbedHost, suffix: string): string {
+  // `<prefix>-h<i>-wg` → `<prefix>-h<i>-<suffix>`; unique on the machine (shared /var/run/wireguard).
+  const name = `${host.wgDevice.slice(0, host.wgDevice.lastIndexOf('-'))}-${suffix}`;
+  if (name.length > 15)
+    throw new Error(`device name ${name} is longer than 15 characters: shorten the suffix`);
+  return name;
+}
+
+function describeKnobs(k: WgKnobs): string {
+  const parts = [`MTU ${k.mtu ?? 1420}`];
+  for (const [key, v] of Object.entries(k.env ?? {})) parts.push(`${key}=${v}`);
+  if (k.txqueuelen !== undefined) parts.push(`txqueuelen ${k.txqueuelen}`);
+  if (k.cpus !== undefined) parts.push(`cpus ${k.cpus.join('/')}`);
+  for (const [key, v] of Object.entries(k.socketSysctls ?? {})) parts.push(`${key}=${v}`);
+  return parts.join(', ');
+}
+
+async function afterStart(
+  ctx: TunnelContext,
+  k: WgKnobs,
+  host: TestbedHost,
+  dev: string,
+  pid: number | undefined,
+  i: 0 | 1,
+): Promise<void> {
+  if (k.txqueuelen !== undefined) {
+    await ctx.runner.runChecked([
+      'ip',
+      '-n',
+      host.netns,
+      'link',
+      'set',
+      'dev',
+      dev,
+      'txqueuelen',
+      String(k.txqueuelen),
+    ]);
+  }
+  const cpus = k.cpus?.[i];
+  if (cpus !== undefined && pid !== undefined)
+    await ctx.runner.runChecked(['taskset', '-a', '-p', '-c', cpus, String(pid)]);
+}
+
+function sysctlsAround<T>(ctx: TunnelContext, k: WgKnobs, netns: string, fn: () => Promise<T>): Promise<T> {
+  return k.socketSysctls === undefined ? fn() : withNetnsSysctls(ctx.runner, netns, k.socketSysctls, fn);
+}
+
+/** wireguard-go brought up with `wireguard-go`, `wg set` and `ip`, as the WireGuard docs show. */
+export async function handWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Promise<BenchTunnel> {
+  const hosts = [ctx.a, ctx.b] as const;
+  const keys = hosts.map(() => generatePrivateKey());
+  const devs = hosts.map((h) => deviceName(h, o.suffix));
+  const pids: number[] = [];
+  const tunnel: BenchTunnel = {
+    id: o.id,
+    label: o.label,
+    serverIp: `${o.subnet}.${ctx.a.index}`,
+    devices: hosts.map((h, i) => ({ netns: h.netns, dev: devs[i]! })),
+    pids,
+    settings: describeKnobs(o),
+    close: async () => {
+      for (const [i, h] of hosts.entries()) {
+        await ctx.runner.run(['ip', '-n', h.netns, 'link', 'del', 'dev', devs[i]!]);
+      }
+      for (const pid of pids) await ctx.procs.stop(pid);
+    },
+  };
+  try {
+    for (const [i, h] of hosts.entries()) {
+      const dev = devs[i]!;
+      const pid = await sysctlsAround(ctx, o, h.netns, async () => {
+        if (o.backend === 'kernel') {
+          // No process: the kernel carries the packets.
+          await ctx.runner.runChecked(['ip', '-n', h.netns, 'link', 'add', 'dev', dev, 'type', 'wireguard']);
+          await withKeyFile(keys[i]!, (path) =>
+            ctx.runner.runChecked(['wg', 'set', dev, 'listen-port', String(o.port), 'private-key', path], {
+              netns: h.netns,
+            }),
+          );
+          return undefined;
+        }
+        const p = ctx.procs.spawn(['wireguard-go', '-f', dev], {
+          netns: h.netns,
+          label: `wireguard-go-${dev}`,
+          env: { ...stringEnv(process.env), ...(o.env ?? {}) },
+        });
+        pids.push(p);
+        await ctx.procs.waitFor(
+          async () => (await ctx.runner.run(['wg', 'show', dev], { netns: h.netns })).code === 0,
+          5_000,
+          `wireguard-go ${dev} did not come up: read ${ctx.procs.logPath(`wireguard-go-${dev}`)}`,
+        );
+        await withKeyFile(keys[i]!, (path) =>
+          ctx.runner.runChecked(['wg', 'set', dev, 'listen-port', String(o.port), 'private-key', path], {
+            netns: h.netns,
+          }),
+        );
+        return p;
+      });
+      await afterStart(ctx, o, h, dev, pid, i as 0 | 1);
+      await ctx.runner.runChecked([
+        'ip',
+        '-n',
+        h.netns,
+        'addr',
+        'add',
+        `${o.subnet}.${h.index}/24`,
+        'dev',
+        dev,
+      ]);
+      await ctx.runner.runChecked([
+        'ip',
+        '-n',
+        h.netns,
+        'link',
+        'set',
+        'dev',
+        dev,
+        'mtu',
+        String(o.mtu ?? 1420),
+        'up',
+      ]);
+    }
+    for (const [i, h] of hosts.entries()) {
+      const peer = hosts[1 - i]!;
+      await ctx.runner.runChecked(
+        [
+          'wg',
+          'set',
+          devs[i]!,
+          'peer',
+          publicKeyOf(keys[1 - i]!),
+          'endpoint',
+          `${peer.underlayIp}:${o.port}`,
+          'allowed-ips',
+          `${o.subnet}.${peer.index}/32`,
+        ],
+        { netns: h.netns },
+      );
+    }
+    await waitForPath(ctx, tunnel);
+    return tunnel;
+  } catch (e: unknown) {
+    await tunnel.close();
+    throw e;
+  }
+}
+
+/** wireguard-go programmed through the agent's WireGuard port (src/host/wireguard). */
+export async function agentWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Promise<BenchTunnel> {
+  const hosts = [ctx.a, ctx.b] as const;
+  const keys = hosts.map(() => generatePrivateKey());
+  const devs = hosts.map((h) => deviceName(h, o.suffix));
+  const logDir = join(ctx.workDir, 'agent-logs');
+  await mkdir(logDir, { recursive: true, mode: 0o700 });
+  const ports: WireGuard[] = hosts.map((h) =>
+    createWireGuard(o.backend, {
+      runner: ctx.runner,
+      netns: h.netns,
+      socketDir: defaultSocketDir,
+      logDir,
+      env: { ...process.env, ...(o.env ?? {}) },
+    }),
+  );
+  const pids: number[] = [];
+  const tunnel: BenchTunnel = {
+    id: o.id,
+    label: o.label,
+    serverIp: `${o.subnet}.${ctx.a.index}`,
+    devices: hosts.map((h, i) => ({ netns: h.netns, dev: devs[i]! })),
+    pids,
+    settings: describeKnobs(o),
+    close: async () => {
+      for (const [i, wg] of ports.entries()) await wg.deleteDevice(devs[i]!);
+      for (const pid of pids) await ctx.procs.stop(pid);
+    },
+  };
+  try {
+    for (const [i, h] of hosts.entries()) {
+      const dev = devs[i]!;
+      await sysctlsAround(ctx, o, h.netns, () =>
+        ports[i]!.ensureDevice(dev, {
+          privateKey: keys[i]!,
+          listenPort: o.port,
+          ...(o.mtu === undefined ? {} : { mtu: o.mtu }),
+        }),
+      );
+      const pid = (await listWireGuardGoProcesses()).find((p) => p.device === dev)?.pid;
+      if (pid === undefined && o.backend === 'userspace') {
+        throw new Error(`no wireguard-go process for ${dev} after ensureDevice`);
+      }
+      if (pid !== undefined) {
+        pids.push(pid);
+        ctx.procs.adopt(pid);
+      }
+      await afterStart(ctx, o, h, dev, pid, i as 0 | 1);
+      await new Ip(ctx.runner, { netns: h.netns }).addAddress(dev, `${o.subnet}.${h.index}/24`);
+    }
+    for (const [i, wg] of ports.entries()) {
+      const peer = hosts[1 - i]!;
+      await wg.configure(devs[i]!, {
+        peers: [
+          {
+            publicKey: publicKeyOf(keys[1 - i]!),
+            endpoint: `${peer.underlayIp}:${o.port}`,
+            allowedIps: [`${o.subnet}.${peer.index}/32`],
+          },
+        ],
+      });
+    }
+    await waitForPath(ctx, tunnel);
+    return tunnel;
+  } catch (e: unknown) {
+    await tunnel.close();
+    throw e;
+  }
+}
+
+export interface NebulaOptions {
+  readonly id: string;
+  readonly label: string;
+  readonly suffix: string;
+  readonly subnet: string;
+  readonly port: number;
+  /** Nebula's default tun MTU is 1300. */
+  readonly mtu?: number;
+  /** Socket buffer sizes Nebula asks for (listen.read_buffer / write_buffer); default: the system's. */
+  readonly socketBuffer?: number;
+}
+
+/** Nebula 1.6: throwaway CA and host certs (nebula-cert), host 1 lighthouse, static host map. */
+export async function nebula(ctx: TunnelContext, o: NebulaOptions): Promise<BenchTunnel> {
+  const hosts = [ctx.a, ctx.b] as const;
+  const dir = join(ctx.workDir, `nebula-${o.suffix}`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const devs = hosts.map((h) => deviceName(h, o.suffix));
+  const pids: number[] = [];
+  const lighthouse = `${o.subnet}.${ctx.a.index}`;
+  const tunnel: BenchTunnel = {
+    id: o.id,
+    label: o.label,
+    serverIp: lighthouse,
+    devices: hosts.map((h, i) => ({ netns: h.netns, dev: devs[i]! })),
+    pids,
+    settings: `MTU ${o.mtu ?? 1300}${o.socketBuffer === undefined ? '' : `, socket buffers ${o.socketBuffer}`}`,
+    close: async () => {
+      for (const pid of pids) await ctx.procs.stop(pid);
+    },
+  };
+  const cert = (args: readonly string[]): Promise<unknown> =>
+    ctx.runner.runChecked(['nebula-cert', ...args]).catch((e: unknown) => {
+      throw new Error(
+        `nebula-cert ${args[0] ?? ''} failed (install it: apt-get install nebula): ${String(e)}`,
+      );
+    });
+  try {
+    await cert([
+      'ca',
+      '-name',
+      'nsm-bench',
+      '-duration',
+      '2h',
+      '-out-crt',
+      join(dir, 'ca.crt'),
+      '-out-key',
+      join(dir, 'ca.key'),
+    ]);
+    for (const [i, h] of hosts.entries()) {
+      const name = `h${h.index}`;
+      await cert([
+        'sign',
+        '-ca-crt',
+        join(dir, 'ca.crt'),
+        '-ca-key',
+        join(dir, 'ca.key'),
+        '-name',
+        name,
+        '-ip',
+        `${o.subnet}.${h.index}/24`,
+        '-out-crt',
+        join(dir, `${name}.crt`),
+        '-out-key',
+        join(dir, `${name}.key`),
+      ]);
+      await chmod(join(dir, `${name}.key`), 0o600);
+      const isLighthouse = i === 0;
+      // YAML is a superset of JSON: the config is written as JSON.
+      const config = {
+        pki: { ca: join(dir, 'ca.crt'), cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) },
+        static_host_map: { [lighthouse]: [`${ctx.a.underlayIp}:${o.port}`] },
+        lighthouse: { am_lighthouse: isLighthouse, interval: 60, hosts: isLighthouse ? [] : [lighthouse] },
+        listen: {
+          host: '0.0.0.0',
+          port: o.port,
+          ...(o.socketBuffer === undefined
+            ? {}
+            : { read_buffer: o.socketBuffer, write_buffer: o.socketBuffer }),
+        },
+        punchy: { punch: false },
+        tun: {
+          disabled: false,
+          dev: devs[i],
+          drop_local_broadcast: false,
+          drop_multicast: false,
+          mtu: o.mtu ?? 1300,
+        },
+        logging: { level: 'warning', format: 'text' },
+        firewall: {
+          outbound: [{ port: 'any', proto: 'any', host: 'any' }],
+          inbound: [{ port: 'any', proto: 'any', host: 'any' }],
+        },
+      };
+      const file = join(dir, `${name}.yml`);
+      await writeFile(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+      pids.push(
+        ctx.procs.spawn(['nebula', '-config', file], { netns: h.netns, label: `nebula-${devs[i]!}` }),
+      );
+    }
+    await waitForPath(ctx, tunnel);
+    return tunnel;
+  } catch (e: unknown) {
+    await tunnel.close();
+    throw e;
+  }
+}
+
+/** Pings host 1 from host 2 until the path answers (handshakes done), at most 15 s. */
+export async function waitForPath(ctx: TunnelContext, t: BenchTunnel): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const r = await ctx.runner.run(['ping', '-n', '-c', '1', '-W', '1', t.serverIp], { netns: ctx.b.netns });
+    if (r.code === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${t.label}: ${t.serverIp} does not answer from ${ctx.b.netns} after 15 s; read the logs in ${ctx.workDir}`,
+      );
+    }
+    await sleep(100);
+  }
+}
+
+function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
+}
