@@ -10,7 +10,10 @@ export interface RegistryServicesOptions {
   readonly store: Store;
   readonly clock: Clock;
   readonly log: Logger;
-  /** Mints this server's own path-segment token (the server's SVID). */
+  /**
+   * Mints this server's own path-segment token with the server's SVID key. Read on every call, so
+   * after an SVID renewal pass a signer that delegates to the current SVID (TokenSigner is an interface).
+   */
   readonly signer: TokenSigner;
   /** Default DEFAULT_REGISTRY_POLICIES (upstream's registry server policies); ALLOW_ANY for none. */
   readonly policies?: readonly RegistryPolicy[];
