@@ -247,6 +247,7 @@ export class EtcdStore implements Store {
           keys: this.#keys,
           prefix,
           after,
+          afterIsNow: options.afterRevision === undefined,
           signal: options.signal,
           closing: this.#closing.signal,
           target: this.#target,

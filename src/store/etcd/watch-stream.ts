@@ -14,6 +14,12 @@ export interface WatchStreamOptions {
   readonly prefix: string;
   /** Events with a revision after this one. */
   readonly after: number;
+  /**
+   * The caller asked for "now" and `after` is only the newest revision this client has seen. If
+   * etcd compacted past it meanwhile (an idle client), nothing the caller asked for is lost:
+   * start at the compaction revision instead of failing.
+   */
+  readonly afterIsNow: boolean;
   readonly signal: AbortSignal;
   /** Aborted (with an AgentError reason) when the store closes. */
   readonly closing: AbortSignal;
@@ -35,15 +41,21 @@ export async function* watchStream(o: WatchStreamOptions): AsyncGenerator<WatchE
   const { key, rangeEnd } = o.keys.range(o.prefix);
   const stream = o.client.watch({ signal: ac.signal });
   try {
-    stream.write({
-      requestUnion: {
-        case: 'createRequest',
-        value: { key, rangeEnd, startRevision: BigInt(o.after + 1), prevKv: true },
-      },
-    });
+    const create = (startRevision: bigint): void => {
+      stream.write({
+        requestUnion: { case: 'createRequest', value: { key, rangeEnd, startRevision, prevKv: true } },
+      });
+    };
+    create(BigInt(o.after + 1));
+    let restarted = false;
     for await (const r of stream) {
       o.onHeader(r.header);
       if (r.canceled) {
+        if (r.compactRevision > 0n && o.afterIsNow && !restarted) {
+          restarted = true;
+          create(r.compactRevision);
+          continue;
+        }
         if (r.compactRevision > 0n) throw compactedError(o.after, Number(r.compactRevision) - 1);
         throw new AgentError('UNAVAILABLE', `etcd at ${o.target} cancelled the watch: ${r.cancelReason}`, {
           hint: 'list again and watch from the revision the list returns',
