@@ -203,7 +203,7 @@ async function main(): Promise<void> {
   console.log(
     row(`fan-out p99 (${WATCHERS} watchers)`, embedded.fanoutP99Ms, etcd?.fanoutP99Ms, 'ms', false),
   );
-  console.log(`process RSS after both runs: ${rssMb.toFixed(0)} MB (embedded measured first)`);
+  console.log(`process RSS after the embedded run (10k keys loaded): ${rssMb.toFixed(0)} MB`);
   const e = embedded;
   const f = (x: number | undefined, d = 0): string => (x === undefined ? 'n/a' : x.toFixed(d));
   console.log(
