@@ -1,0 +1,209 @@
+import { SerialExecutor } from '../chain/core/index.js';
+import { AgentError } from '../errors/index.js';
+import type { CommandRunner } from '../host/index.js';
+import type { WireGuard } from '../host/wireguard/index.js';
+import { silentLogger } from '../log/index.js';
+import type { Logger } from '../log/index.js';
+import { checkDesiredState, emptyDesiredState, netnsKey, withEntry } from './desired-state.js';
+import type { DesiredEntry, DesiredState, DeviceSpec } from './desired-state.js';
+import { readDevices, readNetnsView } from './host-state.js';
+import type { HostState, NetnsView } from './host-state.js';
+import { hostTarget, workloadTarget } from './netns-target.js';
+import type { NetnsTarget } from './netns-target.js';
+import { describeOp } from './ops.js';
+import type { ForwarderOp, Where } from './ops.js';
+import { checkOwnerMark, defaultOwnerMark } from './owner-mark.js';
+import type { OwnerMark } from './owner-mark.js';
+import { plan } from './plan.js';
+import { readRecord, recordOf, sameRecord, unionRecord, writeRecord } from './state-record.js';
+import type { StateRecord } from './state-record.js';
+
+export interface ForwarderOptions {
+  readonly runner: CommandRunner;
+  readonly wireguard: WireGuard;
+  /** The agent's state dir; the record is `<stateDir>/forwarder/state.json`. */
+  readonly stateDir: string;
+  readonly mark?: OwnerMark;
+  /** The named netns that stands for the host (test beds); absent: the agent's own netns. */
+  readonly netns?: string;
+  readonly log?: Logger;
+  /**
+   * Called after each step of an apply (record written, each op, final record), awaited. Tests use it
+   * as a crash point; the daemon leaves it out.
+   */
+  readonly onStep?: (step: ApplyStep) => void | Promise<void>;
+}
+
+export interface ApplyStep {
+  /** 0: intent record written; 1..n: ops; n + 1: final record written. */
+  readonly index: number;
+  readonly name: string;
+}
+
+export interface ApplyResult {
+  /** The ops run; empty when the host already was as desired. */
+  readonly ops: readonly ForwarderOp[];
+  readonly ms: number;
+}
+
+/**
+ * The data plane, declaratively (DESIGN.md §4): given the whole desired state it reads the host,
+ * plans the difference and applies it in a safe order, one apply at a time. It owns only what
+ * carries its mark (owner-mark.ts) and its record (state-record.ts); `adopt()` on start keeps what
+ * the desired state claims and removes the rest of what it owns — nothing else is touched.
+ *
+ * Chain elements change their own entries with setEntry(); each call is an apply of the whole state.
+ */
+export class Forwarder {
+  readonly #o: ForwarderOptions;
+  readonly #mark: OwnerMark;
+  readonly #log: Logger;
+  readonly #queue = new SerialExecutor();
+  readonly #host: NetnsTarget;
+  #desired: DesiredState = emptyDesiredState;
+  #record: StateRecord | undefined;
+
+  constructor(options: ForwarderOptions) {
+    this.#o = options;
+    this.#mark = checkOwnerMark(options.mark ?? defaultOwnerMark);
+    this.#log = (options.log ?? silentLogger()).child({ subsystem: 'forwarder' });
+    this.#host = hostTarget(options.runner, options.netns);
+  }
+
+  /** The state last asked for (whether or not its apply succeeded). */
+  get desired(): DesiredState {
+    return this.#desired;
+  }
+
+  get mark(): OwnerMark {
+    return this.#mark;
+  }
+
+  /**
+   * On start: reads the record left by the previous run (also after a crash), then applies
+   * `desired`: what it still claims is kept as it is, everything else of ours is removed.
+   */
+  adopt(desired: DesiredState): Promise<ApplyResult> {
+    return this.#queue.run(async () => {
+      this.#record = await readRecord(this.#o.stateDir, this.#mark);
+      return this.#apply(desired);
+    });
+  }
+
+  /** Makes the host match `desired`; a second call with the same state runs no command that changes anything. */
+  apply(desired: DesiredState): Promise<ApplyResult> {
+    return this.#queue.run(() => this.#apply(desired));
+  }
+
+  /** The entry under `key`, as last set. */
+  entry(key: string): DesiredEntry | undefined {
+    return this.#desired.entries[key];
+  }
+
+  /** Sets (or with undefined removes) one entry and applies the resulting state. */
+  setEntry(key: string, entry: DesiredEntry | undefined): Promise<ApplyResult> {
+    return this.#queue.run(() => this.#apply(withEntry(this.#desired, key, entry)));
+  }
+
+  /** Sets the device (key, port, MTU) and applies, keeping the entries. */
+  setDevice(device: DeviceSpec | undefined): Promise<ApplyResult> {
+    return this.#queue.run(() =>
+      this.#apply({ ...(device === undefined ? {} : { device }), entries: this.#desired.entries }),
+    );
+  }
+
+  async #apply(desired: DesiredState): Promise<ApplyResult> {
+    const started = performance.now();
+    checkDesiredState(desired);
+    this.#desired = desired;
+    const before = this.#record ?? (await readRecord(this.#o.stateDir, this.#mark));
+    const after = recordOf(desired, this.#mark);
+    const intent = unionRecord(before, after);
+    let step = 0;
+    if (!sameRecord(intent, before)) await writeRecord(this.#o.stateDir, intent);
+    this.#record = intent;
+    await this.#step(step++, 'record-intent');
+
+    const current = await this.#read(intent);
+    const ops = plan({ current, desired, mark: this.#mark, ownedDevices: intent.devices });
+    for (const op of ops) {
+      const name = describeOp(op);
+      try {
+        await this.#run(op);
+      } catch (e: unknown) {
+        this.#log.error({ op: name, err: e }, 'forwarder apply failed');
+        throw AgentError.wrap(
+          e,
+          'EXEC_FAILED',
+          `forwarder step '${name}' failed`,
+          'the next apply re-reads the host and continues',
+        );
+      }
+      this.#log.debug({ op: name }, 'forwarder op');
+      await this.#step(step++, name);
+    }
+
+    if (!sameRecord(after, intent)) await writeRecord(this.#o.stateDir, after);
+    this.#record = after;
+    await this.#step(step, 'record-final');
+    const ms = performance.now() - started;
+    if (ops.length > 0) this.#log.info({ ops: ops.length, ms: Math.round(ms) }, 'forwarder applied changes');
+    return { ops, ms };
+  }
+
+  async #step(index: number, name: string): Promise<void> {
+    if (this.#o.onStep !== undefined) await this.#o.onStep({ index, name });
+  }
+
+  async #read(record: StateRecord): Promise<HostState> {
+    const host = await readNetnsView(this.#host, this.#mark.proto, true);
+    const devices = await readDevices(this.#o.wireguard, [
+      ...(this.#desired.device === undefined ? [] : [this.#desired.device.name]),
+      ...record.devices,
+    ]);
+    const workloads: Record<string, NetnsView> = {};
+    for (const ref of record.netns) {
+      workloads[netnsKey(ref)] = await readNetnsView(
+        workloadTarget(this.#o.runner, ref),
+        this.#mark.proto,
+        false,
+      );
+    }
+    return { host, devices, workloads };
+  }
+
+  #target(where: Where): NetnsTarget {
+    return where.kind === 'host' ? this.#host : workloadTarget(this.#o.runner, where.netns);
+  }
+
+  async #run(op: ForwarderOp): Promise<void> {
+    const wg = this.#o.wireguard;
+    switch (op.op) {
+      case 'device-ensure':
+        await wg.ensureDevice(op.device.name, {
+          privateKey: op.device.privateKey,
+          listenPort: op.device.listenPort,
+          mtu: op.device.mtu,
+        });
+        return;
+      case 'device-link':
+        await this.#host.ip.setLink(op.name, {
+          ...(op.mtu === undefined ? {} : { mtu: op.mtu }),
+          ...(op.up === undefined ? {} : { up: op.up }),
+        });
+        return;
+      case 'peers-set':
+        await wg.configure(op.device, { peers: op.peers });
+        return;
+      case 'ip-batch':
+        await this.#target(op.where).ip.batch(op.commands);
+        return;
+      case 'peers-remove':
+        await wg.configure(op.device, { peers: [], removePeers: op.keys });
+        return;
+      case 'device-delete':
+        await wg.deleteDevice(op.name);
+        return;
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import { execFailed } from '../host/index.js';
+import { parseAddresses, parseIpJson, parseLinks, parseRoutes } from '../host/ip/index.js';
+import type { Address, Link, Route } from '../host/ip/index.js';
+import type { DeviceState, WireGuard } from '../host/wireguard/index.js';
+import { isMissingNetns } from './netns-target.js';
+import type { NetnsTarget } from './netns-target.js';
+
+/** What one netns has, as far as the forwarder cares: links, addresses, its own routes, proxy ARP entries. */
+export interface NetnsView {
+  /** False when the netns is gone (its workload exited): everything in it went with it. */
+  readonly exists: boolean;
+  readonly links: readonly Link[];
+  readonly addresses: readonly Address[];
+  /** Only routes with the forwarder's route protocol. */
+  readonly routes: readonly Route[];
+  readonly proxies: readonly ProxyNeighbour[];
+}
+
+export interface ProxyNeighbour {
+  readonly dst: string;
+  readonly dev: string;
+}
+
+/** The host as read before a plan: the host netns, the WireGuard devices looked at, the workload netns. */
+export interface HostState {
+  readonly host: NetnsView;
+  /** By device name; a device that does not exist is absent. */
+  readonly devices: Readonly<Record<string, DeviceState>>;
+  /** By netns key (see netnsKey). */
+  readonly workloads: Readonly<Record<string, NetnsView>>;
+}
+
+export const emptyNetnsView: NetnsView = { exists: false, links: [], addresses: [], routes: [], proxies: [] };
+
+/**
+ * Reads one netns with three commands at most: `ip -details addr show` (links and addresses in one
+ * listing), `ip route show table all proto <ours>`, and for the host `ip neigh show proxy`.
+ */
+export async function readNetnsView(
+  target: NetnsTarget,
+  proto: number,
+  withProxies: boolean,
+): Promise<NetnsView> {
+  const addrArgv = [...target.ipArgv, '-json', '-details', 'addr', 'show'];
+  const addr = await target.runner.run(addrArgv);
+  if (addr.code !== 0) {
+    if (isMissingNetns(addr.stderr)) return emptyNetnsView;
+    throw execFailed(addrArgv, addr);
+  }
+  const routeFilter = { table: 'all', protocol: proto } as const;
+  const routeArgv = [...target.ipArgv, '-json', 'route', 'show', 'table', 'all', 'proto', String(proto)];
+  const routes = await target.runner.runChecked(routeArgv);
+  let proxies: ProxyNeighbour[] = [];
+  if (withProxies) {
+    const neigh = await target.runner.runChecked([...target.ipArgv, '-json', 'neigh', 'show', 'proxy']);
+    proxies = parseIpJson(neigh.stdout, 'neigh show proxy').flatMap((o) => {
+      const dst = o['dst'];
+      const dev = o['dev'];
+      return typeof dst === 'string' && typeof dev === 'string' ? [{ dst, dev }] : [];
+    });
+  }
+  return {
+    exists: true,
+    links: parseLinks(addr.stdout),
+    addresses: parseAddresses(addr.stdout),
+    routes: parseRoutes(routes.stdout, routeFilter).map((r) =>
+      r.protocol === undefined ? { ...r, protocol: String(proto) } : r,
+    ),
+    proxies,
+  };
+}
+
+/** The devices by name that exist, through the WireGuard port (UAPI or `wg show`). */
+export async function readDevices(
+  wg: WireGuard,
+  names: readonly string[],
+): Promise<Record<string, DeviceState>> {
+  const out: Record<string, DeviceState> = {};
+  for (const name of new Set(names)) {
+    const state = await wg.show(name);
+    if (state !== undefined) out[name] = state;
+  }
+  return out;
+}

@@ -1,0 +1,450 @@
+import type { NetnsRef } from '../host/index.js';
+import type { Route } from '../host/ip/index.js';
+import type { PeerConfig, PeerState } from '../host/wireguard/index.js';
+import { publicKeyOf } from '../host/wireguard/index.js';
+import { addressOf, canonicalAddress, canonicalPrefix, hostPrefix, isHostPrefix } from './cidr.js';
+import type { DesiredState, DeviceSpec } from './desired-state.js';
+import { netnsKey } from './desired-state.js';
+import type { HostState, NetnsView } from './host-state.js';
+import { emptyNetnsView } from './host-state.js';
+import type { BatchStage, ForwarderOp, Where } from './ops.js';
+import { onHost } from './ops.js';
+import { isOwnedLinkName, ownedLinkName } from './owner-mark.js';
+import type { OwnerMark } from './owner-mark.js';
+
+export interface PlanInput {
+  readonly current: HostState;
+  readonly desired: DesiredState;
+  readonly mark: OwnerMark;
+  /** WireGuard devices the state record says the forwarder made; any but the desired one is removed. */
+  readonly ownedDevices: readonly string[];
+}
+
+/**
+ * The ordered operations that take the host from `current` to `desired`, touching only what
+ * carries the forwarder's mark. Pure: same input, same ops. Something already as desired gets no
+ * op at all, so re-applying the same state issues nothing and traffic on it is never cut.
+ */
+export function plan(input: PlanInput): ForwarderOp[] {
+  const { current, desired, mark } = input;
+  const t = target(desired, mark);
+  const proto = String(mark.proto);
+  const ops: ForwarderOp[] = [];
+  const batches = new Batches();
+  const host = current.host;
+
+  // 1. The device, then its peers.
+  const dev = desired.device;
+  const curDev = dev === undefined ? undefined : current.devices[dev.name];
+  let curPeers: readonly PeerState[] = [];
+  let curDevAddresses: readonly string[] = [];
+  if (dev !== undefined) {
+    const link = host.links.find((l) => l.name === dev.name);
+    if (
+      curDev === undefined ||
+      link === undefined ||
+      curDev.publicKey !== publicKeyOf(dev.privateKey) ||
+      curDev.listenPort !== dev.listenPort
+    ) {
+      ops.push({ op: 'device-ensure', device: dev });
+    } else if (link.mtu !== dev.mtu || !link.up) {
+      ops.push({
+        op: 'device-link',
+        name: dev.name,
+        ...(link.mtu === dev.mtu ? {} : { mtu: dev.mtu }),
+        ...(link.up ? {} : { up: true }),
+      });
+    }
+    curPeers = curDev?.peers ?? [];
+    curDevAddresses = link === undefined ? [] : addressesOn(host, dev.name);
+    const changed = [...t.peers.values()].filter(
+      (p) =>
+        !samePeer(
+          p,
+          curPeers.find((c) => c.publicKey === p.publicKey),
+        ),
+    );
+    if (changed.length > 0) ops.push({ op: 'peers-set', device: dev.name, peers: changed });
+  }
+
+  // 2. Links: veth pairs into workload netns, host end up first.
+  const freshVeths = new Set<string>();
+  for (const v of t.veths.values()) {
+    const hostLink = host.links.find((l) => l.name === v.name);
+    const wl = current.workloads[netnsKey(v.netns)] ?? emptyNetnsView;
+    const wlLink = wl.links.find((l) => l.name === v.ifName);
+    const whereWl: Where = { kind: 'workload', netns: v.netns };
+    if (hostLink !== undefined && wlLink !== undefined) {
+      if (hostLink.mtu !== v.mtu || !hostLink.up)
+        batches.add(onHost, 'links', ['link', 'set', 'dev', v.name, 'mtu', String(v.mtu), 'up']);
+      if (wlLink.mtu !== v.mtu || !wlLink.up)
+        batches.add(whereWl, 'links', ['link', 'set', 'dev', v.ifName, 'mtu', String(v.mtu), 'up']);
+      continue;
+    }
+    // Half a pair (its workload end went away, or a crash between steps): make it again.
+    if (hostLink !== undefined) batches.add(onHost, 'links', ['link', 'del', 'dev', v.name]);
+    freshVeths.add(v.name);
+    batches.add(onHost, 'links', [
+      'link',
+      'add',
+      v.name,
+      'mtu',
+      String(v.mtu),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      v.ifName,
+      'mtu',
+      String(v.mtu),
+      'netns',
+      linkNetnsArg(v.netns),
+    ]);
+    batches.add(onHost, 'links', ['link', 'set', 'dev', v.name, 'up']);
+    batches.add(whereWl, 'links', ['link', 'set', 'dev', v.ifName, 'up']);
+  }
+
+  // 3. Addresses: on the device (host processes) and inside workload netns.
+  if (dev !== undefined) {
+    for (const a of t.deviceAddresses) {
+      if (!curDevAddresses.includes(a))
+        batches.add(onHost, 'addresses', ['addr', 'replace', a, 'dev', dev.name]);
+    }
+  }
+  for (const [key, w] of t.workloads) {
+    const view = current.workloads[key] ?? emptyNetnsView;
+    for (const [ifName, addrs] of w.addresses) {
+      const vethName = w.vethOf.get(ifName) ?? '';
+      const have = freshVeths.has(vethName) ? [] : addressesOn(view, ifName);
+      for (const a of addrs) {
+        if (!have.includes(a))
+          batches.add({ kind: 'workload', netns: w.netns }, 'addresses', [
+            'addr',
+            'replace',
+            a,
+            'dev',
+            ifName,
+          ]);
+      }
+    }
+  }
+
+  // 4. Proxy ARP on host veth ends for the gateways workloads use, then routes.
+  const curProxies = new Set(
+    host.proxies.filter((p) => isOwnedLinkName(mark, p.dev)).map((p) => `${p.dst} ${p.dev}`),
+  );
+  for (const p of t.hostProxies) {
+    if (!curProxies.has(p)) {
+      const [dst = '', devName = ''] = p.split(' ');
+      batches.add(onHost, 'proxies', ['neigh', 'replace', 'proxy', dst, 'dev', devName]);
+    }
+  }
+  routeChanges(batches, onHost, host.routes, t.hostRoutes, proto);
+  for (const [key, w] of t.workloads) {
+    const view = current.workloads[key] ?? emptyNetnsView;
+    routeChanges(batches, { kind: 'workload', netns: w.netns }, view.routes, w.routes, proto);
+  }
+
+  // 5. Removals, in reverse: routes, proxies, addresses, links.
+  routeRemovals(batches, onHost, host.routes, t.hostRoutes, proto);
+  for (const [key, view] of Object.entries(current.workloads)) {
+    if (!view.exists) continue;
+    const w = t.workloads.get(key);
+    const netns = w?.netns ?? t.knownNetns.get(key) ?? refFromKey(key);
+    if (netns !== undefined)
+      routeRemovals(batches, { kind: 'workload', netns }, view.routes, w?.routes ?? new Map<string, RouteWant>(), proto);
+  }
+  for (const p of curProxies) {
+    if (!t.hostProxies.has(p)) {
+      const [dst = '', devName = ''] = p.split(' ');
+      batches.add(onHost, 'remove-proxies', ['neigh', 'del', 'proxy', dst, 'dev', devName]);
+    }
+  }
+  if (dev !== undefined) {
+    for (const a of curDevAddresses) {
+      if (!t.deviceAddresses.has(a))
+        batches.add(onHost, 'remove-addresses', ['addr', 'del', a, 'dev', dev.name]);
+    }
+  }
+  for (const [key, w] of t.workloads) {
+    const view = current.workloads[key] ?? emptyNetnsView;
+    for (const [ifName, addrs] of w.addresses) {
+      if (freshVeths.has(w.vethOf.get(ifName) ?? '')) continue;
+      for (const a of addressesOn(view, ifName)) {
+        if (!addrs.has(a))
+          batches.add({ kind: 'workload', netns: w.netns }, 'remove-addresses', [
+            'addr',
+            'del',
+            a,
+            'dev',
+            ifName,
+          ]);
+      }
+    }
+  }
+  for (const l of host.links) {
+    if (isOwnedLinkName(mark, l.name) && !t.veths.has(l.name))
+      batches.add(onHost, 'remove-links', ['link', 'del', 'dev', l.name]);
+  }
+
+  ops.push(...batches.ops());
+
+  // 6. Peers nobody claims, then devices nobody wants.
+  if (dev !== undefined) {
+    const stale = curPeers.filter((c) => !t.peers.has(c.publicKey)).map((c) => c.publicKey);
+    if (stale.length > 0) ops.push({ op: 'peers-remove', device: dev.name, keys: stale });
+  }
+  for (const name of new Set([...input.ownedDevices, ...Object.keys(current.devices)])) {
+    if (name !== dev?.name) ops.push({ op: 'device-delete', name });
+  }
+  return ops;
+}
+
+// ---- the host objects a desired state needs
+
+interface RouteWant {
+  readonly dev: string;
+  readonly gateway?: string;
+  readonly onlink?: boolean;
+}
+
+interface VethWant {
+  readonly name: string;
+  readonly ifName: string;
+  readonly netns: NetnsRef;
+  readonly mtu: number;
+}
+
+interface WorkloadWant {
+  readonly netns: NetnsRef;
+  /** ifName → its addresses. */
+  readonly addresses: Map<string, Set<string>>;
+  readonly routes: Map<string, RouteWant>;
+  /** ifName → host end name. */
+  readonly vethOf: Map<string, string>;
+}
+
+interface Target {
+  readonly peers: Map<string, PeerConfig>;
+  readonly deviceAddresses: Set<string>;
+  readonly veths: Map<string, VethWant>;
+  readonly hostRoutes: Map<string, RouteWant>;
+  readonly hostProxies: Set<string>;
+  readonly workloads: Map<string, WorkloadWant>;
+  readonly knownNetns: Map<string, NetnsRef>;
+}
+
+const mainTable = 'main';
+
+function target(desired: DesiredState, mark: OwnerMark): Target {
+  const t: Target = {
+    peers: new Map(),
+    deviceAddresses: new Set(),
+    veths: new Map(),
+    hostRoutes: new Map(),
+    hostProxies: new Set(),
+    workloads: new Map(),
+    knownNetns: new Map(),
+  };
+  const device: DeviceSpec | undefined = desired.device;
+  const mtu = device?.mtu ?? 1420;
+  // Sorted, so when two entries want the same prefix the outcome does not depend on insertion order.
+  for (const key of Object.keys(desired.entries).sort()) {
+    const e = desired.entries[key];
+    if (e === undefined) continue;
+    switch (e.kind) {
+      case 'tunnel': {
+        if (device === undefined) break;
+        const prefixes = e.remotePrefixes.map(canonicalPrefix);
+        const p = t.peers.get(e.peerPublicKey);
+        const allowed = [...new Set([...(p?.allowedIps ?? []), ...prefixes])].sort();
+        const endpoint = p?.endpoint ?? e.endpoint;
+        const keepalive = p?.persistentKeepalive ?? e.persistentKeepalive;
+        t.peers.set(e.peerPublicKey, {
+          publicKey: e.peerPublicKey,
+          allowedIps: allowed,
+          ...(endpoint === undefined ? {} : { endpoint }),
+          ...(keepalive === undefined || keepalive === 0 ? {} : { persistentKeepalive: keepalive }),
+        });
+        for (const pre of prefixes)
+          if (!t.hostRoutes.has(routeKey(mainTable, pre)))
+            t.hostRoutes.set(routeKey(mainTable, pre), { dev: device.name });
+        break;
+      }
+      case 'host':
+        for (const a of e.addresses) t.deviceAddresses.add(canonicalAddress(a));
+        break;
+      case 'netns': {
+        const name = ownedLinkName(mark, key);
+        const nk = netnsKey(e.netns);
+        t.knownNetns.set(nk, e.netns);
+        t.veths.set(name, { name, ifName: e.ifName, netns: e.netns, mtu });
+        const w = t.workloads.get(nk) ?? {
+          netns: e.netns,
+          addresses: new Map(),
+          routes: new Map(),
+          vethOf: new Map(),
+        };
+        t.workloads.set(nk, w);
+        w.vethOf.set(e.ifName, name);
+        w.addresses.set(e.ifName, new Set(e.addresses.map(canonicalAddress)));
+        for (const a of e.addresses) {
+          const k = routeKey(mainTable, hostPrefix(a));
+          if (!t.hostRoutes.has(k)) t.hostRoutes.set(k, { dev: name });
+        }
+        const routes = e.routes.map(canonicalPrefix);
+        const gateway = routes.find(isHostPrefix);
+        for (const r of routes) {
+          const k = routeKey(mainTable, r);
+          if (w.routes.has(k)) continue;
+          if (isHostPrefix(r) || gateway === undefined) w.routes.set(k, { dev: e.ifName });
+          else w.routes.set(k, { dev: e.ifName, gateway: addressOf(gateway), onlink: true });
+          if (isHostPrefix(r)) t.hostProxies.add(`${addressOf(r)} ${name}`);
+        }
+        break;
+      }
+    }
+  }
+  return t;
+}
+
+// ---- helpers
+
+function samePeer(want: PeerConfig, have: PeerState | undefined): boolean {
+  if (have === undefined) return false;
+  const a = [...want.allowedIps].sort().join(',');
+  const b = have.allowedIps.map(canonicalPrefix).sort().join(',');
+  return (
+    a === b &&
+    (want.persistentKeepalive ?? 0) === have.persistentKeepalive &&
+    (want.endpoint === undefined || want.endpoint === have.endpoint)
+  );
+}
+
+/** Addresses on one link, canonical, without IPv6 link-local ones (the kernel makes those). */
+function addressesOn(view: NetnsView, dev: string): string[] {
+  return view.addresses
+    .filter((a) => a.dev === dev && !a.cidr.toLowerCase().startsWith('fe80:'))
+    .map((a) => canonicalAddress(a.cidr));
+}
+
+function routeKey(table: string, dst: string): string {
+  return `${table}|${dst}`;
+}
+
+function keyOf(r: Route): string {
+  const dst = r.dst === 'default' ? r.dst : canonicalPrefix(r.dst);
+  return routeKey(r.table ?? mainTable, dst);
+}
+
+function routeWords(verb: string, dst: string, r: RouteWant, proto: string): string[] {
+  return [
+    'route',
+    verb,
+    dst,
+    ...(r.gateway === undefined ? [] : ['via', r.gateway]),
+    'dev',
+    r.dev,
+    'proto',
+    proto,
+    ...(r.onlink === true ? ['onlink'] : []),
+  ];
+}
+
+function routeChanges(
+  b: Batches,
+  where: Where,
+  have: readonly Route[],
+  want: Map<string, RouteWant>,
+  proto: string,
+): void {
+  const byKey = new Map(have.map((r) => [keyOf(r), r]));
+  for (const [k, r] of want) {
+    const dst = k.slice(k.indexOf('|') + 1);
+    const cur = byKey.get(k);
+    if (cur === undefined) b.add(where, 'routes', routeWords('add', dst, r, proto));
+    else if (cur.dev !== r.dev || (cur.gateway ?? '') !== (r.gateway ?? ''))
+      b.add(where, 'routes', routeWords('replace', dst, r, proto));
+  }
+}
+
+function routeRemovals(
+  b: Batches,
+  where: Where,
+  have: readonly Route[],
+  want: Map<string, RouteWant>,
+  proto: string,
+): void {
+  for (const r of have) {
+    const k = keyOf(r);
+    if (want.has(k)) continue;
+    const table = r.table ?? mainTable;
+    b.add(where, 'remove-routes', [
+      'route',
+      'del',
+      k.slice(k.indexOf('|') + 1),
+      ...(r.dev === undefined ? [] : ['dev', r.dev]),
+      ...(table === mainTable ? [] : ['table', table]),
+      'proto',
+      proto,
+    ]);
+  }
+}
+
+function linkNetnsArg(ref: NetnsRef): string {
+  switch (ref.kind) {
+    case 'named':
+      return ref.name;
+    case 'pid':
+      return String(ref.pid);
+    case 'path':
+      return ref.path;
+  }
+}
+
+function refFromKey(key: string): NetnsRef | undefined {
+  const named = /^\/var\/run\/netns\/([^/]+)$/.exec(key);
+  if (named?.[1] !== undefined) return { kind: 'named', name: named[1] };
+  const pid = /^\/proc\/(\d+)\/ns\/net$/.exec(key);
+  if (pid?.[1] !== undefined) return { kind: 'pid', pid: Number(pid[1]) };
+  return undefined;
+}
+
+const stageOrder: readonly BatchStage[] = [
+  'links',
+  'addresses',
+  'proxies',
+  'routes',
+  'remove-routes',
+  'remove-proxies',
+  'remove-addresses',
+  'remove-links',
+];
+
+/** `ip -batch` commands grouped by stage, then by netns (host first, workloads in key order). */
+class Batches {
+  readonly #byStage = new Map<BatchStage, Map<string, { where: Where; commands: string[][] }>>();
+
+  add(where: Where, stage: BatchStage, words: string[]): void {
+    const stageMap = this.#byStage.get(stage) ?? new Map<string, { where: Where; commands: string[][] }>();
+    this.#byStage.set(stage, stageMap);
+    const k = where.kind === 'host' ? '' : netnsKey(where.netns);
+    const entry = stageMap.get(k) ?? { where, commands: [] };
+    stageMap.set(k, entry);
+    entry.commands.push(words);
+  }
+
+  ops(): ForwarderOp[] {
+    const out: ForwarderOp[] = [];
+    for (const stage of stageOrder) {
+      const m = this.#byStage.get(stage);
+      if (m === undefined) continue;
+      for (const k of [...m.keys()].sort()) {
+        const e = m.get(k);
+        if (e !== undefined && e.commands.length > 0)
+          out.push({ op: 'ip-batch', where: e.where, stage, commands: e.commands });
+      }
+    }
+    return out;
+  }
+}
