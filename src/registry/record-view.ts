@@ -1,5 +1,6 @@
 import type { DescMessage, MessageShape } from '../api/index.js';
 import { AgentError, describe } from '../errors/index.js';
+import { sleepWith } from '../host/index.js';
 import type { Clock } from '../host/index.js';
 import type { Logger } from '../log/index.js';
 import type { NamedRecord, RecordEvent, RecordSet } from './record-set.js';
@@ -130,7 +131,8 @@ export class RecordView<D extends DescMessage> {
           'registry view lost its store watch; listing again',
         );
         try {
-          await this.#clock.sleep(backoff, signal);
+          // setTimer-based: a retry loop must not keep a shutting-down process alive.
+          await sleepWith(this.#clock, backoff, signal);
         } catch {
           break;
         }
