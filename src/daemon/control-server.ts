@@ -3,7 +3,6 @@ import { EnrolmentService } from '../api/index.js';
 import { insecure, startServer } from '../api/grpc/index.js';
 import type { GrpcServer } from '../api/grpc/index.js';
 import { createTokenSigner } from '../api/token/index.js';
-import { AgentError } from '../errors/index.js';
 import type { Clock } from '../host/index.js';
 import { systemClock } from '../host/index.js';
 import {
@@ -18,8 +17,7 @@ import {
 } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { createRegistryServices } from '../registry/index.js';
-import type { Store } from '../store/index.js';
-import { EmbeddedStore, EtcdStore } from '../store/index.js';
+import { openStore } from '../store/index.js';
 
 /** `<dataDir>` layout of the control server; identity keeps its own files under `<dataDir>/ca`. */
 export const controlServerFiles = {
@@ -80,15 +78,6 @@ export interface RunningControlServer {
   close(): Promise<void>;
 }
 
-/** Opens the store named by `spec`. */
-export async function openStore(spec: string, dataDir: string, log: Logger, clock: Clock): Promise<Store> {
-  if (spec === 'embedded') return EmbeddedStore.open({ dir: controlServerFiles.store(dataDir), log, clock });
-  if (spec.startsWith('etcd://')) return EtcdStore.open({ url: spec, log, clock });
-  throw new AgentError('CONFIG_INVALID', `unknown store "${spec}"`, {
-    hint: 'use --store embedded (the default) or --store etcd://host:port',
-  });
-}
-
 /**
  * `nsm-agent server run`: the NSM registry and the enrolment service on one mTLS port (client
  * certificates optional so hosts without an identity can enrol: every method except Enrol needs an
@@ -100,7 +89,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
   // A server SVID past half its life is re-issued (same key) before we serve with it.
   const pki = await refreshServerSvid(await loadCa(options.dataDir), { dataDir: options.dataDir, clock });
   const storeSpec = options.store ?? 'embedded';
-  const store = await openStore(storeSpec, options.dataDir, log, clock);
+  const store = await openStore(storeSpec, { embeddedDir: controlServerFiles.store(options.dataDir), log, clock });
   let grpc: GrpcServer | undefined;
   let admin: GrpcServer | undefined;
   try {
