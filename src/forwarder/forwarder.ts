@@ -1,5 +1,5 @@
 import { SerialExecutor } from '../chain/core/index.js';
-import { AgentError } from '../errors/index.js';
+import { AgentError, describe } from '../errors/index.js';
 import type { CommandRunner } from '../host/index.js';
 import type { WireGuard } from '../host/wireguard/index.js';
 import { silentLogger } from '../log/index.js';
@@ -132,11 +132,13 @@ export class Forwarder {
         await this.#run(op);
       } catch (e: unknown) {
         this.#log.error({ op: name, err: e }, 'forwarder apply failed');
-        throw AgentError.wrap(
-          e,
-          'EXEC_FAILED',
-          `forwarder step '${name}' failed`,
-          'the next apply re-reads the host and continues',
+        throw new AgentError(
+          AgentError.is(e) ? e.code : 'EXEC_FAILED',
+          `forwarder step '${name}' failed: ${describe(e)}`,
+          {
+            cause: e,
+            hint: 'the steps before it stay applied; the next apply re-reads the host and continues from there',
+          },
         );
       }
       this.#log.debug({ op: name }, 'forwarder op');

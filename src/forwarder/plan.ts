@@ -152,7 +152,13 @@ export function plan(input: PlanInput): ForwarderOp[] {
     const w = t.workloads.get(key);
     const netns = w?.netns ?? t.knownNetns.get(key) ?? refFromKey(key);
     if (netns !== undefined)
-      routeRemovals(batches, { kind: 'workload', netns }, view.routes, w?.routes ?? new Map<string, RouteWant>(), proto);
+      routeRemovals(
+        batches,
+        { kind: 'workload', netns },
+        view.routes,
+        w?.routes ?? new Map<string, RouteWant>(),
+        proto,
+      );
   }
   for (const p of curProxies) {
     if (!t.hostProxies.has(p)) {

@@ -1,0 +1,283 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import {
+  Forwarder,
+  emptyDesiredState,
+  ownedLinkName,
+  recordPath,
+  withEntry,
+} from '../../../src/forwarder/index.js';
+import type { ApplyStep, DesiredState } from '../../../src/forwarder/index.js';
+import { MemoryWireGuard, RecordingRunner } from '../../../src/host/fake/index.js';
+import { FakeHost, FakeHostWireGuard } from './fake-host.js';
+import { device, otherPeerKey, peerKey, twoConnections } from './fixtures.js';
+
+const veth = ownedLinkName({ prefix: 'nsm', proto: 252 }, 'c2/kernel');
+
+async function setup(t: { teardown: (f: () => Promise<void>) => void }, onStep?: (s: ApplyStep) => void | Promise<void>) {
+  const stateDir = await mkdtemp(join(tmpdir(), 'nsm-fwd-unit-'));
+  t.teardown(() => rm(stateDir, { recursive: true, force: true }));
+  const host = new FakeHost(['host', 'app']);
+  const wg = new FakeHostWireGuard(host);
+  const make = (step?: (s: ApplyStep) => void | Promise<void>): Forwarder =>
+    new Forwarder({ runner: host, wireguard: wg, stateDir, ...(step === undefined ? {} : { onStep: step }) });
+  return { stateDir, host, wg, make, fwd: make(onStep) };
+}
+
+test('first apply on an empty host: the transcript in safe order, one ip -batch per netns and stage', async (t) => {
+  const stateDir = await mkdtemp(join(tmpdir(), 'nsm-fwd-unit-'));
+  t.teardown(() => rm(stateDir, { recursive: true, force: true }));
+  const runner = new RecordingRunner();
+  const wg = new MemoryWireGuard();
+  const fwd = new Forwarder({ runner, wireguard: wg, stateDir });
+  await fwd.apply(twoConnections);
+  t.deepEqual(runner.lines, [
+    'ip -json -details addr show',
+    'ip -json route show table all proto 252',
+    'ip -json neigh show proxy',
+    'ip -n app -json -details addr show',
+    'ip -n app -json route show table all proto 252',
+    `ip -batch -`,
+    'ip -n app -batch -',
+    'ip -batch -',
+    'ip -n app -batch -',
+    'ip -batch -',
+    'ip -batch -',
+    'ip -n app -batch -',
+  ]);
+  t.deepEqual(
+    runner.calls.filter((c) => c.input !== undefined).map((c) => c.input?.trim().split('\n')),
+    [
+      [`link add ${veth} mtu 1420 type veth peer name nsm0 mtu 1420 netns app`, `link set dev ${veth} up`],
+      ['link set dev nsm0 up'],
+      ['addr replace 169.254.0.1/32 dev nsm-wg0'],
+      ['addr replace 169.254.1.1/32 dev nsm0'],
+      [`neigh replace proxy 169.254.1.2 dev ${veth}`],
+      [
+        'route add 169.254.0.2/32 dev nsm-wg0 proto 252',
+        `route add 169.254.1.1/32 dev ${veth} proto 252`,
+        'route add 169.254.1.2/32 dev nsm-wg0 proto 252',
+      ],
+      [
+        'route add 169.254.1.2/32 dev nsm0 proto 252',
+        'route add 10.60.0.0/16 via 169.254.1.2 dev nsm0 proto 252 onlink',
+      ],
+    ],
+  );
+  t.deepEqual(wg.ops, [
+    'ensureDevice nsm-wg0 port=51820 mtu=1420',
+    `configure nsm-wg0 peers=${peerKey.slice(0, 8)}[169.254.0.2/32,169.254.1.2/32]`,
+  ]);
+});
+
+test('apply twice with the same state: the second issues no mutating command', async (t) => {
+  const { host, wg, fwd } = await setup(t);
+  const first = await fwd.apply(twoConnections);
+  t.true(first.ops.length > 0);
+  host.calls.length = 0;
+  const wgOps = wg.ops.length;
+  const second = await fwd.apply(twoConnections);
+  t.deepEqual(second.ops, []);
+  t.deepEqual(host.mutations, []);
+  t.is(wg.ops.length, wgOps);
+});
+
+test('removing an entry removes only its objects, routes before addresses before links, peer kept for the other', async (t) => {
+  const { host, wg, fwd } = await setup(t);
+  await fwd.apply(twoConnections);
+  host.calls.length = 0;
+  const r = await fwd.apply(
+    withEntry(withEntry(twoConnections, 'c2/kernel', undefined), 'c2/wireguard', undefined),
+  );
+  t.deepEqual(
+    r.ops.map((o) =>
+      o.op === 'ip-batch' ? `${o.stage} ${o.commands.map((c) => c.join(' ')).join('; ')}` : o.op,
+    ),
+    [
+      `peers-set`,
+      `remove-routes route del 169.254.1.1/32 dev ${veth} proto 252; route del 169.254.1.2/32 dev nsm-wg0 proto 252`,
+      `remove-routes route del 169.254.1.2/32 dev nsm0 proto 252; route del 10.60.0.0/16 dev nsm0 proto 252`,
+      `remove-proxies neigh del proxy 169.254.1.2 dev ${veth}`,
+      `remove-links link del dev ${veth}`,
+    ],
+  );
+  t.deepEqual(
+    (await wg.show('nsm-wg0'))?.peers.map((p) => p.allowedIps),
+    [['169.254.0.2/32']],
+  );
+  t.deepEqual(
+    host.ns('app').links.map((l) => l.name),
+    ['lo'],
+  );
+  t.deepEqual(
+    host
+      .ns('host')
+      .links.map((l) => l.name)
+      .sort(),
+    ['lo', 'nsm-wg0'],
+  );
+});
+
+test('a peer nobody claims any more is removed after the routes that used it', async (t) => {
+  const { wg, fwd } = await setup(t);
+  const withOther = withEntry(twoConnections, 'c3/wireguard', {
+    kind: 'tunnel',
+    peerPublicKey: otherPeerKey,
+    remotePrefixes: ['169.254.3.2/32'],
+  });
+  await fwd.apply(withOther);
+  t.is((await wg.show('nsm-wg0'))?.peers.length, 2);
+  const r = await fwd.apply(twoConnections);
+  t.deepEqual(
+    r.ops.map((o) => o.op),
+    ['ip-batch', 'peers-remove'],
+  );
+  t.deepEqual(
+    (await wg.show('nsm-wg0'))?.peers.map((p) => p.publicKey),
+    [peerKey],
+  );
+});
+
+test('adopt keeps what is claimed without touching it and removes marked leftovers, nothing else', async (t) => {
+  const { host, wg, make } = await setup(t);
+  await make().apply(twoConnections);
+  // Leftovers of a crashed run (marked) and things that are not ours (unmarked).
+  host.ns('host').links.push({ name: 'nsm0badc0de', kind: 'veth', mtu: 1500, up: true, addresses: [] });
+  host.ns('host').links.push({ name: 'eth0', kind: '', mtu: 1500, up: true, addresses: ['10.0.0.1/24'] });
+  host.ns('host').routes.push({ dst: '10.99.0.0/16', dev: 'nsm-wg0', proto: '252' });
+  host.ns('host').routes.push({ dst: '10.98.0.0/16', dev: 'eth0', proto: 'boot' });
+  host.calls.length = 0;
+  const wgOps = wg.ops.length;
+  const r = await make().adopt(twoConnections);
+  t.deepEqual(host.mutations, [
+    'ip -batch - <<< route del 10.99.0.0/16 dev nsm-wg0 proto 252',
+    'ip -batch - <<< link del dev nsm0badc0de',
+  ]);
+  t.is(r.ops.length, 2);
+  t.is(wg.ops.length, wgOps, 'the device and peers are adopted as they are');
+  t.true(host.ns('host').links.some((l) => l.name === 'eth0'));
+  t.true(host.ns('host').routes.some((x) => x.dst === '10.98.0.0/16'));
+});
+
+test('adopt with an empty desired state removes everything the record names, and the record empties', async (t) => {
+  const { host, wg, make, stateDir } = await setup(t);
+  await make().apply(twoConnections);
+  const r = await make().adopt(emptyDesiredState);
+  t.true(r.ops.some((o) => o.op === 'device-delete'));
+  t.deepEqual(wg.memory.devices, []);
+  t.deepEqual(
+    host.ns('host').links.map((l) => l.name),
+    ['lo'],
+  );
+  t.deepEqual(
+    host.ns('app').links.map((l) => l.name),
+    ['lo'],
+  );
+  t.deepEqual(host.ns('host').routes, []);
+  t.deepEqual(host.ns('host').proxies, []);
+  const record = JSON.parse(await readFile(recordPath(stateDir), 'utf8')) as {
+    devices: string[];
+    netns: unknown[];
+  };
+  t.deepEqual([record.devices, record.netns], [[], []]);
+  host.calls.length = 0;
+  t.deepEqual((await make().adopt(emptyDesiredState)).ops, []);
+});
+
+test('a crash after any step: adopt(empty) leaves nothing, adopt(desired) converges and then is quiet', async (t) => {
+  const { host, make } = await setup(t);
+  // Count the steps of a full apply first.
+  const steps: string[] = [];
+  await make((s) => steps.push(s.name)).apply(twoConnections);
+  t.true(steps.length >= 8, steps.join(' | '));
+  await make().apply(emptyDesiredState);
+  const crash = new Error('crash');
+  for (let k = 0; k < steps.length; k++) {
+    for (const after of [emptyDesiredState, twoConnections]) {
+      await t.throwsAsync(
+        make((s) => {
+          if (s.index === k) throw crash;
+        }).apply(twoConnections),
+        { is: crash },
+      );
+      const fresh = make();
+      await fresh.adopt(after);
+      host.calls.length = 0;
+      t.deepEqual((await fresh.apply(after)).ops, [], `after a crash at step ${k} (${steps[k]})`);
+      if (after === emptyDesiredState) {
+        t.deepEqual(
+          host.ns('host').links.map((l) => l.name),
+          ['lo'],
+          `crash at ${k}`,
+        );
+        t.deepEqual(
+          host.ns('app').links.map((l) => l.name),
+          ['lo'],
+          `crash at ${k}`,
+        );
+      } else {
+        await fresh.apply(emptyDesiredState);
+      }
+    }
+  }
+});
+
+test('the state record is written before the first change and names no key', async (t) => {
+  const { stateDir, make } = await setup(t);
+  let seen = '';
+  await make(async (s) => {
+    if (s.index === 0) seen = await readFile(recordPath(stateDir), 'utf8');
+  }).apply(twoConnections);
+  t.regex(seen, /"nsm-wg0"/);
+  t.regex(seen, /"app"/);
+  t.false(seen.includes(device.privateKey));
+});
+
+test('a corrupt record stops adopt with what to do', async (t) => {
+  const { stateDir, make } = await setup(t);
+  await make().apply(twoConnections);
+  await writeFile(recordPath(stateDir), '{"version":');
+  const e = await t.throwsAsync(make().adopt(twoConnections));
+  t.regex(e.message, /not valid.*remove links named nsm<8 hex>/);
+});
+
+test('applies run one at a time; setEntry calls compose', async (t) => {
+  const { fwd, wg } = await setup(t);
+  await fwd.setDevice(device);
+  const entries = Object.entries(twoConnections.entries);
+  await Promise.all(entries.map(([k, e]) => fwd.setEntry(k, e)));
+  t.deepEqual(Object.keys(fwd.desired.entries).sort(), Object.keys(twoConnections.entries).sort());
+  t.deepEqual((await wg.show('nsm-wg0'))?.peers[0]?.allowedIps, ['169.254.0.2/32', '169.254.1.2/32']);
+  t.deepEqual((await fwd.apply(twoConnections)).ops, []);
+});
+
+test('a failing command names the step, and the next apply continues from the host as it is', async (t) => {
+  const { host, fwd } = await setup(t);
+  host.failOn = 'route add';
+  const e = await t.throwsAsync(fwd.apply(twoConnections));
+  t.regex(e.message, /forwarder step 'ip-batch host routes/);
+  const r = await fwd.apply(twoConnections);
+  t.deepEqual(
+    r.ops.map((o) => (o.op === 'ip-batch' ? o.stage : o.op)),
+    ['routes', 'routes'],
+  );
+  t.deepEqual((await fwd.apply(twoConnections)).ops, []);
+});
+
+test('device changes: a new MTU is one ip link set, a removed device is deleted', async (t) => {
+  const { host, fwd, wg } = await setup(t);
+  await fwd.apply(twoConnections);
+  host.calls.length = 0;
+  const r = await fwd.apply({ ...twoConnections, device: { ...device, mtu: 1380 } });
+  // The device, then both ends of the veth follow the new MTU.
+  t.deepEqual(
+    r.ops.map((o) => o.op),
+    ['device-link', 'ip-batch', 'ip-batch'],
+  );
+  t.deepEqual(host.mutations[0], 'ip link set dev nsm-wg0 mtu 1380');
+  const gone: DesiredState = { entries: {} };
+  await fwd.apply(gone);
+  t.deepEqual(wg.memory.devices, []);
+});
