@@ -190,7 +190,9 @@ test('a crash after any step: adopt(empty) leaves nothing, adopt(desired) conver
   const { host, make } = await setup(t);
   // Count the steps of a full apply first.
   const steps: string[] = [];
-  await make((s) => steps.push(s.name)).apply(twoConnections);
+  await make((s) => {
+    steps.push(s.name);
+  }).apply(twoConnections);
   t.true(steps.length >= 8, steps.join(' | '));
   await make().apply(emptyDesiredState);
   const crash = new Error('crash');
