@@ -43,6 +43,7 @@ export function createRegistryServices(options: RegistryServicesOptions): Regist
     log,
     limits: { ...DEFAULT_REGISTRY_LIMITS, ...options.limits },
     maxWatchBacklog: options.maxWatchBacklog ?? DEFAULT_MAX_WATCH_BACKLOG,
+    requirePeerIdentity: options.requirePeerIdentity ?? true,
   };
   const nsRecords = new RecordSet(options.store, NetworkServiceSchema, `${prefix}ns/`, log);
   const nseRecords = new RecordSet(options.store, NetworkServiceEndpointSchema, `${prefix}nse/`, log);

@@ -14,6 +14,7 @@ import type { RecordView } from './record-view.js';
 import { beginRegistryCall } from './registry-call.js';
 import type { RegistryCallDeps } from './registry-call.js';
 import { refuseIf } from './refuse-if.js';
+import { requirePeer } from './require-peer.js';
 import { checkName, checkNetworkService } from './validate.js';
 import type { RegistryLimits } from './validate.js';
 
@@ -21,6 +22,7 @@ export interface NsServerDeps extends RegistryCallDeps {
   readonly records: RecordSet<typeof NetworkServiceSchema>;
   readonly view: RecordView<typeof NetworkServiceSchema>;
   readonly maxWatchBacklog: number;
+  readonly requirePeerIdentity: boolean;
   readonly ownership: Ownership;
   readonly log: Logger;
   readonly limits: RegistryLimits;
@@ -38,6 +40,7 @@ export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
     withCallExtras(
       implement(NetworkServiceRegistryService, {
         async register(ns, ctx) {
+          requirePeer(ctx, deps.requirePeerIdentity);
           checkNetworkService(ns, deps.limits);
           const call = beginRegistryCall(ctx, deps);
           const owner = await deps.ownership.owner(ns.name);
@@ -61,6 +64,7 @@ export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
         },
 
         async find(query, stream, ctx) {
+          requirePeer(ctx, deps.requirePeerIdentity);
           const template = query.networkService;
           await streamFind(deps.view, {
             watch: query.watch,
@@ -73,6 +77,7 @@ export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
         },
 
         async unregister(ns, ctx) {
+          requirePeer(ctx, deps.requirePeerIdentity);
           checkName(RESOURCE, ns.name, deps.limits);
           const call = beginRegistryCall(ctx, deps);
           const owner = await deps.ownership.owner(ns.name);

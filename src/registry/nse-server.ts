@@ -15,6 +15,7 @@ import type { RecordSet } from './record-set.js';
 import type { RecordView } from './record-view.js';
 import { beginRegistryCall } from './registry-call.js';
 import { refuseIf } from './refuse-if.js';
+import { requirePeer } from './require-peer.js';
 import type { RegistryCallDeps } from './registry-call.js';
 import { checkName, checkNetworkServiceEndpoint } from './validate.js';
 import type { RegistryLimits } from './validate.js';
@@ -24,6 +25,7 @@ export interface NseServerDeps extends RegistryCallDeps {
   readonly records: RecordSet<typeof NetworkServiceEndpointSchema>;
   readonly view: RecordView<typeof NetworkServiceEndpointSchema>;
   readonly maxWatchBacklog: number;
+  readonly requirePeerIdentity: boolean;
   readonly ownership: Ownership;
   readonly clock: Clock;
   readonly log: Logger;
@@ -45,6 +47,7 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
     withCallExtras(
       implement(NetworkServiceEndpointRegistryService, {
         async register(nse, ctx) {
+          requirePeer(ctx, deps.requirePeerIdentity);
           checkNetworkServiceEndpoint(nse, deps.limits);
           const call = beginRegistryCall(ctx, deps);
           const owner = await deps.ownership.owner(nse.name);
@@ -94,6 +97,7 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
         },
 
         async find(query, stream, ctx) {
+          requirePeer(ctx, deps.requirePeerIdentity);
           const template = query.networkServiceEndpoint;
           await streamFind(deps.view, {
             watch: query.watch,
@@ -106,6 +110,7 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
         },
 
         async unregister(nse, ctx) {
+          requirePeer(ctx, deps.requirePeerIdentity);
           checkName(RESOURCE, nse.name, deps.limits);
           const call = beginRegistryCall(ctx, deps);
           const owner = await deps.ownership.owner(nse.name);

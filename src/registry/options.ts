@@ -24,6 +24,11 @@ export interface RegistryServicesOptions {
   readonly limits?: Partial<RegistryLimits>;
   /** Changes a Find watch may fall behind before it is ended with RESOURCE_EXHAUSTED; default 10,000. */
   readonly maxWatchBacklog?: number;
+  /**
+   * Refuse calls without a verified client SVID (UNAUTHENTICATED); default true. false only for a
+   * registry on a trusted local socket without TLS.
+   */
+  readonly requirePeerIdentity?: boolean;
 }
 
 export const DEFAULT_EXPIRATION_MS = 60_000;

@@ -4,6 +4,11 @@
 import test from 'ava';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
+import {
+  NetworkServiceEndpointRegistryService,
+  NetworkServiceRegistryService,
+} from '../../../src/api/index.js';
+import { clientCredentials, dial } from '../../../src/api/grpc/index.js';
 import { AgentError } from '../../../src/errors/index.js';
 import { FakeClock } from '../../../src/host/fake/index.js';
 import { ALLOW_ANY } from '../../../src/registry/index.js';
@@ -187,4 +192,23 @@ test('nothing secret is logged: refusals and registrations log who and why, neve
     for (const part of token.split('.')) t.false(text.includes(part), 'no token part in the log');
   }
   t.false(/eyJ[A-Za-z0-9_-]{10,}/.test(text), 'nothing JWT-shaped in the log');
+});
+
+test('registry calls that arrive without a client identity (TLS without client certs) are UNAUTHENTICATED', async (t) => {
+  const m = await mesh();
+  const clock = new FakeClock(Date.now());
+  const { url } = await startRegistry(t, { clock, requireClientCert: false });
+  const anonymous = dial(url, {
+    credentials: clientCredentials({ bundlePem: m.ca.certPem, expectedServerId: SERVER_ID }),
+  });
+  t.teardown(() => anonymous.close());
+  const e = await t.throwsAsync(all(anonymous.client(NetworkServiceEndpointRegistryService).find({})), {
+    instanceOf: AgentError,
+  });
+  t.is(e.code, 'UNAUTHENTICATED');
+  t.regex(e.message, /Find needs a client certificate: an SVID of this mesh/);
+  const e2 = await t.throwsAsync(anonymous.client(NetworkServiceRegistryService).register({ name: 'x' }), {
+    instanceOf: AgentError,
+  });
+  t.is(e2.code, 'UNAUTHENTICATED');
 });

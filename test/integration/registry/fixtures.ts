@@ -83,6 +83,8 @@ export interface StartOptions {
   readonly policies?: readonly RegistryPolicy[];
   readonly defaultExpirationMs?: number;
   readonly maxReceiveMessageBytes?: number;
+  /** false: server-authenticated TLS only, so calls arrive without a client identity. */
+  readonly requireClientCert?: boolean;
 }
 
 export async function startRegistry(t: ExecutionContext, options: StartOptions): Promise<RegistryFixture> {
@@ -113,7 +115,7 @@ export async function startRegistry(t: ExecutionContext, options: StartOptions):
           bundlePem: m.ca.certPem,
           certChainPem: m.server.chainPem,
           keyPem: m.server.keyPem,
-          requireClientCert: true,
+          requireClientCert: options.requireClientCert ?? true,
         }),
       },
     ],
