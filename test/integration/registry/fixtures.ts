@@ -159,9 +159,15 @@ export class RegistryClient {
   readonly signer: TokenSigner;
   readonly #raw: Client;
 
-  constructor(t: ExecutionContext, url: string, svid: TestSvid, ca: TestCa, clock: Clock, caBundle?: string) {
+  constructor(
+    t: ExecutionContext,
+    url: string,
+    svid: Pick<TestSvid, 'spiffeId' | 'certPem' | 'chainPem' | 'keyPem'>,
+    ca: Pick<TestCa, 'certPem'>,
+    clock: Clock,
+  ) {
     const credentials = clientCredentials({
-      bundlePem: caBundle ?? ca.certPem,
+      bundlePem: ca.certPem,
       certChainPem: svid.chainPem,
       keyPem: svid.keyPem,
       expectedServerId: SERVER_ID,
