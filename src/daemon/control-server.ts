@@ -89,9 +89,14 @@ export async function startControlServer(options: ControlServerOptions): Promise
   // A server SVID past half its life is re-issued (same key) before we serve with it.
   const pki = await refreshServerSvid(await loadCa(options.dataDir), { dataDir: options.dataDir, clock });
   const storeSpec = options.store ?? 'embedded';
-  const store = await openStore(storeSpec, { embeddedDir: controlServerFiles.store(options.dataDir), log, clock });
+  const store = await openStore(storeSpec, {
+    embeddedDir: controlServerFiles.store(options.dataDir),
+    log,
+    clock,
+  });
   let grpc: GrpcServer | undefined;
   let admin: GrpcServer | undefined;
+  let registry: ReturnType<typeof createRegistryServices> | undefined;
   try {
     const tokens = new TokenStore({ store, clock, log });
     const hosts = new HostStore({ store, clock, log });
@@ -101,7 +106,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
       privateKeyPem: pki.server.keyPem,
       clock,
     });
-    const registry = createRegistryServices({
+    registry = createRegistryServices({
       store,
       clock,
       log,
@@ -147,6 +152,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
       'control server ready',
     );
     const servers = [grpc, admin];
+    const views = registry;
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -155,7 +161,9 @@ export async function startControlServer(options: ControlServerOptions): Promise
       store: store.description,
       close() {
         closing ??= (async () => {
+          // Servers first (no new calls), then the registry's store watches, then the store.
           await Promise.all(servers.map((s) => s.close({ graceMs: 2_000 })));
+          views.close();
           await store.close();
           log.info('control server stopped');
         })();
@@ -164,6 +172,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
     };
   } catch (e: unknown) {
     await Promise.all([grpc?.close({ graceMs: 0 }), admin?.close({ graceMs: 0 })]);
+    registry?.close();
     await store.close();
     throw e;
   }
