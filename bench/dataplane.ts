@@ -4,7 +4,7 @@
 // the tunnel processes during iperf3. Prints a table, the ratios against the targets, and as its
 // last line one summary line.
 //   node --import tsx bench/dataplane.ts [--quick] [--reps N] [--seconds S] [--pings N]
-//     [--backend auto|kernel|userspace] [--no-nebula] [--tuned]
+//     [--backend auto|kernel|userspace] [--no-nebula] [--tuned] [--ours forwarder|port]
 // Needs root, iperf3, ping, wg, wireguard-go (or kernel WireGuard) and nebula (apt-get install nebula).
 // Everything lives in the netns `nsmdp-*`; nothing touches the root namespace, and every exit path
 // (end, error, SIGINT/SIGTERM) removes the namespaces and kills the processes it started, by pid.
@@ -15,13 +15,12 @@ import { ProcessRunner } from '../src/host/command-runner.js';
 import { chooseBackend, probeBackends } from '../src/host/wireguard/index.js';
 import { testbedDown, testbedUp } from '../test/helpers/testbed.js';
 import { runWithCleanup } from './lib/cleanup.js';
-import { startIperf3Server } from './lib/iperf3.js';
 import { formatTable, measureRows } from './lib/measure.js';
 import type { RowSummary } from './lib/measure.js';
 import { NetnsRunner } from './lib/netns-runner.js';
 import { BenchProcesses } from './lib/processes.js';
 import { fmt, ratio } from './lib/stats.js';
-import { agentWireGuard, handWireGuard, nebula, vethPath } from './lib/tunnels.js';
+import { agentWireGuard, forwarderWireGuard, handWireGuard, nebula, vethPath } from './lib/tunnels.js';
 import type { BenchTunnel, TunnelContext, WgKnobs } from './lib/tunnels.js';
 
 const prefix = 'nsmdp';
@@ -39,6 +38,8 @@ interface Args {
   readonly backend: 'auto' | 'kernel' | 'userspace';
   readonly nebula: boolean;
   readonly tuned: boolean;
+  /** What makes the "ours" row: the forwarder's apply() (default) or the WireGuard port directly. */
+  readonly ours: 'forwarder' | 'port';
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -61,6 +62,7 @@ function parseArgs(argv: readonly string[]): Args {
     backend: b,
     nebula: !argv.includes('--no-nebula'),
     tuned: argv.includes('--tuned'),
+    ours: argv.includes('--ours') && argv[argv.indexOf('--ours') + 1] === 'port' ? 'port' : 'forwarder',
   };
 }
 
@@ -82,7 +84,6 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
       ? 'kernel WireGuard'
       : `wireguard-go ${probe.wireguardGoVersion ?? '?'} (kernel WireGuard: ${probe.kernel ? 'available' : 'not available'})`;
   const ctx: TunnelContext = { runner, procs, a, b, workDir };
-  await startIperf3Server(procs, a.netns);
 
   const rows: BenchTunnel[] = [vethPath(ctx)];
   rows.push(
@@ -95,11 +96,16 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
       port: 51801,
     }),
   );
+  const ours = args.ours === 'forwarder' ? forwarderWireGuard : agentWireGuard;
+  const oursLabel =
+    args.ours === 'forwarder'
+      ? `forwarder apply() → ${backend === 'kernel' ? 'KernelWireGuard' : 'UserspaceWireGuard'}`
+      : `our WireGuard port (${backend === 'kernel' ? 'KernelWireGuard' : 'UserspaceWireGuard'})`;
   rows.push(
-    await agentWireGuard(ctx, {
+    await ours(ctx, {
       backend,
       id: 'wg-ours',
-      label: 'our WireGuard port (UserspaceWireGuard)',
+      label: oursLabel,
       suffix: 'wgo',
       subnet: '10.202.0',
       port: 51802,
@@ -107,11 +113,11 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
   );
   if (args.tuned) {
     rows.push(
-      await agentWireGuard(ctx, {
+      await ours(ctx, {
         ...recommendedUserspaceKnobs,
         backend,
         id: 'wg-ours-tuned',
-        label: 'our WireGuard port, recommended settings',
+        label: `${oursLabel}, recommended settings`,
         suffix: 'wgt',
         subnet: '10.203.0',
         port: 51803,
@@ -129,6 +135,7 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
   );
   const summary = await measureRows(rows, {
     runner,
+    procs,
     clientNetns: b.netns,
     serverNetns: a.netns,
     reps: args.reps,

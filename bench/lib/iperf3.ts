@@ -24,9 +24,21 @@ export interface Iperf3ClientOptions {
   readonly mss?: number;
 }
 
-/** Starts `iperf3 -s` in the netns, tracked by `procs`, and waits until it listens. */
-export async function startIperf3Server(procs: BenchProcesses, netns: string, port = 5201): Promise<number> {
-  const pid = procs.spawn(['iperf3', '-s', '-p', String(port)], { netns, label: `iperf3-server-${netns}` });
+/**
+ * Starts `iperf3 -s` in the netns, tracked by `procs`, and waits until it listens. `once`: the server
+ * serves one test and exits (-1) — a fresh server per test, because a long-lived iperf3 3.12 server
+ * can be left refusing connections after a test that went wrong.
+ */
+export async function startIperf3Server(
+  procs: BenchProcesses,
+  netns: string,
+  port = 5201,
+  once = false,
+): Promise<number> {
+  const pid = procs.spawn(['iperf3', '-s', '-p', String(port), ...(once ? ['-1'] : [])], {
+    netns,
+    label: `iperf3-server-${netns}`,
+  });
   await procs.waitFor(
     async () => (await procs.runner.run(['ss', '-Htln', `sport = :${port}`], { netns })).stdout.trim() !== '',
     5_000,

@@ -2,16 +2,19 @@
 // ping), in an order that rotates from one repetition to the next so no row always follows the
 // same neighbour; figures are medians over the repetitions.
 import type { CommandRunner } from '../../src/host/command-runner.js';
-import { runIperf3 } from './iperf3.js';
-import { diffCounters, readLinkCounters, readUdpCounters } from './netns-counters.js';
+import { runIperf3, startIperf3Server } from './iperf3.js';
+import { diffCounters, readLinkCounters, readUdpCounters, readUdpSocketBuffers } from './netns-counters.js';
 import type { UdpCounters } from './netns-counters.js';
 import { runPing } from './ping.js';
+import type { BenchProcesses } from './processes.js';
 import { measureProcs } from './proc-stats.js';
 import { fmt, median } from './stats.js';
 import type { BenchTunnel } from './tunnels.js';
 
 export interface MeasureOptions {
   readonly runner: CommandRunner;
+  /** Starts and stops the one-test iperf3 server of each measurement. */
+  readonly procs: BenchProcesses;
   /** Client netns (host 2); the server is host 1. */
   readonly clientNetns: string;
   readonly serverNetns: string;
@@ -60,6 +63,8 @@ export interface RowSummary {
   readonly linkRxDropped: number;
   /** CPU per Gbit/s moved (both directions averaged): the efficiency of the path. */
   readonly cpuPerGbps: number;
+  /** SO_RCVBUF of the tunnel's UDP socket on host 1 after the runs, KiB. */
+  readonly udpRcvbufKb: number;
 }
 
 export async function measureRows(rows: readonly BenchTunnel[], o: MeasureOptions): Promise<RowSummary[]> {
@@ -85,7 +90,13 @@ export async function measureRows(rows: readonly BenchTunnel[], o: MeasureOption
       );
     }
   }
-  return samples.map(summarize);
+  const out: RowSummary[] = [];
+  for (const s of samples) {
+    const port = s.tunnel.udpPort;
+    const buf = port === undefined ? undefined : await readUdpSocketBuffers(o.runner, o.serverNetns, port);
+    out.push({ ...summarize(s), udpRcvbufKb: buf === undefined ? Number.NaN : buf.rcvbuf / 1024 });
+  }
+  return out;
 }
 
 async function udpErrors(o: MeasureOptions): Promise<UdpCounters[]> {
@@ -106,9 +117,10 @@ async function measureOnce(s: RowSamples, o: MeasureOptions): Promise<void> {
   let rss = 0;
   let retrans = 0;
   for (const reverse of [false, true]) {
+    const server = await startIperf3Server(o.procs, o.serverNetns, 5201, true);
     const { result, window } = await measureProcs(t.pids, () =>
       runIperf3(o.runner, { netns: o.clientNetns, server: t.serverIp, seconds: o.seconds, reverse }),
-    );
+    ).finally(() => o.procs.stop(server));
     (reverse ? s.revMbps : s.fwdMbps).push(result.bitsPerSecond / 1e6);
     retrans += result.retransmits;
     cpu += window.cpuPercent / 2;
@@ -133,7 +145,7 @@ async function measureOnce(s: RowSamples, o: MeasureOptions): Promise<void> {
   }
 }
 
-function summarize(s: RowSamples): RowSummary {
+function summarize(s: RowSamples): Omit<RowSummary, 'udpRcvbufKb'> {
   const fwd = median(s.fwdMbps);
   const rev = median(s.revMbps);
   const cpu = median(s.cpuPercent);
@@ -169,6 +181,7 @@ export function formatTable(rows: readonly RowSummary[]): string {
     'CPU%/Gbit/s',
     'RSS MiB/proc',
     'udp rcvbuf err',
+    'SO_RCVBUF KiB',
     'dev rx drop',
   ];
   const body = rows.map((r) => [
@@ -183,6 +196,7 @@ export function formatTable(rows: readonly RowSummary[]): string {
     fmt(r.cpuPerGbps, 0),
     fmt(r.rssMb, 1),
     fmt(r.udpRcvbufErrors, 0),
+    fmt(r.udpRcvbufKb, 0),
     fmt(r.linkRxDropped, 0),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));

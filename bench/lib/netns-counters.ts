@@ -104,3 +104,28 @@ export async function withNetnsSysctls<T>(
     for (const [k, v] of old.reverse()) await writeNetnsSysctl(runner, netns, k, v);
   }
 }
+
+export interface SocketBuffers {
+  /** SO_RCVBUF as the kernel holds it (`skmem` rb), bytes. */
+  readonly rcvbuf: number;
+  readonly sndbuf: number;
+}
+
+/** The largest buffers among the UDP sockets bound to `port` in the netns (`ss -uam`). */
+export async function readUdpSocketBuffers(
+  runner: CommandRunner,
+  netns: string,
+  port: number,
+): Promise<SocketBuffers | undefined> {
+  const r = await runner.run(['ss', '-Huanm', `sport = :${port}`], { netns });
+  return parseSsSkmem(r.stdout);
+}
+
+export function parseSsSkmem(text: string): SocketBuffers | undefined {
+  let best: SocketBuffers | undefined;
+  for (const m of text.matchAll(/skmem:\(r\d+,rb(\d+),t\d+,tb(\d+)/g)) {
+    const b = { rcvbuf: Number(m[1]), sndbuf: Number(m[2]) };
+    if (best === undefined || b.rcvbuf > best.rcvbuf) best = b;
+  }
+  return best;
+}

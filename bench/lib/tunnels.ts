@@ -7,6 +7,9 @@
 // Host 1 (`a`) is always the iperf3 server and ping target; host 2 (`b`) the client.
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Forwarder, emptyDesiredState, entryKey } from '../../src/forwarder/index.js';
+import type { DesiredState } from '../../src/forwarder/index.js';
 import type { CommandRunner } from '../../src/host/command-runner.js';
 import { Ip } from '../../src/host/ip/index.js';
 import {
@@ -23,6 +26,8 @@ import { withNetnsSysctls } from './netns-counters.js';
 import type { BenchProcesses } from './processes.js';
 import { sleep } from './processes.js';
 
+const forceSocketBuffers = fileURLToPath(new URL('./force-socket-buffers.py', import.meta.url));
+
 export interface BenchTunnel {
   readonly id: string;
   readonly label: string;
@@ -34,6 +39,8 @@ export interface BenchTunnel {
   readonly pids: readonly number[];
   /** What the knobs of this row are, for the report. */
   readonly settings: string;
+  /** The tunnel's UDP listen port on both hosts (none for veth). */
+  readonly udpPort?: number;
   close(): Promise<void>;
 }
 
@@ -56,7 +63,12 @@ export interface WgKnobs {
   readonly txqueuelen?: number;
   /** CPU list per host for `taskset -a -p -c` (index 0: host 1, 1: host 2). */
   readonly cpus?: readonly [string, string];
-  /** Per-netns sysctls in force while wireguard-go opens its UDP socket (e.g. net.core.rmem_default). */
+  /**
+   * Bytes of SO_RCVBUF/SO_SNDBUF forced onto wireguard-go's UDP sockets after start (benchmark-only
+   * probe, force-socket-buffers.py): what a wireguard-go that asks for big buffers itself would get.
+   */
+  readonly udpBuffer?: number;
+  /** Per-netns sysctls in force while the device and its socket are made (only per-netns keys are writable). */
   readonly socketSysctls?: Readonly<Record<string, string>>;
 }
 
@@ -100,6 +112,7 @@ function describeKnobs(k: WgKnobs): string {
   for (const [key, v] of Object.entries(k.env ?? {})) parts.push(`${key}=${v}`);
   if (k.txqueuelen !== undefined) parts.push(`txqueuelen ${k.txqueuelen}`);
   if (k.cpus !== undefined) parts.push(`cpus ${k.cpus.join('/')}`);
+  if (k.udpBuffer !== undefined) parts.push(`UDP buffers ${k.udpBuffer}`);
   for (const [key, v] of Object.entries(k.socketSysctls ?? {})) parts.push(`${key}=${v}`);
   return parts.join(', ');
 }
@@ -126,8 +139,12 @@ async function afterStart(
     ]);
   }
   const cpus = k.cpus?.[i];
-  if (cpus !== undefined && pid !== undefined)
+  if (cpus !== undefined && pid !== undefined) {
     await ctx.runner.runChecked(['taskset', '-a', '-p', '-c', cpus, String(pid)]);
+  }
+  if (k.udpBuffer !== undefined && pid !== undefined) {
+    await ctx.runner.runChecked(['python3', forceSocketBuffers, String(pid), String(k.udpBuffer)]);
+  }
 }
 
 function sysctlsAround<T>(ctx: TunnelContext, k: WgKnobs, netns: string, fn: () => Promise<T>): Promise<T> {
@@ -147,6 +164,7 @@ export async function handWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Pro
     devices: hosts.map((h, i) => ({ netns: h.netns, dev: devs[i]! })),
     pids,
     settings: describeKnobs(o),
+    udpPort: o.port,
     close: async () => {
       for (const [i, h] of hosts.entries()) {
         await ctx.runner.run(['ip', '-n', h.netns, 'link', 'del', 'dev', devs[i]!]);
@@ -259,6 +277,7 @@ export async function agentWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Pr
     devices: hosts.map((h, i) => ({ netns: h.netns, dev: devs[i]! })),
     pids,
     settings: describeKnobs(o),
+    udpPort: o.port,
     close: async () => {
       for (const [i, wg] of ports.entries()) await wg.deleteDevice(devs[i]!);
       for (const pid of pids) await ctx.procs.stop(pid);
@@ -305,6 +324,86 @@ export async function agentWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Pr
   }
 }
 
+/**
+ * wireguard-go (or kernel WireGuard) made by the forwarder: each host's Forwarder.apply() of a
+ * desired state with the device, one tunnel entry (the peer, its /32 routed into the device) and a
+ * host-local entry (the overlay address on the device), exactly as the agent does it.
+ */
+export async function forwarderWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Promise<BenchTunnel> {
+  const hosts = [ctx.a, ctx.b] as const;
+  const keys = hosts.map(() => generatePrivateKey());
+  const devs = hosts.map((h) => deviceName(h, o.suffix));
+  const logDir = join(ctx.workDir, 'agent-logs');
+  await mkdir(logDir, { recursive: true, mode: 0o700 });
+  const ports: WireGuard[] = hosts.map((h) =>
+    createWireGuard(o.backend, {
+      runner: ctx.runner,
+      netns: h.netns,
+      socketDir: defaultSocketDir,
+      logDir,
+      env: { ...process.env, ...(o.env ?? {}) },
+    }),
+  );
+  const forwarders = hosts.map(
+    (h, i) =>
+      new Forwarder({
+        runner: ctx.runner,
+        wireguard: ports[i]!,
+        stateDir: join(ctx.workDir, `forwarder-${devs[i]!}`),
+        netns: h.netns,
+      }),
+  );
+  const pids: number[] = [];
+  const tunnel: BenchTunnel = {
+    id: o.id,
+    label: o.label,
+    serverIp: `${o.subnet}.${ctx.a.index}`,
+    devices: hosts.map((h, i) => ({ netns: h.netns, dev: devs[i]! })),
+    pids,
+    settings: describeKnobs(o),
+    udpPort: o.port,
+    close: async () => {
+      for (const [i, f] of forwarders.entries()) {
+        await f.apply(emptyDesiredState).catch(() => ports[i]!.deleteDevice(devs[i]!));
+      }
+      for (const pid of pids) await ctx.procs.stop(pid);
+    },
+  };
+  try {
+    for (const [i, h] of hosts.entries()) {
+      const dev = devs[i]!;
+      const peer = hosts[1 - i]!;
+      const desired: DesiredState = {
+        device: { name: dev, privateKey: keys[i]!, listenPort: o.port, mtu: o.mtu ?? 1420 },
+        entries: {
+          [entryKey('bench', 'tunnel')]: {
+            kind: 'tunnel',
+            peerPublicKey: publicKeyOf(keys[1 - i]!),
+            endpoint: `${peer.underlayIp}:${o.port}`,
+            remotePrefixes: [`${o.subnet}.${peer.index}/32`],
+          },
+          [entryKey('bench', 'local')]: { kind: 'host', addresses: [`${o.subnet}.${h.index}/32`] },
+        },
+      };
+      await sysctlsAround(ctx, o, h.netns, () => forwarders[i]!.apply(desired));
+      const pid = (await listWireGuardGoProcesses()).find((p) => p.device === dev)?.pid;
+      if (pid === undefined && o.backend === 'userspace') {
+        throw new Error(`no wireguard-go process for ${dev} after the forwarder's apply()`);
+      }
+      if (pid !== undefined) {
+        pids.push(pid);
+        ctx.procs.adopt(pid);
+      }
+      await afterStart(ctx, o, h, dev, pid, i as 0 | 1);
+    }
+    await waitForPath(ctx, tunnel);
+    return tunnel;
+  } catch (e: unknown) {
+    await tunnel.close();
+    throw e;
+  }
+}
+
 export interface NebulaOptions {
   readonly id: string;
   readonly label: string;
@@ -315,6 +414,8 @@ export interface NebulaOptions {
   readonly mtu?: number;
   /** Socket buffer sizes Nebula asks for (listen.read_buffer / write_buffer); default: the system's. */
   readonly socketBuffer?: number;
+  /** CPU list per host for `taskset -a -p -c`, as for WireGuard rows. */
+  readonly cpus?: readonly [string, string];
 }
 
 /** Nebula 1.6: throwaway CA and host certs (nebula-cert), host 1 lighthouse, static host map. */
@@ -329,9 +430,14 @@ export async function nebula(ctx: TunnelContext, o: NebulaOptions): Promise<Benc
     id: o.id,
     label: o.label,
     serverIp: lighthouse,
+    udpPort: o.port,
     devices: hosts.map((h, i) => ({ netns: h.netns, dev: devs[i]! })),
     pids,
-    settings: `MTU ${o.mtu ?? 1300}${o.socketBuffer === undefined ? '' : `, socket buffers ${o.socketBuffer}`}`,
+    settings: [
+      `MTU ${o.mtu ?? 1300}`,
+      ...(o.socketBuffer === undefined ? [] : [`socket buffers ${o.socketBuffer}`]),
+      ...(o.cpus === undefined ? [] : [`cpus ${o.cpus.join('/')}`]),
+    ].join(', '),
     close: async () => {
       for (const pid of pids) await ctx.procs.stop(pid);
     },
@@ -406,6 +512,10 @@ export async function nebula(ctx: TunnelContext, o: NebulaOptions): Promise<Benc
       );
     }
     await waitForPath(ctx, tunnel);
+    for (const [i, pid] of pids.entries()) {
+      const cpus = o.cpus?.[i];
+      if (cpus !== undefined) await ctx.runner.runChecked(['taskset', '-a', '-p', '-c', cpus, String(pid)]);
+    }
     return tunnel;
   } catch (e: unknown) {
     await tunnel.close();
