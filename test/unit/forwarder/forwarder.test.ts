@@ -16,7 +16,10 @@ import { device, otherPeerKey, peerKey, twoConnections } from './fixtures.js';
 
 const veth = ownedLinkName({ prefix: 'nsm', proto: 252 }, 'c2/kernel');
 
-async function setup(t: { teardown: (f: () => Promise<void>) => void }, onStep?: (s: ApplyStep) => void | Promise<void>) {
+async function setup(
+  t: { teardown: (f: () => Promise<void>) => void },
+  onStep?: (s: ApplyStep) => void | Promise<void>,
+) {
   const stateDir = await mkdtemp(join(tmpdir(), 'nsm-fwd-unit-'));
   t.teardown(() => rm(stateDir, { recursive: true, force: true }));
   const host = new FakeHost(['host', 'app']);

@@ -1,0 +1,112 @@
+import { describe } from '../../errors/index.js';
+import type { Connection, IPContext, NetworkServiceRequest } from '../../api/index.js';
+import type { ChainContext, Next } from '../../chain/core/index.js';
+import type { DesiredEntry } from '../desired-state.js';
+import { entryKey } from '../desired-state.js';
+
+/** What a mechanism element needs of the forwarder: its own entries, read and set (each set applies). */
+export interface ForwarderEntries {
+  entry(key: string): DesiredEntry | undefined;
+  setEntry(key: string, entry: DesiredEntry | undefined): Promise<unknown>;
+}
+
+/** Which end of the connection this host serves: the client's (NSC) or the endpoint's (NSE). */
+export type ConnectionSide = 'client' | 'endpoint';
+
+/** The addresses of one side (`src_ip_addrs` for the client, `dst_ip_addrs` for the endpoint). */
+export function sideAddresses(ip: IPContext | undefined, side: ConnectionSide): string[] {
+  return [...((side === 'client' ? ip?.srcIpAddrs : ip?.dstIpAddrs) ?? [])];
+}
+
+/**
+ * What lies on the far side, seen from `side`: the other side's addresses plus the routes this side
+ * is told to install (`src_routes` lead the client to the endpoint side, `dst_routes` the other way).
+ */
+export function farPrefixes(ip: IPContext | undefined, side: ConnectionSide): string[] {
+  const other = side === 'client' ? 'endpoint' : 'client';
+  const routes = (side === 'client' ? ip?.srcRoutes : ip?.dstRoutes) ?? [];
+  return [...new Set([...sideAddresses(ip, other), ...routes.map((r) => r.prefix).filter((p) => p !== '')])];
+}
+
+function sameEntry(a: DesiredEntry | undefined, b: DesiredEntry | undefined): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The pattern every mechanism element follows (STYLE.md, NSM sdk): set its own entry (before next
+ * when it knows it, and again after next from the answer), and when anything after it fails put
+ * back exactly what was there before this request — nothing of other elements is touched.
+ */
+export async function requestWithEntry(o: {
+  readonly forwarder: ForwarderEntries;
+  readonly part: string;
+  readonly ctx: ChainContext;
+  readonly request: NetworkServiceRequest;
+  readonly next: Next;
+  /** The entry from what is known before next; undefined: nothing to set yet. */
+  readonly before?: DesiredEntry;
+  /** The entry from the answer; undefined: remove ours. */
+  readonly after: (conn: Connection) => DesiredEntry | undefined;
+}): Promise<Connection> {
+  const key = entryKey(o.request.connection?.id ?? '', o.part);
+  const previous = o.forwarder.entry(key);
+  const restore = async (): Promise<void> => {
+    try {
+      if (!sameEntry(o.forwarder.entry(key), previous)) await o.forwarder.setEntry(key, previous);
+    } catch (e: unknown) {
+      // The original failure is what the caller needs; the next apply retries the rest.
+      o.ctx.log.error(
+        { connId: o.request.connection?.id, part: o.part, err: describe(e) },
+        'could not undo a mechanism entry',
+      );
+    }
+  };
+  if (o.before !== undefined && !sameEntry(o.before, previous)) {
+    try {
+      await o.forwarder.setEntry(key, o.before);
+    } catch (e: unknown) {
+      await restore();
+      throw e;
+    }
+  }
+  let conn: Connection;
+  try {
+    conn = await o.next.request(o.ctx, o.request);
+  } catch (e: unknown) {
+    await restore();
+    throw e;
+  }
+  try {
+    const after = o.after(conn);
+    if (!sameEntry(after, o.forwarder.entry(key))) await o.forwarder.setEntry(key, after);
+  } catch (e: unknown) {
+    await restore();
+    // What was set up after this element for this request is closed again.
+    try {
+      await o.next.close(o.ctx, conn);
+    } catch (closeErr: unknown) {
+      o.ctx.log.warn(
+        { connId: conn.id, err: describe(closeErr) },
+        'close after a failed mechanism setup failed',
+      );
+    }
+    throw e;
+  }
+  return conn;
+}
+
+/** Close: the rest of the chain first, then the element's own entry, whatever the rest did. */
+export async function closeWithEntry(
+  forwarder: ForwarderEntries,
+  part: string,
+  ctx: ChainContext,
+  conn: Connection,
+  next: Next,
+): Promise<void> {
+  const key = entryKey(conn.id, part);
+  try {
+    await next.close(ctx, conn);
+  } finally {
+    if (forwarder.entry(key) !== undefined) await forwarder.setEntry(key, undefined);
+  }
+}
