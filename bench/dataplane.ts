@@ -4,7 +4,7 @@
 // the tunnel processes during iperf3. Prints a table, the ratios against the targets, and as its
 // last line one summary line.
 //   node --import tsx bench/dataplane.ts [--quick] [--reps N] [--seconds S] [--pings N]
-//     [--backend auto|kernel|userspace] [--no-nebula] [--tuned] [--ours forwarder|port]
+//     [--backend auto|kernel|userspace] [--no-nebula] [--no-tuned] [--ours forwarder|port]
 // Needs root, iperf3, ping, wg, wireguard-go (or kernel WireGuard) and nebula (apt-get install nebula).
 // Everything lives in the netns `nsmdp-*`; nothing touches the root namespace, and every exit path
 // (end, error, SIGINT/SIGTERM) removes the namespaces and kills the processes it started, by pid.
@@ -26,10 +26,16 @@ import type { BenchTunnel, TunnelContext, WgKnobs } from './lib/tunnels.js';
 const prefix = 'nsmdp';
 
 /**
- * The settings the investigation found to close the gap to Nebula for wireguard-go on this kind of
- * machine (bench/dataplane-knobs.ts; see the report in the commit). `--tuned` adds a row with them.
+ * What closes the gap to Nebula for wireguard-go here (bench/dataplane-knobs.ts, results in
+ * bench/results/): UDP socket buffers of 4 MiB instead of the 208 KiB default, which takes the
+ * receive-side drops (/proc/net/snmp RcvbufErrors) from ~90,000 per run to 0. Debian's wireguard-go
+ * 0.0.20220316 cannot be told to use them (newer wireguard-go asks for 7 MiB itself, with
+ * SO_RCVBUFFORCE), and net.core.rmem_default is global, so the row forces them onto the running
+ * process's sockets with a benchmark-only probe (bench/lib/force-socket-buffers.py): it shows what
+ * the agent gains once its wireguard-go gets big buffers. MTU, txqueuelen, GOMAXPROCS, GOGC and CPU
+ * pinning did not help reliably (see the report). The "tuned" row is on unless --no-tuned.
  */
-export const recommendedUserspaceKnobs: WgKnobs = {};
+export const recommendedUserspaceKnobs: WgKnobs = { udpBuffer: 4 * 1024 * 1024 };
 
 interface Args {
   readonly reps: number;
@@ -57,11 +63,11 @@ function parseArgs(argv: readonly string[]): Args {
   }
   return {
     reps: num('--reps', quick ? 2 : 3),
-    seconds: num('--seconds', quick ? 3 : 6),
+    seconds: num('--seconds', quick ? 2 : 5),
     pings: num('--pings', quick ? 100 : 200),
     backend: b,
     nebula: !argv.includes('--no-nebula'),
-    tuned: argv.includes('--tuned'),
+    tuned: !argv.includes('--no-tuned'),
     ours: argv.includes('--ours') && argv[argv.indexOf('--ours') + 1] === 'port' ? 'port' : 'forwarder',
   };
 }
@@ -111,13 +117,13 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
       port: 51802,
     }),
   );
-  if (args.tuned) {
+  if (args.tuned && backend === 'userspace') {
     rows.push(
       await ours(ctx, {
         ...recommendedUserspaceKnobs,
         backend,
         id: 'wg-ours-tuned',
-        label: `${oursLabel}, recommended settings`,
+        label: `${oursLabel} + 4 MiB UDP buffers (forced by the bench probe)`,
         suffix: 'wgt',
         subnet: '10.203.0',
         port: 51803,
