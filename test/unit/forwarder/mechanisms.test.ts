@@ -144,7 +144,9 @@ test('wireguardServer: when next fails its peer is gone again; other entries sta
 test('wireguardServer refuses an offer without src_public_key and sets nothing', async (t) => {
   const { forwarder } = await setup(t);
   const bad = offerFromRemote();
-  bad.parameters = Object.fromEntries(Object.entries(bad.parameters).filter(([k]) => k !== WireguardParam.SRC_PUBLIC_KEY));
+  bad.parameters = Object.fromEntries(
+    Object.entries(bad.parameters).filter(([k]) => k !== WireguardParam.SRC_PUBLIC_KEY),
+  );
   const chain = buildChain('s', [wireguardServer(wgOptions(forwarder)), endpoint()]);
   await t.throwsAsync(chain.request(testContext(), req('c1', [bad])), {
     message: /src_public_key is missing/,
