@@ -62,8 +62,8 @@ function parseArgs(argv: readonly string[]): Args {
     throw new Error('--backend is auto, kernel or userspace');
   }
   return {
-    reps: num('--reps', quick ? 2 : 3),
-    seconds: num('--seconds', quick ? 2 : 5),
+    reps: num('--reps', quick ? 2 : 4),
+    seconds: num('--seconds', quick ? 2 : 4),
     pings: num('--pings', quick ? 100 : 200),
     backend: b,
     nebula: !argv.includes('--no-nebula'),

@@ -41,6 +41,8 @@ export interface RowSamples {
   readonly cpuPercent: number[];
   /** Peak VmRSS per tunnel process during iperf3, KiB (max over both hosts). */
   readonly rssKb: number[];
+  /** Context switches of the tunnel processes per Mbit moved (both hosts). */
+  readonly ctxPerMbit: number[];
   /** UDP receive-buffer drops in both netns during the iperf3 runs. */
   readonly udpRcvbufErrors: number[];
   /** RX drops on the tunnel devices during the iperf3 runs. */
@@ -63,6 +65,8 @@ export interface RowSummary {
   readonly linkRxDropped: number;
   /** CPU per Gbit/s moved (both directions averaged): the efficiency of the path. */
   readonly cpuPerGbps: number;
+  /** Context switches of the tunnel processes per Mbit moved. */
+  readonly ctxPerMbit: number;
   /** SO_RCVBUF of the tunnel's UDP socket on host 1 after the runs, KiB. */
   readonly udpRcvbufKb: number;
 }
@@ -78,6 +82,7 @@ export async function measureRows(rows: readonly BenchTunnel[], o: MeasureOption
     pingLost: [],
     cpuPercent: [],
     rssKb: [],
+    ctxPerMbit: [],
     udpRcvbufErrors: [],
     linkRxDropped: [],
   }));
@@ -116,6 +121,7 @@ async function measureOnce(s: RowSamples, o: MeasureOptions): Promise<void> {
   let cpu = 0;
   let rss = 0;
   let retrans = 0;
+  let ctx = 0;
   for (const reverse of [false, true]) {
     const server = await startIperf3Server(o.procs, o.serverNetns, 5201, true);
     const { result, window } = await measureProcs(t.pids, () =>
@@ -123,6 +129,7 @@ async function measureOnce(s: RowSamples, o: MeasureOptions): Promise<void> {
     ).finally(() => o.procs.stop(server));
     (reverse ? s.revMbps : s.fwdMbps).push(result.bitsPerSecond / 1e6);
     retrans += result.retransmits;
+    ctx += window.ctxSwitchesPerSecond / (result.bitsPerSecond / 1e6) / 2;
     cpu += window.cpuPercent / 2;
     rss = Math.max(rss, ...window.rssKbEach, 0);
   }
@@ -132,6 +139,7 @@ async function measureOnce(s: RowSamples, o: MeasureOptions): Promise<void> {
   s.retransmits.push(retrans);
   s.cpuPercent.push(cpu);
   s.rssKb.push(rss);
+  s.ctxPerMbit.push(ctx);
   if (o.pings > 0) {
     const p = await runPing(o.runner, {
       netns: o.clientNetns,
@@ -164,6 +172,7 @@ function summarize(s: RowSamples): Omit<RowSummary, 'udpRcvbufKb'> {
     udpRcvbufErrors: median(s.udpRcvbufErrors),
     linkRxDropped: median(s.linkRxDropped),
     cpuPerGbps: s.tunnel.pids.length === 0 ? Number.NaN : cpu / ((fwd + rev) / 2 / 1000),
+    ctxPerMbit: s.tunnel.pids.length === 0 ? Number.NaN : median(s.ctxPerMbit),
   };
 }
 
@@ -179,6 +188,7 @@ export function formatTable(rows: readonly RowSummary[]): string {
     'lost',
     'tunnel CPU %',
     'CPU%/Gbit/s',
+    'ctxsw/Mbit',
     'RSS MiB/proc',
     'udp rcvbuf err',
     'SO_RCVBUF KiB',
@@ -194,6 +204,7 @@ export function formatTable(rows: readonly RowSummary[]): string {
     String(r.pingLost),
     fmt(r.cpuPercent, 0),
     fmt(r.cpuPerGbps, 0),
+    fmt(r.ctxPerMbit, 1),
     fmt(r.rssMb, 1),
     fmt(r.udpRcvbufErrors, 0),
     fmt(r.udpRcvbufKb, 0),

@@ -1,6 +1,6 @@
 // Process statistics from /proc: CPU time (utime + stime of all threads, /proc/<pid>/stat) and
 // resident memory (VmRSS in /proc/<pid>/status), and a sampler that measures both over a window.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** USER_HZ: the unit of utime/stime. 100 on every Linux architecture Node runs on. */
 export const clockTicksPerSecond = 100;
@@ -10,6 +10,8 @@ export interface ProcSample {
   /** utime + stime, in clock ticks. */
   readonly cpuTicks: number;
   readonly rssKb: number;
+  /** Context switches (voluntary + involuntary) of all the process' threads so far. */
+  readonly ctxSwitches: number;
 }
 
 /** Parses /proc/<pid>/stat; the command name (field 2) may contain blanks and parentheses. */
@@ -29,6 +31,24 @@ export function parseStatusRssKb(status: string): number {
   return m?.[1] === undefined ? 0 : Number(m[1]);
 }
 
+export function parseStatusCtxSwitches(status: string): number {
+  let n = 0;
+  for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
+  return n;
+}
+
+function threadCtxSwitches(pid: number): number {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      n += parseStatusCtxSwitches(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
+    } catch {
+      // the thread ended while we looked
+    }
+  }
+  return n;
+}
+
 /** One sample, or undefined when the process is gone. */
 export function sampleProc(pid: number): ProcSample | undefined {
   try {
@@ -36,6 +56,7 @@ export function sampleProc(pid: number): ProcSample | undefined {
       pid,
       cpuTicks: parseStatCpuTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')),
       rssKb: parseStatusRssKb(readFileSync(`/proc/${pid}/status`, 'utf8')),
+      ctxSwitches: threadCtxSwitches(pid),
     };
   } catch {
     return undefined;
@@ -49,6 +70,8 @@ export interface ProcWindow {
   readonly rssKb: number;
   /** Highest VmRSS seen per process, in the order of the pids. */
   readonly rssKbEach: readonly number[];
+  /** Context switches per second of all threads of all the processes (threads that ended are not counted). */
+  readonly ctxSwitchesPerSecond: number;
 }
 
 /**
@@ -73,11 +96,13 @@ export async function measureProcs<T>(
     const result = await during();
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     let ticks = 0;
+    let switches = 0;
     pids.forEach((pid, i) => {
       const a = start[i];
       const b = sampleProc(pid);
       if (a !== undefined && b !== undefined) {
         ticks += b.cpuTicks - a.cpuTicks;
+        switches += b.ctxSwitches - a.ctxSwitches;
         peak[i] = Math.max(peak[i] ?? 0, b.rssKb);
       }
     });
@@ -87,6 +112,7 @@ export async function measureProcs<T>(
         cpuPercent: (100 * ticks) / clockTicksPerSecond / seconds,
         rssKb: peak.reduce((a, b) => a + b, 0),
         rssKbEach: peak,
+        ctxSwitchesPerSecond: switches / seconds,
       },
     };
   } finally {

@@ -351,6 +351,10 @@ export async function forwarderWireGuard(ctx: TunnelContext, o: WgTunnelOptions)
         wireguard: ports[i]!,
         stateDir: join(ctx.workDir, `forwarder-${devs[i]!}`),
         netns: h.netns,
+        // Each row is its own "agent" in the same host netns: a forwarder removes every route with
+        // its mark that its desired state does not claim, so two rows sharing a mark would undo
+        // each other's routes. One route protocol per row (from its port) keeps them apart.
+        mark: { prefix: 'nb', proto: 200 + (o.port % 50) },
       }),
   );
   const pids: number[] = [];
