@@ -10,6 +10,8 @@ export interface NetnsView {
   /** False when the netns is gone (its workload exited): everything in it went with it. */
   readonly exists: boolean;
   readonly links: readonly Link[];
+  /** Link name → its link group (`ip link … group`), for links not in the default group. */
+  readonly groups: Readonly<Record<string, string>>;
   readonly addresses: readonly Address[];
   /** Only routes with the forwarder's route protocol. */
   readonly routes: readonly Route[];
@@ -30,7 +32,14 @@ export interface HostState {
   readonly workloads: Readonly<Record<string, NetnsView>>;
 }
 
-export const emptyNetnsView: NetnsView = { exists: false, links: [], addresses: [], routes: [], proxies: [] };
+export const emptyNetnsView: NetnsView = {
+  exists: false,
+  links: [],
+  groups: {},
+  addresses: [],
+  routes: [],
+  proxies: [],
+};
 
 /**
  * Reads one netns with three commands at most: `ip -details addr show` (links and addresses in one
@@ -62,6 +71,16 @@ export async function readNetnsView(
   return {
     exists: true,
     links: parseLinks(addr.stdout),
+    groups: Object.fromEntries(
+      parseIpJson(addr.stdout, 'addr show').flatMap((o) => {
+        const name = o['ifname'];
+        const group = o['group'];
+        // iproute2 names groups from /etc/iproute2/group and prints other ones as numbers.
+        const text =
+          typeof group === 'number' ? String(group) : typeof group === 'string' ? group : 'default';
+        return typeof name === 'string' && text !== 'default' ? [[name, text]] : [];
+      }),
+    ),
     addresses: parseAddresses(addr.stdout),
     routes: parseRoutes(routes.stdout, routeFilter).map((r) =>
       r.protocol === undefined ? { ...r, protocol: String(proto) } : r,

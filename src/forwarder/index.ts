@@ -24,7 +24,13 @@ export { NsenterRunner, hostTarget, isMissingNetns, workloadTarget } from './net
 export type { NetnsTarget } from './netns-target.js';
 export { describeOp, onHost, whereLabel } from './ops.js';
 export type { BatchStage, ForwarderOp, Where } from './ops.js';
-export { checkOwnerMark, defaultOwnerMark, isOwnedLinkName, ownedLinkName } from './owner-mark.js';
+export {
+  checkOwnerMark,
+  defaultOwnerMark,
+  isOwnedLinkName,
+  ownedLinkName,
+  removalGroup,
+} from './owner-mark.js';
 export type { OwnerMark } from './owner-mark.js';
 export { plan } from './plan.js';
 export type { PlanInput } from './plan.js';

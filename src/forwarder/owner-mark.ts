@@ -48,3 +48,12 @@ export function isOwnedLinkName(mark: OwnerMark, name: string): boolean {
     /^[0-9a-f]{8}$/.test(name.slice(mark.prefix.length))
   );
 }
+
+/**
+ * The link group the forwarder moves links into right before deleting them all with one
+ * `ip link del group` (one kernel teardown instead of one per veth: 200 veths in ~0.1 s, not 4 s).
+ * Used only when every link in that group is one being deleted.
+ */
+export function removalGroup(mark: OwnerMark): number {
+  return 0x6e736d00 + mark.proto;
+}

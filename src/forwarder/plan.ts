@@ -9,7 +9,7 @@ import type { HostState, NetnsView } from './host-state.js';
 import { emptyNetnsView } from './host-state.js';
 import type { BatchStage, ForwarderOp, Where } from './ops.js';
 import { onHost } from './ops.js';
-import { isOwnedLinkName, ownedLinkName } from './owner-mark.js';
+import { isOwnedLinkName, ownedLinkName, removalGroup } from './owner-mark.js';
 import type { OwnerMark } from './owner-mark.js';
 
 export interface PlanInput {
@@ -74,6 +74,10 @@ export function plan(input: PlanInput): ForwarderOp[] {
     const wl = current.workloads[netnsKey(v.netns)] ?? emptyNetnsView;
     const wlLink = wl.links.find((l) => l.name === v.ifName);
     const whereWl: Where = { kind: 'workload', netns: v.netns };
+    if (hostLink !== undefined && host.groups[v.name] === String(removalGroup(mark))) {
+      // A crash between the two steps of a group removal; this link is wanted again.
+      batches.add(onHost, 'links', ['link', 'set', 'dev', v.name, 'group', 'default']);
+    }
     if (hostLink !== undefined && wlLink !== undefined) {
       if (hostLink.mtu !== v.mtu || !hostLink.up)
         batches.add(onHost, 'links', ['link', 'set', 'dev', v.name, 'mtu', String(v.mtu), 'up']);
@@ -188,9 +192,20 @@ export function plan(input: PlanInput): ForwarderOp[] {
       }
     }
   }
-  for (const l of host.links) {
-    if (isOwnedLinkName(mark, l.name) && !t.veths.has(l.name))
-      batches.add(onHost, 'remove-links', ['link', 'del', 'dev', l.name]);
+  const doomed = host.links
+    .filter((l) => isOwnedLinkName(mark, l.name) && !t.veths.has(l.name))
+    .map((l) => l.name);
+  const group = String(removalGroup(mark));
+  const inGroup = Object.entries(host.groups)
+    .filter(([, g]) => g === group)
+    .map(([name]) => name);
+  if (doomed.length > 1 && inGroup.every((name) => doomed.includes(name))) {
+    // One teardown for all of them: veth deletion costs a kernel grace period each.
+    for (const name of doomed)
+      batches.add(onHost, 'remove-links', ['link', 'set', 'dev', name, 'group', group]);
+    batches.add(onHost, 'remove-links', ['link', 'del', 'group', group]);
+  } else {
+    for (const name of doomed) batches.add(onHost, 'remove-links', ['link', 'del', 'dev', name]);
   }
 
   ops.push(...batches.ops());

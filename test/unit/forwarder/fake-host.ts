@@ -18,6 +18,7 @@ interface FakeLink {
   mtu: number;
   up: boolean;
   addresses: string[];
+  group?: string;
   /** The other end of a veth: its netns and name. */
   peer?: { ns: string; name: string };
 }
@@ -110,6 +111,7 @@ export class FakeHost implements CommandRunner {
         this.ns(ns).links.map((l) => ({
           ifname: l.name,
           mtu: l.mtu,
+          group: l.group ?? 'default',
           flags: l.up ? ['UP'] : [],
           operstate: l.up ? 'UP' : 'DOWN',
           ...(l.kind === '' ? {} : { linkinfo: { info_kind: l.kind } }),
@@ -188,11 +190,16 @@ export class FakeHost implements CommandRunner {
       if (w.includes('down')) l.up = false;
       const mtu = arg('mtu');
       if (mtu !== undefined) l.mtu = Number(mtu);
+      const group = arg('group');
+      if (group !== undefined) l.group = group;
     } else if (obj === 'link' && verb === 'del') {
-      const name = w[3] ?? '';
-      const peer = link(name).peer;
-      this.dropLink(ns, name);
-      if (peer !== undefined) this.dropLink(peer.ns, peer.name);
+      const names =
+        w[2] === 'group' ? n.links.filter((l) => l.group === w[3]).map((l) => l.name) : [w[3] ?? ''];
+      for (const name of names) {
+        const peer = link(name).peer;
+        this.dropLink(ns, name);
+        if (peer !== undefined) this.dropLink(peer.ns, peer.name);
+      }
     } else if (obj === 'addr') {
       const l = link(arg('dev') ?? '');
       const cidr = w[2] ?? '';

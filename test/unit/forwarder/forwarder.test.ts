@@ -7,6 +7,7 @@ import {
   emptyDesiredState,
   ownedLinkName,
   recordPath,
+  removalGroup,
   withEntry,
 } from '../../../src/forwarder/index.js';
 import type { ApplyStep, DesiredState } from '../../../src/forwarder/index.js';
@@ -285,4 +286,61 @@ test('device changes: a new MTU is one ip link set, a removed device is deleted'
   const gone: DesiredState = { entries: {} };
   await fwd.apply(gone);
   t.deepEqual(wg.memory.devices, []);
+});
+
+test('several links go in one teardown: moved to the removal group, deleted by group', async (t) => {
+  const { host, fwd } = await setup(t);
+  const pods = (n: number): DesiredState => {
+    let s: DesiredState = { device, entries: {} };
+    for (let i = 0; i < n; i++) {
+      s = withEntry(s, `p${i}/kernel`, {
+        kind: 'netns',
+        netns: { kind: 'named', name: 'app' },
+        ifName: `nsm${i}`,
+        addresses: [`169.254.2.${i + 1}/32`],
+        routes: [],
+      });
+    }
+    return s;
+  };
+  await fwd.apply(pods(3));
+  const group = String(removalGroup({ prefix: 'nsm', proto: 252 }));
+  const r = await fwd.apply(pods(0));
+  const links = r.ops.find((o) => o.op === 'ip-batch' && o.stage === 'remove-links');
+  const lines = links?.op === 'ip-batch' ? links.commands.map((c) => c.join(' ')) : [];
+  t.is(lines.at(-1), `link del group ${group}`);
+  t.deepEqual(
+    lines.slice(0, -1).sort(),
+    [0, 1, 2]
+      .map(
+        (i) => `link set dev ${ownedLinkName({ prefix: 'nsm', proto: 252 }, `p${i}/kernel`)} group ${group}`,
+      )
+      .sort(),
+  );
+  t.deepEqual(
+    host.ns('app').links.map((l) => l.name),
+    ['lo'],
+  );
+
+  // A link of someone else in that group: one by one instead, and theirs stays.
+  await fwd.apply(pods(2));
+  host.ns('host').links.push({ name: 'theirs', kind: 'veth', mtu: 1500, up: true, addresses: [], group });
+  const r2 = await fwd.apply(pods(0));
+  const links2 = r2.ops.find((o) => o.op === 'ip-batch' && o.stage === 'remove-links');
+  t.true(links2?.op === 'ip-batch' && links2.commands.every((c) => c[1] === 'del' && c[2] === 'dev'));
+  t.true(host.ns('host').links.some((l) => l.name === 'theirs'));
+});
+
+test('a crash between moving links to the removal group and deleting it: a wanted link is taken back out', async (t) => {
+  const { host, fwd } = await setup(t);
+  await fwd.apply(twoConnections);
+  const group = String(removalGroup({ prefix: 'nsm', proto: 252 }));
+  const wanted = host.ns('host').links.find((l) => l.name === veth);
+  if (wanted !== undefined) wanted.group = group;
+  const r = await fwd.apply(twoConnections);
+  const links = r.ops.find((o) => o.op === 'ip-batch' && o.stage === 'links');
+  t.deepEqual(links?.op === 'ip-batch' ? links.commands : [], [
+    ['link', 'set', 'dev', veth, 'group', 'default'],
+  ]);
+  t.deepEqual((await fwd.apply(twoConnections)).ops, []);
 });
