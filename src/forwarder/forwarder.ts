@@ -62,6 +62,8 @@ export class Forwarder {
   readonly #host: NetnsTarget;
   #desired: DesiredState = emptyDesiredState;
   #record: StateRecord | undefined;
+  /** Endpoints this process set, per peer key (see PlanInput.declaredEndpoints). */
+  readonly #declared = new Map<string, string>();
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
@@ -125,7 +127,13 @@ export class Forwarder {
     await this.#step(step++, 'record-intent');
 
     const current = await this.#read(intent);
-    const ops = plan({ current, desired, mark: this.#mark, ownedDevices: intent.devices });
+    const ops = plan({
+      current,
+      desired,
+      mark: this.#mark,
+      ownedDevices: intent.devices,
+      declaredEndpoints: Object.fromEntries(this.#declared),
+    });
     for (const op of ops) {
       const name = describeOp(op);
       try {
@@ -196,15 +204,19 @@ export class Forwarder {
         return;
       case 'peers-set':
         await wg.configure(op.device, { peers: op.peers });
+        for (const p of op.peers) if (p.endpoint !== undefined) this.#declared.set(p.publicKey, p.endpoint);
         return;
       case 'ip-batch':
         await this.#target(op.where).ip.batch(op.commands);
         return;
       case 'peers-remove':
         await wg.configure(op.device, { peers: [], removePeers: op.keys });
+        for (const k of op.keys) this.#declared.delete(k);
         return;
       case 'device-delete':
         await wg.deleteDevice(op.name);
+        if (op.name === this.#desired.device?.name || this.#desired.device === undefined)
+          this.#declared.clear();
         return;
     }
   }

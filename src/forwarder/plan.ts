@@ -18,6 +18,12 @@ export interface PlanInput {
   readonly mark: OwnerMark;
   /** WireGuard devices the state record says the forwarder made; any but the desired one is removed. */
   readonly ownedDevices: readonly string[];
+  /**
+   * Peer public key → the endpoint this forwarder last set. A peer whose endpoint differs from it
+   * has roamed (WireGuard follows its latest authenticated packet, reliability.md R22) and keeps
+   * its new endpoint; only a changed declaration sets it again.
+   */
+  readonly declaredEndpoints?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -57,13 +63,14 @@ export function plan(input: PlanInput): ForwarderOp[] {
     }
     curPeers = curDev?.peers ?? [];
     curDevAddresses = link === undefined ? [] : addressesOn(host, dev.name);
-    const changed = [...t.peers.values()].filter(
-      (p) =>
-        !samePeer(
-          p,
-          curPeers.find((c) => c.publicKey === p.publicKey),
-        ),
-    );
+    const declared = input.declaredEndpoints ?? {};
+    const changed: PeerConfig[] = [];
+    for (const p of t.peers.values()) {
+      const have = curPeers.find((c) => c.publicKey === p.publicKey);
+      const roamed = have !== undefined && p.endpoint !== undefined && p.endpoint === declared[p.publicKey];
+      const want: PeerConfig = roamed ? withoutEndpoint(p) : p;
+      if (!samePeer(want, have)) changed.push(want);
+    }
     if (changed.length > 0) ops.push({ op: 'peers-set', device: dev.name, peers: changed });
   }
 
@@ -330,6 +337,14 @@ function target(desired: DesiredState, mark: OwnerMark): Target {
 }
 
 // ---- helpers
+
+function withoutEndpoint(p: PeerConfig): PeerConfig {
+  return {
+    publicKey: p.publicKey,
+    allowedIps: p.allowedIps,
+    ...(p.persistentKeepalive === undefined ? {} : { persistentKeepalive: p.persistentKeepalive }),
+  };
+}
 
 function samePeer(want: PeerConfig, have: PeerState | undefined): boolean {
   if (have === undefined) return false;

@@ -344,3 +344,33 @@ test('a crash between moving links to the removal group and deleting it: a wante
   ]);
   t.deepEqual((await fwd.apply(twoConnections)).ops, []);
 });
+
+test('a roamed peer keeps its new endpoint: re-apply leaves it, other changes to the peer do not reset it', async (t) => {
+  const { wg, fwd } = await setup(t);
+  await fwd.apply(twoConnections);
+  // The peer's packets now come from another address (NAT rebinding); WireGuard follows them.
+  const peer = (await wg.show('nsm-wg0'))?.peers[0];
+  await wg.memory.configure('nsm-wg0', {
+    peers: [{ publicKey: peerKey, endpoint: '10.0.0.77:40000', allowedIps: [...(peer?.allowedIps ?? [])] }],
+  });
+  t.deepEqual((await fwd.apply(twoConnections)).ops, []);
+  const grown = withEntry(twoConnections, 'c4/wireguard', {
+    kind: 'tunnel',
+    peerPublicKey: peerKey,
+    endpoint: '10.0.0.2:51820',
+    remotePrefixes: ['169.254.4.2/32'],
+  });
+  await fwd.apply(grown);
+  const after = (await wg.show('nsm-wg0'))?.peers[0];
+  t.is(after?.endpoint, '10.0.0.77:40000');
+  t.is(after?.allowedIps.length, 3);
+  // A changed declaration is applied.
+  const moved = withEntry(grown, 'c1/wireguard', {
+    kind: 'tunnel',
+    peerPublicKey: peerKey,
+    endpoint: '10.0.0.9:51820',
+    remotePrefixes: ['169.254.0.2/32'],
+  });
+  await fwd.apply(moved);
+  t.is((await wg.show('nsm-wg0'))?.peers[0]?.endpoint, '10.0.0.9:51820');
+});
