@@ -105,6 +105,15 @@ export function checkDesiredState(state: DesiredState): DesiredState {
       });
     }
     if (e.kind === 'netns') {
+      if (e.netns.kind === 'path') {
+        throw new AgentError(
+          'INVALID_ARGUMENT',
+          `entry ${key}: netns ${e.netns.path} cannot be entered by name or pid`,
+          {
+            hint: 'give the workload netns as /var/run/netns/<name> or /proc/<pid>/ns/net',
+          },
+        );
+      }
       if (!/^[A-Za-z0-9_.-]{1,15}$/.test(e.ifName)) {
         throw new AgentError(
           'INVALID_ARGUMENT',

@@ -12,6 +12,7 @@ import {
 } from '../../../src/forwarder/index.js';
 import type { ApplyStep, DesiredState } from '../../../src/forwarder/index.js';
 import { MemoryWireGuard, RecordingRunner } from '../../../src/host/fake/index.js';
+import type { NetnsRef } from '../../../src/host/index.js';
 import { FakeHost, FakeHostWireGuard } from './fake-host.js';
 import { device, otherPeerKey, peerKey, twoConnections } from './fixtures.js';
 
@@ -373,4 +374,29 @@ test('a roamed peer keeps its new endpoint: re-apply leaves it, other changes to
   });
   await fwd.apply(moved);
   t.is((await wg.show('nsm-wg0'))?.peers[0]?.endpoint, '10.0.0.9:51820');
+});
+
+test('a workload netns given by pid is entered with nsenter; one given by another path is refused', async (t) => {
+  const stateDir = await mkdtemp(join(tmpdir(), 'nsm-fwd-unit-'));
+  t.teardown(() => rm(stateDir, { recursive: true, force: true }));
+  const runner = new RecordingRunner();
+  const fwd = new Forwarder({ runner, wireguard: new MemoryWireGuard(), stateDir });
+  const entry = (netns: NetnsRef): DesiredState => ({
+    device,
+    entries: {
+      'c/kernel': { kind: 'netns', netns, ifName: 'eth1', addresses: ['169.254.5.1/32'], routes: [] },
+    },
+  });
+  await fwd.apply(entry({ kind: 'pid', pid: 4242 }));
+  const pidLines = runner.lines.filter((l) => l.startsWith('nsenter'));
+  t.deepEqual(pidLines, [
+    'nsenter --net=/proc/4242/ns/net ip -json -details addr show',
+    'nsenter --net=/proc/4242/ns/net ip -json route show table all proto 252',
+    'nsenter --net=/proc/4242/ns/net ip -batch -',
+    'nsenter --net=/proc/4242/ns/net ip -batch -',
+  ]);
+  t.true(runner.calls.some((c) => c.input?.includes('netns 4242') === true));
+  await t.throwsAsync(fwd.apply(entry({ kind: 'path', path: '/run/docker/netns/abc' })), {
+    message: /cannot be entered by name or pid/,
+  });
 });
