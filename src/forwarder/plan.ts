@@ -112,6 +112,18 @@ export function plan(input: PlanInput): ForwarderOp[] {
       linkNetnsArg(v.netns),
     ]);
     batches.add(onHost, 'links', ['link', 'set', 'dev', v.name, 'up']);
+    // The host end answers ARP for the workload's gateway (proxy entry); without this the kernel
+    // delays each proxied answer by up to 0.8 s (proxy_delay), i.e. the first packet of a workload.
+    batches.add(onHost, 'links', [
+      'ntable',
+      'change',
+      'name',
+      'arp_cache',
+      'dev',
+      v.name,
+      'proxy_delay',
+      '0',
+    ]);
     batches.add(whereWl, 'links', ['link', 'set', 'dev', v.ifName, 'up']);
   }
 

@@ -200,6 +200,8 @@ export class FakeHost implements CommandRunner {
         this.dropLink(ns, name);
         if (peer !== undefined) this.dropLink(peer.ns, peer.name);
       }
+    } else if (obj === 'ntable') {
+      link(arg('dev') ?? '');
     } else if (obj === 'addr') {
       const l = link(arg('dev') ?? '');
       const cidr = w[2] ?? '';

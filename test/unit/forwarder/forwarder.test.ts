@@ -55,7 +55,11 @@ test('first apply on an empty host: the transcript in safe order, one ip -batch 
   t.deepEqual(
     runner.calls.filter((c) => c.input !== undefined).map((c) => c.input?.trim().split('\n')),
     [
-      [`link add ${veth} mtu 1420 type veth peer name nsm0 mtu 1420 netns app`, `link set dev ${veth} up`],
+      [
+        `link add ${veth} mtu 1420 type veth peer name nsm0 mtu 1420 netns app`,
+        `link set dev ${veth} up`,
+        `ntable change name arp_cache dev ${veth} proxy_delay 0`,
+      ],
       ['link set dev nsm0 up'],
       ['addr replace 169.254.0.1/32 dev nsm-wg0'],
       ['addr replace 169.254.1.1/32 dev nsm0'],
