@@ -15,7 +15,7 @@ import { formatTable, measureRows } from './lib/measure.js';
 import type { RowSummary } from './lib/measure.js';
 import { BenchProcesses } from './lib/processes.js';
 import { fmt, ratio } from './lib/stats.js';
-import { agentWireGuard, nebula } from './lib/tunnels.js';
+import { agentWireGuard, forwarderWireGuard, handWireGuard, nebula } from './lib/tunnels.js';
 import type { BenchTunnel, TunnelContext, WgKnobs } from './lib/tunnels.js';
 
 const prefix = 'nsmdk';
@@ -25,6 +25,8 @@ interface Variant {
   readonly id: string;
   readonly what: string;
   readonly knobs?: WgKnobs;
+  /** Made another way than the forwarder: by hand (wg/ip), optionally in its own session, or the port directly. */
+  readonly maker?: 'hand' | 'hand-detached' | 'port' | 'forwarder';
   readonly nebula?: {
     readonly mtu?: number;
     readonly socketBuffer?: number;
@@ -69,6 +71,13 @@ const variants: readonly Variant[] = [
     what: 'pin-same + UDP buffers 4 MiB',
     knobs: { cpus: ['0', '0'], udpBuffer: bigBuffer },
   },
+  { id: 'hand', what: "hand-configured wireguard-go (wg, ip), in the benchmark's session", maker: 'hand' },
+  {
+    id: 'hand-setsid',
+    what: 'hand-configured wireguard-go started in its own session (setsid), as the agent starts it',
+    maker: 'hand-detached',
+  },
+  { id: 'forwarder', what: "the forwarder's apply() (UserspaceWireGuard)", maker: 'forwarder' },
   { id: 'nebula', what: 'Nebula defaults (MTU 1300, system socket buffers)', nebula: {} },
   { id: 'nebula-pin', what: 'Nebula, host 1 on CPU 0, host 2 on CPU 1', nebula: { cpus: ['0', '1'] } },
   {
@@ -130,11 +139,26 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
   const rows: BenchTunnel[] = [];
   for (const [i, v] of chosen.entries()) {
     const common = { id: v.id, label: v.what, suffix: `k${i}`, subnet: `10.210.${i}` };
-    rows.push(
-      v.nebula === undefined
-        ? await agentWireGuard(ctx, { ...common, ...(v.knobs ?? {}), backend: 'userspace', port: 51900 + i })
-        : await nebula(ctx, { ...common, ...v.nebula, port: 4300 + i }),
-    );
+    if (v.nebula !== undefined) {
+      rows.push(await nebula(ctx, { ...common, ...v.nebula, port: 4300 + i }));
+      continue;
+    }
+    const o = { ...common, ...(v.knobs ?? {}), backend: 'userspace' as const, port: 51900 + i };
+    switch (v.maker) {
+      case 'hand':
+        rows.push(await handWireGuard(ctx, o));
+        break;
+      case 'hand-detached':
+        rows.push(await handWireGuard(ctx, { ...o, detached: true }));
+        break;
+      case 'forwarder':
+        rows.push(await forwarderWireGuard(ctx, o));
+        break;
+      case 'port':
+      case undefined:
+        rows.push(await agentWireGuard(ctx, o));
+        break;
+    }
   }
   console.log(`wireguard-go knobs vs Nebula — ${new Date().toISOString()}`);
   console.log(

@@ -12,6 +12,11 @@ export interface SpawnOptions {
   /** Names the log file `<logDir>/<label>.log`. */
   readonly label: string;
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Own session (setsid), as the agent's spawnDetached starts wireguard-go. With
+   * kernel.sched_autogroup_enabled=1 a new session is also a scheduling group of its own.
+   */
+  readonly detached?: boolean;
 }
 
 export class BenchProcesses {
@@ -37,6 +42,7 @@ export class BenchProcesses {
         shell: false,
         stdio: ['ignore', fd, fd],
         ...(o.env === undefined ? {} : { env: o.env }),
+        ...(o.detached === true ? { detached: true } : {}),
       });
       if (child.pid === undefined) throw new Error(`cannot start ${file}: is it installed?`);
       child.on('error', () => undefined);

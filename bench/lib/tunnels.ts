@@ -79,6 +79,8 @@ export interface WgTunnelOptions extends WgKnobs {
   readonly label: string;
   /** Device name suffix, unique among the rows: `<host wgDevice prefix>-<suffix>`, ≤ 15 chars in all. */
   readonly suffix: string;
+  /** Hand row only: start wireguard-go in a session of its own, as the agent does. */
+  readonly detached?: boolean;
   /** First three octets of the overlay /24. */
   readonly subnet: string;
   readonly port: number;
@@ -190,6 +192,7 @@ export async function handWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Pro
           netns: h.netns,
           label: `wireguard-go-${dev}`,
           env: { ...stringEnv(process.env), ...(o.env ?? {}) },
+          ...(o.detached === true ? { detached: true } : {}),
         });
         pids.push(p);
         await ctx.procs.waitFor(
