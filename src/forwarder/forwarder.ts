@@ -134,23 +134,28 @@ export class Forwarder {
       ownedDevices: intent.devices,
       declaredEndpoints: Object.fromEntries(this.#declared),
     });
-    for (const op of ops) {
-      const name = describeOp(op);
-      try {
-        await this.#run(op);
-      } catch (e: unknown) {
-        this.#log.error({ op: name, err: e }, 'forwarder apply failed');
-        throw new AgentError(
-          AgentError.is(e) ? e.code : 'EXEC_FAILED',
-          `forwarder step '${name}' failed: ${describe(e)}`,
-          {
-            cause: e,
-            hint: 'the steps before it stay applied; the next apply re-reads the host and continues from there',
-          },
-        );
+    // Batches of one stage in different workload netns do not depend on each other: they run side
+    // by side (a few at a time); each still counts as its own step, in plan order.
+    for (const group of parallelGroups(ops)) {
+      const results = await Promise.allSettled(group.map((op) => this.#run(op)));
+      for (const [i, op] of group.entries()) {
+        const name = describeOp(op);
+        const r = results[i];
+        if (r?.status === 'rejected') {
+          const e: unknown = r.reason;
+          this.#log.error({ op: name, err: e }, 'forwarder apply failed');
+          throw new AgentError(
+            AgentError.is(e) ? e.code : 'EXEC_FAILED',
+            `forwarder step '${name}' failed: ${describe(e)}`,
+            {
+              cause: e,
+              hint: 'the steps before it stay applied; the next apply re-reads the host and continues from there',
+            },
+          );
+        }
+        this.#log.debug({ op: name }, 'forwarder op');
       }
-      this.#log.debug({ op: name }, 'forwarder op');
-      await this.#step(step++, name);
+      for (const op of group) await this.#step(step++, describeOp(op));
     }
 
     if (!sameRecord(after, intent)) await writeRecord(this.#o.stateDir, after);
@@ -172,12 +177,15 @@ export class Forwarder {
       ...record.devices,
     ]);
     const workloads: Record<string, NetnsView> = {};
-    for (const ref of record.netns) {
-      workloads[netnsKey(ref)] = await readNetnsView(
-        workloadTarget(this.#o.runner, ref),
-        this.#mark.proto,
-        false,
+    for (let i = 0; i < record.netns.length; i += workloadParallelism) {
+      const chunk = record.netns.slice(i, i + workloadParallelism);
+      const views = await Promise.all(
+        chunk.map((ref) => readNetnsView(workloadTarget(this.#o.runner, ref), this.#mark.proto, false)),
       );
+      chunk.forEach((ref, j) => {
+        const view = views[j];
+        if (view !== undefined) workloads[netnsKey(ref)] = view;
+      });
     }
     return { host, devices, workloads };
   }
@@ -220,4 +228,30 @@ export class Forwarder {
         return;
     }
   }
+}
+
+/** How many workload netns are changed at once. */
+const workloadParallelism = 8;
+
+/** Consecutive ops that may run together: ip-batch ops of one stage in distinct workload netns. */
+function parallelGroups(ops: readonly ForwarderOp[]): ForwarderOp[][] {
+  const groups: ForwarderOp[][] = [];
+  for (const op of ops) {
+    const last = groups.at(-1);
+    const head = last?.[0];
+    if (
+      last !== undefined &&
+      head?.op === 'ip-batch' &&
+      op.op === 'ip-batch' &&
+      head.where.kind === 'workload' &&
+      op.where.kind === 'workload' &&
+      head.stage === op.stage &&
+      last.length < workloadParallelism
+    ) {
+      last.push(op);
+    } else {
+      groups.push([op]);
+    }
+  }
+  return groups;
 }
