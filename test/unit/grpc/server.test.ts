@@ -152,7 +152,9 @@ test('a unary call to a handler that never answers fails with DEADLINE_EXCEEDED 
   t.is(e.code, 'DEADLINE_EXCEEDED');
   t.is(e.details.grpcStatus, 'DEADLINE_EXCEEDED');
   t.is(e.details.method, '/networkservice.NetworkService/Request');
-  t.true(elapsed >= 250 && elapsed < 2000, `took ${elapsed} ms`);
+  // The lower bound shows the default deadline was used; the upper one only that the call did not
+  // hang (loose: CI machines are shared and slow at times).
+  t.true(elapsed >= 250 && elapsed < 10_000, `took ${elapsed} ms`);
 
   // An explicit per-call timeout wins over the default.
   const e2 = await t.throwsAsync(ns.request({}, { timeoutMs: 50 }), { instanceOf: AgentError });
@@ -161,7 +163,7 @@ test('a unary call to a handler that never answers fails with DEADLINE_EXCEEDED 
   // The handler learns that its call is over (the server runs the deadline too).
   const signal = seen?.signal;
   if (signal && !signal.aborted) {
-    await Promise.race([once(signal, 'abort'), sleep(2000)]);
+    await Promise.race([once(signal, 'abort'), sleep(10_000)]);
   }
   t.true(signal?.aborted);
 });
