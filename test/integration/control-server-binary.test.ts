@@ -3,13 +3,12 @@
 // message saying it was used, `hosts list` showing the host; then SIGTERM stops the server cleanly.
 // Loopback only; the server process is stopped by its pid on every exit path.
 import { execFile, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import test from 'ava';
 import { binaryAvailable, binaryTest, builtBinary } from '../helpers/binary.js';
+import { freePort, waitForOutput } from '../helpers/child-process.js';
 
 interface Run {
   readonly code: number | null;
@@ -31,37 +30,6 @@ function run(args: readonly string[]): Promise<Run> {
         resolve({ code, stdout, stderr });
       },
     );
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves once `text` appears on the child's stderr; rejects on exit or after `ms`. */
-function waitForOutput(child: ChildProcess, text: string, ms: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`no "${text}" within ${ms} ms; output:\n${seen}`)), ms);
-    child.stderr?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes(text)) {
-        clearTimeout(timer);
-        resolve(seen);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${String(code)} before "${text}"; output:\n${seen}`));
-    });
   });
 }
 

@@ -9,49 +9,18 @@ import 'reflect-metadata';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initControlServer } from '../../src/daemon/control-server.js';
 import { systemClock } from '../../src/host/index.js';
 import { issueToolIdentity, loadCa } from '../../src/identity/index.js';
 import { binaryTest, builtBinary } from '../helpers/binary.js';
+import { freePort, waitForOutput } from '../helpers/child-process.js';
 import { RegistryClient, TD, all } from './registry/fixtures.js';
 
 const ROUNDS = 3;
 const CONCURRENCY = 16;
 const SERVICE = 'kill-net';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves once `text` appears on the child's stderr; rejects on exit or after `ms`. */
-function waitForOutput(child: ChildProcess, text: string, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`no "${text}" within ${ms} ms; output:\n${seen}`)), ms);
-    child.stderr?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes(text)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${String(code ?? signal)}) before "${text}"; output:\n${seen}`));
-    });
-  });
-}
 
 function exited(child: ChildProcess, ms: number): Promise<NodeJS.Signals | number | null> {
   if (child.exitCode !== null || child.signalCode !== null) {
