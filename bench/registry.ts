@@ -1,132 +1,92 @@
-// Registry benchmark (issue B "Measure"): 10,000 NSEs over real gRPC + mTLS on loopback.
+// Registry benchmark (issue 3 "Measure"): 10,000 NSEs over real gRPC + mTLS on loopback.
 // Register throughput, Find-by-name p50/p99, watch fan-out latency to 100 watchers, server RSS.
-// The registry runs in a child process so its RSS and CPU are its own. Last line: one summary.
+// By default it measures the embedded store and then etcd (a real etcd started on loopback from
+// test/helpers/etcd.ts, stopped by pid on every way out) and prints both, the etcd/embedded ratios
+// and, as its last line, one summary line covering both. The registry runs in a child process so
+// its RSS and CPU are its own; that child runs from an esbuild bundle of bench/lib/registry-server.ts
+// (so RSS reflects the shipped code, not tsx), or under tsx with --server tsx or if bundling fails.
 //   node --import tsx bench/registry.ts [--store memory|embedded[:dir]|etcd://host:port] [--nses 10000]
-//     [--watchers 100] [--concurrency 64] [--fanout-events 100]
+//     [--watchers 100] [--concurrency 64] [--fanout-events 100] [--server bundle|tsx]
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Metadata } from '@grpc/grpc-js';
+import { build } from 'esbuild';
 import { NetworkServiceEndpointRegistryService } from '../src/api/index.js';
-import { clientCredentials, dial, serverCredentials, startServer } from '../src/api/grpc/index.js';
+import { clientCredentials, dial } from '../src/api/grpc/index.js';
 import type { GrpcConnection } from '../src/api/grpc/index.js';
 import { createTokenSigner, writeClientToken } from '../src/api/token/index.js';
 import type { TokenSigner } from '../src/api/token/index.js';
 import { systemClock } from '../src/host/index.js';
-import { silentLogger } from '../src/log/index.js';
-import { createRegistryServices } from '../src/registry/index.js';
-import { EmbeddedStore, EtcdStore, MemoryStore } from '../src/store/index.js';
-import type { Store } from '../src/store/index.js';
+import { startEtcd } from '../test/helpers/etcd.js';
+import type { EtcdProcess } from '../test/helpers/etcd.js';
 import { createTestCa, issueSvid } from '../test/helpers/pki.js';
+import { runWithCleanup } from './lib/cleanup.js';
+import { SERVER_ID, serve } from './lib/registry-server.js';
+import type { Pki, ToChild, ToParent } from './lib/registry-server.js';
 
-const SERVER_ID = 'spiffe://bench.test/server';
 const CLIENT_ID = 'spiffe://bench.test/agent/bench';
+const MB = 1024 * 1024;
+const TARGET = { registerPerS: 2_000, findP99Ms: 5, fanoutP99Ms: 100, rssMb: 150 } as const;
 
-interface Pki {
-  readonly bundlePem: string;
-  readonly server: { certPem: string; keyPem: string };
-  readonly client: { certPem: string; keyPem: string };
-}
-
-type ToChild = { type: 'start'; pki: Pki; store: string } | { type: 'rss' } | { type: 'stop' };
-type ToParent =
-  | { type: 'started'; port: number }
-  | { type: 'rss'; rss: number; heapUsed: number; external: number; cpuMicros: number };
-
-/** `memory`, `embedded:<dir>` (default: a temporary dir) or `etcd://host:port`. */
-function storeArg(): string {
-  const i = process.argv.indexOf('--store');
-  return i >= 0 ? (process.argv[i + 1] ?? 'embedded') : 'embedded';
-}
-
-async function openStore(spec: string): Promise<{ store: Store; cleanup: () => void }> {
-  if (spec === 'memory') return { store: new MemoryStore({ clock: systemClock }), cleanup: () => undefined };
-  if (spec.startsWith('etcd://')) {
-    return {
-      store: await EtcdStore.open({ url: spec, clock: systemClock, namespace: `/bench-${Date.now()}/` }),
-      cleanup: () => undefined,
-    };
-  }
-  const given = spec.startsWith('embedded:') ? spec.slice('embedded:'.length) : '';
-  const dir = given || mkdtempSync(join(tmpdir(), 'nsm-registry-bench-'));
-  return {
-    store: await EmbeddedStore.open({ dir, clock: systemClock }),
-    cleanup: () => {
-      if (!given) rmSync(dir, { recursive: true, force: true });
-    },
-  };
+function stringArg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
 function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : NaN;
+  const v = Number(stringArg(name));
   return Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
-function serve(): void {
-  const send = (m: ToParent): void => void process.send?.(m);
-  let stop: (() => Promise<void>) | undefined;
-  process.on('message', (m: ToChild) => {
-    void (async () => {
-      if (m.type === 'start') {
-        const { store, cleanup } = await openStore(m.store);
-        const signer = createTokenSigner({
-          spiffeId: SERVER_ID,
-          certificatePem: m.pki.server.certPem,
-          privateKeyPem: m.pki.server.keyPem,
-          clock: systemClock,
-        });
-        const log = silentLogger();
-        // 10 min: nothing expires while the benchmark runs.
-        const registry = createRegistryServices({
-          store,
-          clock: systemClock,
-          log,
-          signer,
-          defaultExpirationMs: 600_000,
-        });
-        const server = await startServer({
-          listen: [
-            {
-              url: 'tcp://127.0.0.1:0',
-              credentials: serverCredentials({
-                bundlePem: m.pki.bundlePem,
-                certChainPem: m.pki.server.certPem,
-                keyPem: m.pki.server.keyPem,
-                requireClientCert: true,
-              }),
-            },
-          ],
-          services: registry.services,
-          log,
-        });
-        stop = async () => {
-          await server.close({ graceMs: 100 });
-          registry.close();
-          await store.close();
-          cleanup();
-        };
-        send({ type: 'started', port: server.port ?? 0 });
-      } else if (m.type === 'rss') {
-        global.gc?.();
-        const mem = process.memoryUsage();
-        const cpu = process.cpuUsage();
-        send({
-          type: 'rss',
-          rss: mem.rss,
-          heapUsed: mem.heapUsed,
-          external: mem.external,
-          cpuMicros: cpu.user + cpu.system,
-        });
-      } else {
-        await stop?.();
-        process.exit(0);
-      }
-    })();
+/** How the server child is started: from an esbuild bundle (node only) or its TypeScript under tsx. */
+interface ServerLaunch {
+  readonly mode: 'esbuild bundle' | 'tsx';
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly execArgv: readonly string[];
+}
+
+const profiling = (): string[] =>
+  process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', '--cpu-prof-dir=/tmp/regprof'] : [];
+
+function tsxLaunch(): ServerLaunch {
+  return {
+    mode: 'tsx',
+    file: fileURLToPath(import.meta.url),
+    args: ['--serve'],
+    execArgv: ['--import', 'tsx', '--expose-gc', ...profiling()],
+  };
+}
+
+/** Bundles bench/lib/registry-server.ts as packaging/build-binary.mjs bundles src/main.ts (CommonJS). */
+async function bundleLaunch(dir: string): Promise<ServerLaunch> {
+  const outfile = join(dir, 'registry-server.cjs');
+  await build({
+    stdin: {
+      contents: "import { serve } from './registry-server.ts';\nserve();\n",
+      resolveDir: join(dirname(fileURLToPath(import.meta.url)), 'lib'),
+      sourcefile: 'registry-server-main.ts',
+      loader: 'ts',
+    },
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    logLevel: 'silent',
+    banner: {
+      js: [
+        "'use strict';",
+        "var __nsm_import_meta_url = require('node:url').pathToFileURL(__filename).href;",
+      ].join('\n'),
+    },
+    define: { 'import.meta.url': '__nsm_import_meta_url' },
   });
+  return { mode: 'esbuild bundle', file: outfile, args: [], execArgv: ['--expose-gc', ...profiling()] };
 }
 
 function request<T extends ToParent['type']>(
@@ -134,13 +94,22 @@ function request<T extends ToParent['type']>(
   msg: ToChild,
   reply: T,
 ): Promise<Extract<ToParent, { type: T }>> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const on = (m: ToParent): void => {
       if (m.type !== reply) return;
-      child.off('message', on);
+      done();
       resolve(m as Extract<ToParent, { type: T }>);
     };
+    const exit = (code: number | null, signal: string | null): void => {
+      done();
+      reject(new Error(`registry server exited (${signal ?? String(code)}) while waiting for ${reply}`));
+    };
+    const done = (): void => {
+      child.off('message', on);
+      child.off('exit', exit);
+    };
     child.on('message', on);
+    child.once('exit', exit);
     child.send(msg);
   });
 }
@@ -158,12 +127,230 @@ function pct(sorted: readonly number[], p: number): number {
 }
 
 const ms = (n: number): string => n.toFixed(2);
+const mb = (b: number): string => (b / MB).toFixed(1);
+
+interface Params {
+  readonly nses: number;
+  readonly watchers: number;
+  readonly concurrency: number;
+  readonly fanoutEvents: number;
+}
+
+interface Result {
+  /** `embedded`, `etcd` or `memory`. */
+  readonly store: string;
+  readonly registerRate: number;
+  readonly registerSeconds: number;
+  readonly cpuPerRegisterUs: number;
+  readonly findP50: number;
+  readonly findP99: number;
+  readonly finds: number;
+  readonly fanP50: number;
+  readonly fanP99: number;
+  readonly delivered: number;
+  readonly expected: number;
+  readonly rssStart: number;
+  readonly rssAfterRegister: number;
+  readonly heapAfterRegister: number;
+  readonly externalAfterRegister: number;
+  readonly rssAfterWatch: number;
+  readonly rssMax: number;
+  readonly load: string;
+}
+
+/** Which targets a result misses (the Register target is for the embedded store only). */
+function missed(r: Result): string[] {
+  const out: string[] = [];
+  if (r.store !== 'etcd' && r.registerRate < TARGET.registerPerS) out.push('register');
+  if (!(r.findP99 <= TARGET.findP99Ms)) out.push('find_p99');
+  if (!(r.fanP99 <= TARGET.fanoutP99Ms)) out.push('fanout_p99');
+  if (r.rssMax > TARGET.rssMb * MB) out.push('rss');
+  if (r.delivered !== r.expected) out.push('fanout_delivery');
+  return out;
+}
+
+const children = new Set<ChildProcess>();
+
+/** One store: start the server child on it, measure, stop the child. */
+async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params): Promise<Result> {
+  const child = fork(launch.file, [...launch.args], {
+    execArgv: [...launch.execArgv],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const conns: GrpcConnection[] = [];
+  try {
+    const { port } = await request(child, { type: 'start', pki, store: spec }, 'started');
+    const baseline = await request(child, { type: 'rss' }, 'rss');
+
+    const credentials = clientCredentials({
+      bundlePem: pki.bundlePem,
+      certChainPem: pki.client.certPem,
+      keyPem: pki.client.keyPem,
+      expectedServerId: SERVER_ID,
+    });
+    for (let k = 0; k < 4; k++)
+      conns.push(dial(`tcp://127.0.0.1:${port}`, { credentials, defaultTimeoutMs: 30_000 }));
+    const clients = conns.map((c) => c.client(NetworkServiceEndpointRegistryService));
+    const client = clients[0]!;
+    const signer = createTokenSigner({
+      spiffeId: CLIENT_ID,
+      certificatePem: pki.client.certPem,
+      privateKeyPem: pki.client.keyPem,
+      clock: systemClock,
+    });
+    const nse = (i: number, service = 'bench'): Parameters<typeof client.register>[0] => ({
+      name: `nse-${i}`,
+      networkServiceNames: [service],
+      networkServiceLabels: { [service]: { labels: { host: `h-${i % 500}`, zone: `z-${i % 7}` } } },
+      url: `tcp://10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:5001`,
+    });
+    // Warm up TLS and the code paths.
+    await Promise.all(clients.map((c, i) => c.register(nse(1_000_000 + i), { metadata: metadata(signer) })));
+
+    // 1. Register throughput.
+    const beforeRegister = await request(child, { type: 'rss' }, 'rss');
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: p.concurrency }, async (_, w) => {
+        const c = clients[w % clients.length]!;
+        for (let i = next++; i < p.nses; i = next++) await c.register(nse(i), { metadata: metadata(signer) });
+      }),
+    );
+    const registerSeconds = (performance.now() - t0) / 1000;
+    const afterRegister = await request(child, { type: 'rss' }, 'rss');
+    // Server CPU per Register does not depend on what else runs on the machine; throughput does.
+    const cpuPerRegisterUs = (afterRegister.cpuMicros - beforeRegister.cpuMicros) / p.nses;
+
+    // 2. Find by name, one at a time.
+    const findLat: number[] = [];
+    const finds = Math.min(2_000, p.nses);
+    for (let k = 0; k < finds; k++) {
+      const name = `nse-${Math.floor(Math.random() * p.nses)}`;
+      const s = performance.now();
+      let n = 0;
+      for await (const r of client.find({ networkServiceEndpoint: { name } }))
+        if (r.networkServiceEndpoint) n++;
+      findLat.push(performance.now() - s);
+      if (n !== 1) throw new Error(`Find ${name} returned ${n} results`);
+    }
+    findLat.sort((a, b) => a - b);
+
+    // 3. Watch fan-out: watchers on one service, each registration timed to every watcher.
+    const sentAt = new Map<string, number>();
+    const fanLat: number[] = [];
+    const aborts: AbortController[] = [];
+    const watchDone = Array.from({ length: p.watchers }, (_, w) => {
+      const ac = new AbortController();
+      aborts.push(ac);
+      const stream = clients[w % clients.length]!.find(
+        { networkServiceEndpoint: { networkServiceNames: ['fanout'] }, watch: true },
+        { signal: ac.signal },
+      );
+      return (async () => {
+        try {
+          for await (const r of stream) {
+            const at = sentAt.get(r.networkServiceEndpoint?.name ?? '');
+            if (at !== undefined) fanLat.push(performance.now() - at);
+          }
+        } catch {
+          // cancelled at the end
+        }
+      })();
+    });
+    await new Promise((r) => setTimeout(r, 500)); // let every watch reach the server
+    for (let e = 0; e < p.fanoutEvents; e++) {
+      const i = p.nses + e;
+      const name = `nse-${i}`;
+      sentAt.set(name, performance.now());
+      await client.register(nse(i, 'fanout'), { metadata: metadata(signer) });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const expected = p.watchers * p.fanoutEvents;
+    const deadline = Date.now() + 10_000;
+    while (fanLat.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const delivered = fanLat.length;
+    for (const ac of aborts) ac.abort();
+    await Promise.all(watchDone);
+    fanLat.sort((a, b) => a - b);
+    const afterWatch = await request(child, { type: 'rss' }, 'rss');
+    const load = `${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} on ${cpus().length} cores`;
+
+    return {
+      store: spec.startsWith('etcd://') ? 'etcd' : (spec.split(':')[0] ?? spec),
+      registerRate: p.nses / registerSeconds,
+      registerSeconds,
+      cpuPerRegisterUs,
+      findP50: pct(findLat, 50),
+      findP99: pct(findLat, 99),
+      finds,
+      fanP50: pct(fanLat, 50),
+      fanP99: pct(fanLat, 99),
+      delivered,
+      expected,
+      rssStart: baseline.rss,
+      rssAfterRegister: afterRegister.rss,
+      heapAfterRegister: afterRegister.heapUsed,
+      externalAfterRegister: afterRegister.external,
+      rssAfterWatch: afterWatch.rss,
+      rssMax: Math.max(afterRegister.rss, afterWatch.rss),
+      load,
+    };
+  } finally {
+    for (const c of conns) c.close();
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.send({ type: 'stop' } satisfies ToChild);
+      const t = setTimeout(() => {
+        if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      }, 5_000);
+      await exited;
+      clearTimeout(t);
+    }
+  }
+}
+
+function printBlock(r: Result, spec: string): void {
+  const miss = missed(r);
+  console.log(`--- store ${spec}`);
+  console.log(
+    `register: ${r.registerRate.toFixed(0)}/s (${r.registerSeconds.toFixed(2)} s), server CPU ${r.cpuPerRegisterUs.toFixed(0)} us per Register (= ${(1e6 / r.cpuPerRegisterUs).toFixed(0)}/s per core)  target >= ${TARGET.registerPerS}/s${r.store === 'etcd' ? ' (embedded only)' : ''}`,
+  );
+  console.log(`load average at the end: ${r.load}`);
+  console.log(
+    `find-by-name: p50 ${ms(r.findP50)} ms  p99 ${ms(r.findP99)} ms over ${r.finds}  target p99 <= ${TARGET.findP99Ms} ms`,
+  );
+  console.log(
+    `watch fan-out: p50 ${ms(r.fanP50)} ms  p99 ${ms(r.fanP99)} ms, delivered ${r.delivered}/${r.expected}  target p99 <= ${TARGET.fanoutP99Ms} ms`,
+  );
+  console.log(
+    `server RSS: start ${mb(r.rssStart)} MB, after the NSEs ${mb(r.rssAfterRegister)} MB (JS heap ${mb(r.heapAfterRegister)} MB, external ${mb(r.externalAfterRegister)} MB), after watches ${mb(r.rssAfterWatch)} MB  target <= ${TARGET.rssMb} MB`,
+  );
+  console.log(`targets: ${miss.length === 0 ? 'met' : `MISSED ${miss.join(',')}`}`);
+}
+
+function summaryFields(r: Result): string {
+  const miss = missed(r);
+  return `register=${r.registerRate.toFixed(0)}/s register_cpu=${r.cpuPerRegisterUs.toFixed(0)}us find_p50=${ms(r.findP50)}ms find_p99=${ms(r.findP99)}ms fanout_p50=${ms(r.fanP50)}ms fanout_p99=${ms(r.fanP99)}ms delivered=${r.delivered}/${r.expected} rss=${mb(r.rssMax)}MB targets=${miss.length === 0 ? 'met' : `MISSED(${miss.join(',')})`}`;
+}
+
+const TARGETS_TEXT = `register>=${TARGET.registerPerS}/s(embedded) find_p99<=${TARGET.findP99Ms}ms fanout_p99<=${TARGET.fanoutP99Ms}ms rss<=${TARGET.rssMb}MB`;
+
+let etcd: EtcdProcess | undefined;
+let bundleDir: string | undefined;
 
 async function main(): Promise<void> {
-  const nses = arg('nses', 10_000);
-  const watchers = arg('watchers', 100);
-  const concurrency = arg('concurrency', 64);
-  const fanoutEvents = arg('fanout-events', 100);
+  const p: Params = {
+    nses: arg('nses', 10_000),
+    watchers: arg('watchers', 100),
+    concurrency: arg('concurrency', 64),
+    fanoutEvents: arg('fanout-events', 100),
+  };
+  const single = stringArg('store');
 
   const ca = await createTestCa('bench.test');
   const serverSvid = await issueSvid(ca, SERVER_ID);
@@ -173,151 +360,58 @@ async function main(): Promise<void> {
     server: { certPem: serverSvid.certPem, keyPem: serverSvid.keyPem },
     client: { certPem: clientSvid.certPem, keyPem: clientSvid.keyPem },
   };
-  const child = fork(fileURLToPath(import.meta.url), ['--serve'], {
-    execArgv: [
-      '--import',
-      'tsx',
-      '--expose-gc',
-      ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/regprof'] : []),
-    ],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const { port } = await request(child, { type: 'start', pki, store: storeArg() }, 'started');
-  const baseline = await request(child, { type: 'rss' }, 'rss');
 
-  const credentials = clientCredentials({
-    bundlePem: pki.bundlePem,
-    certChainPem: pki.client.certPem,
-    keyPem: pki.client.keyPem,
-    expectedServerId: SERVER_ID,
-  });
-  const conns: GrpcConnection[] = Array.from({ length: 4 }, () =>
-    dial(`tcp://127.0.0.1:${port}`, { credentials, defaultTimeoutMs: 30_000 }),
-  );
-  const clients = conns.map((c) => c.client(NetworkServiceEndpointRegistryService));
-  const client = clients[0]!;
-  const signer = createTokenSigner({
-    spiffeId: CLIENT_ID,
-    certificatePem: pki.client.certPem,
-    privateKeyPem: pki.client.keyPem,
-    clock: systemClock,
-  });
-  const nse = (i: number, service = 'bench'): Parameters<typeof client.register>[0] => ({
-    name: `nse-${i}`,
-    networkServiceNames: [service],
-    networkServiceLabels: { [service]: { labels: { host: `h-${i % 500}`, zone: `z-${i % 7}` } } },
-    url: `tcp://10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:5001`,
-  });
-  // Warm up TLS and the code paths.
-  await Promise.all(clients.map((c, i) => c.register(nse(1_000_000 + i), { metadata: metadata(signer) })));
-
-  // 1. Register throughput.
-  const beforeRegister = await request(child, { type: 'rss' }, 'rss');
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, w) => {
-      const c = clients[w % clients.length]!;
-      for (let i = next++; i < nses; i = next++) await c.register(nse(i), { metadata: metadata(signer) });
-    }),
-  );
-  const registerSeconds = (performance.now() - t0) / 1000;
-  const registerRate = nses / registerSeconds;
-  const afterRegister = await request(child, { type: 'rss' }, 'rss');
-  // Server CPU per Register does not depend on what else runs on the machine; throughput does.
-  const cpuPerRegisterUs = (afterRegister.cpuMicros - beforeRegister.cpuMicros) / nses;
-
-  // 2. Find by name, one at a time.
-  const findLat: number[] = [];
-  const finds = Math.min(2_000, nses);
-  for (let k = 0; k < finds; k++) {
-    const name = `nse-${Math.floor(Math.random() * nses)}`;
-    const s = performance.now();
-    let n = 0;
-    for await (const r of client.find({ networkServiceEndpoint: { name } }))
-      if (r.networkServiceEndpoint) n++;
-    findLat.push(performance.now() - s);
-    if (n !== 1) throw new Error(`Find ${name} returned ${n} results`);
+  let launch = tsxLaunch();
+  let launchNote = '--server tsx';
+  if (stringArg('server') !== 'tsx') {
+    bundleDir = mkdtempSync(join(tmpdir(), 'nsm-registry-bench-bundle-'));
+    try {
+      launch = await bundleLaunch(bundleDir);
+      launchNote = 'RSS of the shipped code, no tsx';
+    } catch (e: unknown) {
+      launchNote = `bundling failed, tsx adds ~40 MB to RSS: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
+    }
   }
-  findLat.sort((a, b) => a - b);
+  const head = `registry bench: ${p.nses} NSEs, ${p.watchers} watchers x ${p.fanoutEvents} events, concurrency ${p.concurrency}, server in its own process run from ${launch.mode} (${launchNote})`;
 
-  // 3. Watch fan-out: 100 watchers on one service, each registration timed to every watcher.
-  const sentAt = new Map<string, number>();
-  const fanLat: number[] = [];
-  const aborts: AbortController[] = [];
-  const watchDone = Array.from({ length: watchers }, (_, w) => {
-    const ac = new AbortController();
-    aborts.push(ac);
-    const stream = clients[w % clients.length]!.find(
-      { networkServiceEndpoint: { networkServiceNames: ['fanout'] }, watch: true },
-      { signal: ac.signal },
+  if (single !== undefined) {
+    console.log(head);
+    const r = await measure(launch, single, pki, p);
+    printBlock(r, single);
+    console.log(
+      `SUMMARY registry nses=${p.nses} watchers=${p.watchers} server=${launch.mode.replace(' ', '-')} ${r.store}: ${summaryFields(r)} | targets: ${TARGETS_TEXT}`,
     );
-    return (async () => {
-      try {
-        for await (const r of stream) {
-          const at = sentAt.get(r.networkServiceEndpoint?.name ?? '');
-          if (at !== undefined) fanLat.push(performance.now() - at);
-        }
-      } catch {
-        // cancelled at the end
-      }
-    })();
-  });
-  await new Promise((r) => setTimeout(r, 500)); // let every watch reach the server
-  for (let e = 0; e < fanoutEvents; e++) {
-    const i = nses + e;
-    const name = `nse-${i}`;
-    sentAt.set(name, performance.now());
-    await client.register(nse(i, 'fanout'), { metadata: metadata(signer) });
-    await new Promise((r) => setTimeout(r, 5));
+    return;
   }
-  const deadline = Date.now() + 10_000;
-  while (fanLat.length < watchers * fanoutEvents && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 20));
-  const delivered = fanLat.length;
-  for (const ac of aborts) ac.abort();
-  await Promise.all(watchDone);
-  fanLat.sort((a, b) => a - b);
-  const afterWatch = await request(child, { type: 'rss' }, 'rss');
 
-  for (const c of conns) c.close();
-  child.send({ type: 'stop' } satisfies ToChild);
-
-  const mb = (b: number): string => (b / 1024 / 1024).toFixed(1);
+  console.log(`${head}; embedded store, then etcd`);
+  const embedded = await measure(launch, 'embedded', pki, p);
+  printBlock(embedded, 'embedded (temporary directory)');
+  etcd = await startEtcd();
+  const etcdUrl = etcd.url;
+  let onEtcd: Result;
+  try {
+    onEtcd = await measure(launch, etcdUrl, pki, p);
+  } finally {
+    await etcd.stop();
+    etcd = undefined;
+  }
+  printBlock(onEtcd, `etcd (${etcdUrl}, a local etcd started for this run, stopped by pid)`);
+  const x = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
+  console.log('--- etcd / embedded');
   console.log(
-    `registry bench: ${nses} NSEs, ${watchers} watchers x ${fanoutEvents} events, concurrency ${concurrency}, store ${storeArg()}, server in its own process`,
+    `register ${x(onEtcd.registerRate, embedded.registerRate)} (server CPU per Register ${x(onEtcd.cpuPerRegisterUs, embedded.cpuPerRegisterUs)}), find p50 ${x(onEtcd.findP50, embedded.findP50)} p99 ${x(onEtcd.findP99, embedded.findP99)}, fan-out p50 ${x(onEtcd.fanP50, embedded.fanP50)} p99 ${x(onEtcd.fanP99, embedded.fanP99)}, RSS ${x(onEtcd.rssMax, embedded.rssMax)}`,
   );
   console.log(
-    `register: ${registerRate.toFixed(0)}/s (${registerSeconds.toFixed(2)} s), server CPU ${cpuPerRegisterUs.toFixed(0)} us per Register (= ${(1e6 / cpuPerRegisterUs).toFixed(0)}/s per core)  target >= 2000/s`,
-  );
-  console.log(
-    `load average while running: ${loadavg()
-      .map((l) => l.toFixed(1))
-      .join(' ')} on ${cpus().length} cores`,
-  );
-  console.log(
-    `find-by-name: p50 ${ms(pct(findLat, 50))} ms  p99 ${ms(pct(findLat, 99))} ms over ${finds}  target p99 <= 5 ms`,
-  );
-  console.log(
-    `watch fan-out: p50 ${ms(pct(fanLat, 50))} ms  p99 ${ms(pct(fanLat, 99))} ms, delivered ${delivered}/${watchers * fanoutEvents}  target p99 <= 100 ms`,
-  );
-  console.log(
-    `server RSS: start ${mb(baseline.rss)} MB, after ${nses} NSEs ${mb(afterRegister.rss)} MB (JS heap ${mb(afterRegister.heapUsed)} MB, external ${mb(afterRegister.external)} MB), after watches ${mb(afterWatch.rss)} MB  target <= 150 MB`,
-  );
-  const ok =
-    registerRate >= 2_000 &&
-    pct(findLat, 99) <= 5 &&
-    pct(fanLat, 99) <= 100 &&
-    afterWatch.rss <= 150 * 1024 * 1024 &&
-    delivered === watchers * fanoutEvents;
-  console.log(
-    `SUMMARY registry store=${storeArg().split(':')[0] ?? ''} nses=${nses} register=${registerRate.toFixed(0)}/s register_cpu=${cpuPerRegisterUs.toFixed(0)}us find_p50=${ms(pct(findLat, 50))}ms find_p99=${ms(pct(findLat, 99))}ms fanout_p50=${ms(pct(fanLat, 50))}ms fanout_p99=${ms(pct(fanLat, 99))}ms watchers=${watchers} rss=${mb(Math.max(afterRegister.rss, afterWatch.rss))}MB targets=${ok ? 'met' : 'MISSED'}`,
+    `SUMMARY registry nses=${p.nses} watchers=${p.watchers} server=${launch.mode.replace(' ', '-')} embedded: ${summaryFields(embedded)} | etcd: ${summaryFields(onEtcd)} | etcd/embedded: register=${x(onEtcd.registerRate, embedded.registerRate)} find_p99=${x(onEtcd.findP99, embedded.findP99)} fanout_p99=${x(onEtcd.fanP99, embedded.fanP99)} rss=${x(onEtcd.rssMax, embedded.rssMax)} | targets: ${TARGETS_TEXT}`,
   );
 }
 
+async function cleanup(): Promise<void> {
+  for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
+  await etcd?.stop();
+  if (bundleDir !== undefined) rmSync(bundleDir, { recursive: true, force: true });
+}
+
 if (process.argv.includes('--serve')) serve();
-else
-  main().catch((e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  });
+else process.exit(await runWithCleanup(main, cleanup));
