@@ -8,14 +8,18 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { AgentError } from '../../../src/errors/index.js';
 import { ConfigInvalidError, loadConfig } from '../../../src/config/index.js';
 
 const hostname = (): string => 'test-host';
+
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 function tempDir(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'nsm-agent-config-'));
@@ -272,13 +276,35 @@ test('a directory is not a config file', async (t) => {
 });
 
 const isRoot = process.getuid?.() === 0;
-(isRoot ? test.skip : test)('an unreadable file is PERMISSION_DENIED, not CONFIG_INVALID', async (t) => {
+test('an unreadable file is PERMISSION_DENIED, not CONFIG_INVALID', async (t) => {
   const dir = tempDir(t);
+  chmodSync(dir, 0o755);
   const file = join(dir, 'config.json');
   writeFileSync(file, '{}');
   chmodSync(file, 0o000);
-  const e = await t.throwsAsync(loadConfig(file, { hostname }));
-  t.true(AgentError.is(e, 'PERMISSION_DENIED'));
+  if (!isRoot) {
+    const e = await t.throwsAsync(loadConfig(file, { hostname }));
+    t.true(AgentError.is(e, 'PERMISSION_DENIED'));
+    return;
+  }
+  // Root reads any file, so load it as an unprivileged user in a child process.
+  const probe = join(dir, 'probe.mjs');
+  const configModule = pathToFileURL(join(repoRoot, 'src', 'config', 'index.ts')).href;
+  writeFileSync(
+    probe,
+    `const { loadConfig } = await import(${JSON.stringify(configModule)});\n` +
+      `try { await loadConfig(${JSON.stringify(file)}, { hostname: () => 'h' }); console.log('LOADED'); }\n` +
+      `catch (e) { console.log(e.code); }\n`,
+  );
+  chmodSync(probe, 0o644);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', probe], {
+    uid: 65534,
+    gid: 65534,
+    cwd: repoRoot,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  t.is(r.stdout.trim(), 'PERMISSION_DENIED', r.stderr);
 });
 
 // Serial tests run first, so this one is the first to load conf in this worker process.
