@@ -2,11 +2,11 @@ import { NetworkServiceRegistryService, Payload } from '../api/index.js';
 import type { NetworkServiceSchema } from '../api/index.js';
 import { implement } from '../api/grpc/index.js';
 import type { ServiceRegistration } from '../api/grpc/index.js';
-import { AgentError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { withCallExtras } from './call-extras.js';
 import { withDecodeGuard } from './decode-guard.js';
 import { streamFind } from './find-stream.js';
+import { unregisterRecord } from './unregister-record.js';
 import { matchNetworkService } from './match.js';
 import type { Ownership } from './ownership.js';
 import type { RecordSet } from './record-set.js';
@@ -15,7 +15,7 @@ import { beginRegistryCall } from './registry-call.js';
 import type { RegistryCallDeps } from './registry-call.js';
 import { refuseIf } from './refuse-if.js';
 import { requirePeer } from './require-peer.js';
-import { checkName, checkNetworkService } from './validate.js';
+import { checkNetworkService } from './validate.js';
 import type { RegistryLimits } from './validate.js';
 
 export interface NsServerDeps extends RegistryCallDeps {
@@ -77,24 +77,11 @@ export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
         },
 
         async unregister(ns, ctx) {
-          requirePeer(ctx, deps.requirePeerIdentity);
-          checkName(RESOURCE, ns.name, deps.limits);
-          const call = beginRegistryCall(ctx, deps);
-          const owner = await deps.ownership.owner(ns.name);
-          refuseIf(call.authorize('Unregister', RESOURCE, ns.name, owner), ctx, log, ns.name);
-          const { deleted, revision } = await deps.records.delete(ns.name);
-          if (!deleted && owner === undefined) {
-            throw new AgentError(
-              'NOT_FOUND',
-              `no network service "${ns.name}" is registered; nothing to unregister`,
-              {
-                hint: 'check the name',
-              },
-            );
-          }
-          if (owner !== undefined) await deps.ownership.release(ns.name);
-          await deps.view.caughtUp(revision);
-          call.sendPathHeader();
+          await unregisterRecord(deps, ctx, log, {
+            resource: RESOURCE,
+            name: ns.name,
+            notFoundHint: 'check the name',
+          });
           log.info({ ns: ns.name, peer: ctx.peer.spiffeId }, 'network service unregistered');
           return {};
         },

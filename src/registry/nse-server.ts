@@ -9,6 +9,7 @@ import type { Store } from '../store/index.js';
 import { withCallExtras } from './call-extras.js';
 import { withDecodeGuard } from './decode-guard.js';
 import { streamFind } from './find-stream.js';
+import { unregisterRecord } from './unregister-record.js';
 import { matchNetworkServiceEndpoint } from './match.js';
 import type { Ownership } from './ownership.js';
 import type { RecordSet } from './record-set.js';
@@ -17,7 +18,7 @@ import { beginRegistryCall } from './registry-call.js';
 import { refuseIf } from './refuse-if.js';
 import { requirePeer } from './require-peer.js';
 import type { RegistryCallDeps } from './registry-call.js';
-import { checkName, checkNetworkServiceEndpoint } from './validate.js';
+import { checkNetworkServiceEndpoint } from './validate.js';
 import type { RegistryLimits } from './validate.js';
 
 export interface NseServerDeps extends RegistryCallDeps {
@@ -110,24 +111,11 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
         },
 
         async unregister(nse, ctx) {
-          requirePeer(ctx, deps.requirePeerIdentity);
-          checkName(RESOURCE, nse.name, deps.limits);
-          const call = beginRegistryCall(ctx, deps);
-          const owner = await deps.ownership.owner(nse.name);
-          refuseIf(call.authorize('Unregister', RESOURCE, nse.name, owner), ctx, log, nse.name);
-          const { deleted, revision } = await deps.records.delete(nse.name);
-          if (!deleted && owner === undefined) {
-            throw new AgentError(
-              'NOT_FOUND',
-              `no network service endpoint "${nse.name}" is registered; nothing to unregister`,
-              {
-                hint: 'check the name; a registration that expired and was never renewed is already gone',
-              },
-            );
-          }
-          if (owner !== undefined) await deps.ownership.release(nse.name);
-          await deps.view.caughtUp(revision);
-          call.sendPathHeader();
+          const deleted = await unregisterRecord(deps, ctx, log, {
+            resource: RESOURCE,
+            name: nse.name,
+            notFoundHint: 'check the name; a registration that expired and was never renewed is already gone',
+          });
           log.info(
             { nse: nse.name, peer: ctx.peer.spiffeId, wasRegistered: deleted },
             'network service endpoint unregistered',
