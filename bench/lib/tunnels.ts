@@ -256,8 +256,16 @@ export async function handWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Pro
   }
 }
 
-/** wireguard-go programmed through the agent's WireGuard port (src/host/wireguard). */
-export async function agentWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Promise<BenchTunnel> {
+/** Keys, device names and a WireGuard port per host, as the agent makes them (shared by the rows). */
+async function agentPorts(
+  ctx: TunnelContext,
+  o: WgTunnelOptions,
+): Promise<{
+  hosts: readonly [TunnelContext['a'], TunnelContext['b']];
+  keys: string[];
+  devs: string[];
+  ports: WireGuard[];
+}> {
   const hosts = [ctx.a, ctx.b] as const;
   const keys = hosts.map(() => generatePrivateKey());
   const devs = hosts.map((h) => deviceName(h, o.suffix));
@@ -272,6 +280,12 @@ export async function agentWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Pr
       env: { ...process.env, ...(o.env ?? {}) },
     }),
   );
+  return { hosts, keys, devs, ports };
+}
+
+/** wireguard-go programmed through the agent's WireGuard port (src/host/wireguard). */
+export async function agentWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Promise<BenchTunnel> {
+  const { hosts, keys, devs, ports } = await agentPorts(ctx, o);
   const pids: number[] = [];
   const tunnel: BenchTunnel = {
     id: o.id,
@@ -333,20 +347,7 @@ export async function agentWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Pr
  * host-local entry (the overlay address on the device), exactly as the agent does it.
  */
 export async function forwarderWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Promise<BenchTunnel> {
-  const hosts = [ctx.a, ctx.b] as const;
-  const keys = hosts.map(() => generatePrivateKey());
-  const devs = hosts.map((h) => deviceName(h, o.suffix));
-  const logDir = join(ctx.workDir, 'agent-logs');
-  await mkdir(logDir, { recursive: true, mode: 0o700 });
-  const ports: WireGuard[] = hosts.map((h) =>
-    createWireGuard(o.backend, {
-      runner: ctx.runner,
-      netns: h.netns,
-      socketDir: defaultSocketDir,
-      logDir,
-      env: { ...process.env, ...(o.env ?? {}) },
-    }),
-  );
+  const { hosts, keys, devs, ports } = await agentPorts(ctx, o);
   const forwarders = hosts.map(
     (h, i) =>
       new Forwarder({
