@@ -58,7 +58,7 @@ export function tokenCommand(io: CliIo): Command {
         printJson(io, rows);
         return;
       }
-      printLine(io.stdout, 'ID                STATE    USES  EXPIRES                   LABELS');
+      printLine(io.stdout, 'ID                STATE    USED  EXPIRES                   LABELS');
       for (const t of rows) printLine(io.stdout, tokenLine(t));
     });
   token
@@ -77,5 +77,5 @@ function tokenLine(t: TokenRow): string {
   const labels = Object.entries(t.labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
-  return `${t.id.padEnd(17)} ${t.state.padEnd(8)} ${`${t.usesLeft}/${t.usesAllowed}`.padEnd(5)} ${t.expiresAt.padEnd(25)} ${labels}`;
+  return `${t.id.padEnd(17)} ${t.state.padEnd(8)} ${`${t.usesAllowed - t.usesLeft}/${t.usesAllowed}`.padEnd(5)} ${t.expiresAt.padEnd(25)} ${labels}`;
 }

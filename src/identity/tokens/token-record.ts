@@ -12,6 +12,8 @@ export interface TokenRecord {
   readonly usesLeft: number;
   readonly labels: Readonly<Record<string, string>>;
   readonly revokedAt?: number;
+  /** When the last use was taken (ms since the epoch); absent while unused. */
+  readonly lastUsedAt?: number;
 }
 
 /** What `token list` shows: everything except the secret's hash. */
@@ -23,7 +25,9 @@ export interface TokenInfo {
   readonly usesLeft: number;
   readonly labels: Readonly<Record<string, string>>;
   readonly revokedAt: number | undefined;
-  readonly state: 'active' | 'expired' | 'revoked';
+  readonly lastUsedAt: number | undefined;
+  /** `used` once every use is taken; the record stays (so a reuse is explained) until pruned. */
+  readonly state: 'active' | 'used' | 'expired' | 'revoked';
 }
 
 export const TOKEN_KEY_PREFIX = 'identity/tokens/';
@@ -51,7 +55,14 @@ export function decodeTokenRecord(key: string, bytes: Uint8Array): TokenRecord {
 }
 
 export function tokenInfo(r: TokenRecord, now: number): TokenInfo {
-  const state = r.revokedAt !== undefined ? 'revoked' : now >= r.expiresAt ? 'expired' : 'active';
+  const state =
+    r.revokedAt !== undefined
+      ? 'revoked'
+      : now >= r.expiresAt
+        ? 'expired'
+        : r.usesLeft <= 0
+          ? 'used'
+          : 'active';
   return {
     id: r.id,
     createdAt: r.createdAt,
@@ -60,6 +71,7 @@ export function tokenInfo(r: TokenRecord, now: number): TokenInfo {
     usesLeft: r.usesLeft,
     labels: r.labels,
     revokedAt: r.revokedAt,
+    lastUsedAt: r.lastUsedAt,
     state,
   };
 }

@@ -133,7 +133,7 @@ export class TokenStore {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const entry = await this.#store.get(tokenKey(id));
       if (!entry) {
-        throw new AgentError('NOT_FOUND', `there is no token ${id} (it may have been used up already)`, {
+        throw new AgentError('NOT_FOUND', `there is no token ${id} (it may have ended and been removed)`, {
           hint: 'see the tokens that exist with `nsm-agent token list`',
         });
       }
@@ -157,32 +157,43 @@ export class TokenStore {
    * Uses a token once. Order, after SPIRE: look it up by id; check the secret (a wrong secret does
    * not burn it, so knowing an id from `token list` is not enough to destroy tokens); then burn the
    * use — and only then check expiry and revocation, so a failed attempt still burns the token.
-   * Every refusal is UNAUTHENTICATED; unknown, used up and wrong secret share one message.
+   * Records stay after their last use (until {@link prune} removes them after expiry), so a reuse
+   * is refused saying it was used, and when; an unknown id and a wrong secret share one message.
+   * Every refusal is UNAUTHENTICATED.
    */
   async consume(tokenText: string): Promise<TokenInfo> {
     const token = parseToken(tokenText);
     const presented = Buffer.from(sha256Hex(token.secret), 'hex');
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const entry = await this.#store.get(tokenKey(token.id));
-      if (!entry) throw unknownOrUsed(token.id);
+      if (!entry) throw unknownToken(token.id);
       const record = decodeTokenRecord(entry.key, entry.value);
       const stored = Buffer.from(record.secretSha256, 'hex');
       if (stored.length !== presented.length || !timingSafeEqual(stored, presented)) {
         this.#log.warn({ tokenId: token.id }, 'token presented with a wrong secret');
-        throw unknownOrUsed(token.id);
+        throw unknownToken(token.id);
       }
       const now = this.#clock.now();
       const dead = record.revokedAt !== undefined || now >= record.expiresAt;
-      const left = dead ? 0 : record.usesLeft - 1;
-      try {
-        if (left <= 0) await this.#store.delete(entry.key, { ifModRevision: entry.modRevision });
-        else
-          await this.#store.put(entry.key, encodeTokenRecord({ ...record, usesLeft: left }), {
-            ifModRevision: entry.modRevision,
-          });
-      } catch (e: unknown) {
-        if (isConflict(e)) continue; // someone else used it meanwhile: look again
-        throw e;
+      if (record.usesLeft <= 0 && !dead) {
+        this.#log.warn({ tokenId: token.id }, 'used-up token presented again');
+        throw usedUp(record);
+      }
+      if (record.usesLeft > 0) {
+        const left = dead ? 0 : record.usesLeft - 1;
+        const next: TokenRecord = dead
+          ? { ...record, usesLeft: 0 }
+          : { ...record, usesLeft: left, lastUsedAt: now };
+        try {
+          await this.#store.put(entry.key, encodeTokenRecord(next), { ifModRevision: entry.modRevision });
+        } catch (e: unknown) {
+          if (isConflict(e)) continue; // someone else used it meanwhile: look again
+          throw e;
+        }
+        if (!dead) {
+          this.#log.info({ tokenId: token.id, usesLeft: left }, 'token used');
+          return tokenInfo(next, now);
+        }
       }
       if (record.revokedAt !== undefined) {
         this.#log.warn({ tokenId: token.id }, 'revoked token presented; burned');
@@ -192,16 +203,12 @@ export class TokenStore {
           { hint: NEW_TOKEN_HINT, details: { reason: 'revoked', tokenId: token.id } },
         );
       }
-      if (dead) {
-        this.#log.warn({ tokenId: token.id }, 'expired token presented; burned');
-        throw new AgentError(
-          'UNAUTHENTICATED',
-          `token ${token.id} expired at ${new Date(record.expiresAt).toISOString()}; ${NEW_TOKEN_HINT}`,
-          { details: { reason: 'expired', tokenId: token.id } },
-        );
-      }
-      this.#log.info({ tokenId: token.id, usesLeft: left }, 'token used');
-      return tokenInfo({ ...record, usesLeft: left }, now);
+      this.#log.warn({ tokenId: token.id }, 'expired token presented; burned');
+      throw new AgentError(
+        'UNAUTHENTICATED',
+        `token ${token.id} expired at ${new Date(record.expiresAt).toISOString()}; ${NEW_TOKEN_HINT}`,
+        { details: { reason: 'expired', tokenId: token.id } },
+      );
     }
     throw busy(token.id);
   }
@@ -229,10 +236,23 @@ function sha256Hex(secret: Uint8Array): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-function unknownOrUsed(id: string): AgentError {
-  return new AgentError('UNAUTHENTICATED', `token ${id} does not exist or has already been used`, {
-    hint: 'ask the mesh operator for a new token (`nsm-agent token create` on the control server)',
-    details: { reason: 'unknown-or-used', tokenId: id },
+function unknownToken(id: string): AgentError {
+  return new AgentError(
+    'UNAUTHENTICATED',
+    `token ${id} is not valid on this server: it was not created here, its secret is wrong, or it ended (used, expired or revoked) long enough ago to be removed`,
+    {
+      hint: 'check that the whole token was copied, then ask the mesh operator for a new one (`nsm-agent token create` on the control server)',
+      details: { reason: 'unknown', tokenId: id },
+    },
+  );
+}
+
+function usedUp(r: TokenRecord): AgentError {
+  const when = r.lastUsedAt === undefined ? '' : `, last at ${new Date(r.lastUsedAt).toISOString()}`;
+  const uses = r.usesAllowed === 1 ? 'its one use' : `all ${r.usesAllowed} of its uses`;
+  return new AgentError('UNAUTHENTICATED', `token ${r.id} has already been used (${uses} taken${when})`, {
+    hint: NEW_TOKEN_HINT,
+    details: { reason: 'used', tokenId: r.id },
   });
 }
 

@@ -78,8 +78,32 @@ test('a one-time token works once; the second use is refused as "has already bee
   t.is(used.usesLeft, 0);
   const e = await t.throwsAsync(tokens.consume(token), { instanceOf: AgentError });
   t.is(e.code, 'UNAUTHENTICATED');
-  t.regex(e.message, /does not exist or has already been used/);
-  t.deepEqual(await tokens.list(), []);
+  t.regex(
+    e.message,
+    /^token [0-9a-f]+ has already been used \(its one use taken, last at 2\d{3}-.*Z\); create a new one/,
+  );
+  t.deepEqual((e.details as { reason?: string }).reason, 'used');
+  const [listed] = await tokens.list();
+  t.is(listed?.state, 'used', 'token list shows it as used until it is pruned');
+  t.is(listed?.usesLeft, 0);
+});
+
+test('used-up, expired and revoked records are pruned once they are past expiry plus the grace', async (t) => {
+  const { tokens, clock } = setup();
+  const used = await tokens.create({ serverUrl: URL, caPin: PIN, ttlMs: 60_000 });
+  await tokens.consume(used.token);
+  const unused = await tokens.create({ serverUrl: URL, caPin: PIN, ttlMs: 600_000 });
+  t.is(await tokens.prune(0), 0, 'nothing has ended yet');
+  await clock.advance(60_000);
+  t.is(await tokens.prune(30_000), 0, 'inside the grace');
+  await clock.advance(30_000);
+  t.is(await tokens.prune(30_000), 1);
+  t.deepEqual(
+    (await tokens.list()).map((i) => i.id),
+    [unused.info.id],
+  );
+  const e = await t.throwsAsync(tokens.consume(used.token), { instanceOf: AgentError });
+  t.regex(e.message, /is not valid on this server/);
 });
 
 test('an expired token is refused with its expiry time and is burned (R1)', async (t) => {
@@ -94,7 +118,8 @@ test('an expired token is refused with its expiry time and is burned (R1)', asyn
     `token ${info.id} expired at ${new Date(info.expiresAt).toISOString()}; create a new one with \`nsm-agent token create\` on the control server`,
   );
   const again = await t.throwsAsync(tokens.consume(token), { instanceOf: AgentError });
-  t.regex(again.message, /does not exist or has already been used/);
+  t.regex(again.message, /expired at/, 'a later attempt still says why');
+  t.is((await tokens.list())[0]?.usesLeft, 0, 'burned');
 });
 
 test('a revoked token is refused as revoked, then burned', async (t) => {
@@ -104,8 +129,10 @@ test('a revoked token is refused as revoked, then burned', async (t) => {
   t.is(revoked.state, 'revoked');
   const e = await t.throwsAsync(tokens.consume(token), { instanceOf: AgentError });
   t.regex(e.message, /was revoked at .*token create/);
-  await t.throwsAsync(tokens.consume(token), { message: /does not exist or has already been used/ });
-  await t.throwsAsync(tokens.revoke(info.id), { message: /there is no token .*token list/ });
+  await t.throwsAsync(tokens.consume(token), { message: /was revoked at/ });
+  t.is((await tokens.list())[0]?.usesLeft, 0, 'burned');
+  t.is((await tokens.revoke(info.id)).state, 'revoked', 'revoking again is a no-op');
+  await t.throwsAsync(tokens.revoke('0123456789abcdef'), { message: /there is no token .*token list/ });
 });
 
 test('a wrong secret gets the unknown-token message and does not burn the token', async (t) => {
@@ -114,7 +141,7 @@ test('a wrong secret gets the unknown-token message and does not burn the token'
   const parsed = parseToken(token);
   const forged = formatToken({ ...parsed, secret: new Uint8Array(32).fill(1) });
   const e = await t.throwsAsync(tokens.consume(forged), { instanceOf: AgentError });
-  t.regex(e.message, /does not exist or has already been used/);
+  t.regex(e.message, /is not valid on this server: .*secret is wrong/);
   t.is((await tokens.consume(token)).usesLeft, 0);
 });
 
