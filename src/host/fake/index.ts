@@ -4,3 +4,4 @@ export type { MemoryWireGuardOp } from './memory-wireguard.js';
 export { SequenceRandom } from './random.js';
 export { RecordingRunner } from './recording-runner.js';
 export type { RecordedCall, ScriptedReply } from './recording-runner.js';
+export { FakeUdpSocketBuffers } from './fake-udp-socket-buffers.js';

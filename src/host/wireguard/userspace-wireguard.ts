@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { AgentError } from '../../errors/index.js';
+import { AgentError, describe } from '../../errors/index.js';
 import { silentLogger } from '../../log/index.js';
 import type { Logger } from '../../log/index.js';
 import { systemClock } from '../clock.js';
@@ -9,6 +9,8 @@ import { effectiveArgv, execFailed } from '../command-runner.js';
 import { processExists, signalProcess, spawnDetached } from '../detached-process.js';
 import type { DetachedStarter } from '../detached-process.js';
 import { Ip } from '../ip/ip.js';
+import { NativeUdpSocketBuffers, defaultUdpBufferBytes } from '../socket-buffers/index.js';
+import type { UdpSocketBuffer, UdpSocketBuffers } from '../socket-buffers/index.js';
 import { parseUapiGet, uapiErrno, uapiGetRequest, uapiSetRequest } from './uapi.js';
 import { unixUapiTransport } from './uapi-client.js';
 import type { UapiTransport } from './uapi-client.js';
@@ -35,6 +37,14 @@ export interface UserspaceWireGuardOptions {
   readonly clock?: Clock;
   /** Start, adoption and removal of wireguard-go processes are logged here (never keys). */
   readonly log?: Logger;
+  /**
+   * SO_RCVBUF/SO_SNDBUF given to wireguard-go's UDP sockets once the device is up (default 4 MiB;
+   * 0: leave wireguard-go's own). Debian's wireguard-go keeps the 208 KiB default, which drops
+   * datagrams under load (bench/results/dataplane-knobs-round5-buffer-sizes.txt: ×1.5 with 4 MiB).
+   */
+  readonly udpBufferBytes?: number;
+  /** How the buffers are set (default: the native helper, pidfd_getfd + SO_RCVBUFFORCE). */
+  readonly socketBuffers?: UdpSocketBuffers;
 }
 
 export const defaultSocketDir = '/var/run/wireguard';
@@ -53,6 +63,9 @@ export class UserspaceWireGuard implements WireGuard {
   readonly #uapi: UapiTransport;
   readonly #clock: Clock;
   readonly #log: Logger;
+  #socketBuffers: UdpSocketBuffers | undefined;
+  /** Devices whose buffer problem was logged as a warning already (then: debug, not every apply). */
+  readonly #bufferWarned = new Set<string>();
 
   constructor(options: UserspaceWireGuardOptions) {
     this.#o = options;
@@ -75,6 +88,19 @@ export class UserspaceWireGuard implements WireGuard {
     else this.#log.debug({ device: name }, 'adopted the running wireguard-go device');
     await this.#set(name, uapiSetRequest({ privateKey: config.privateKey, listenPort: config.listenPort }));
     await this.#ip.setLink(name, { mtu: config.mtu ?? defaultWireGuardMtu, up: true });
+    // wireguard-go (re)opens its UDP sockets when the link comes up and when the listen port
+    // changes, with default buffers each time; the check is cheap and changes nothing when they are
+    // big already, so it runs on every ensureDevice (start, adoption, port change, re-apply).
+    await this.#ensureUdpBuffers(name);
+  }
+
+  /**
+   * wireguard-go's UDP sockets of a device and their buffers as they are now (for doctor and
+   * tests); undefined when no wireguard-go process serves the device.
+   */
+  async udpSocketBuffers(name: string): Promise<readonly UdpSocketBuffer[] | undefined> {
+    const pid = await this.#pidOf(name);
+    return pid === undefined ? undefined : this.#buffers().ensure(pid, 0);
   }
 
   async configure(name: string, options: ConfigureOptions): Promise<void> {
@@ -137,6 +163,54 @@ export class UserspaceWireGuard implements WireGuard {
       }
       await this.#clock.sleep(10);
     }
+  }
+
+  async #ensureUdpBuffers(name: string): Promise<void> {
+    const bytes = this.#o.udpBufferBytes ?? defaultUdpBufferBytes;
+    if (bytes === 0) return;
+    const pid = await this.#pidOf(name);
+    if (pid === undefined) {
+      this.#log.debug({ device: name }, 'no wireguard-go process found; UDP buffers not sized');
+      return;
+    }
+    try {
+      // The sockets appear shortly after the link goes up (wireguard-go binds on its "up" event).
+      const deadline = this.#clock.now() + 2_000;
+      let sockets = await this.#buffers().ensure(pid, bytes);
+      while (sockets.length === 0 && this.#clock.now() < deadline) {
+        await this.#clock.sleep(10);
+        sockets = await this.#buffers().ensure(pid, bytes);
+      }
+      if (sockets.length === 0) {
+        throw new AgentError('UNAVAILABLE', `wireguard-go (pid ${pid}) has no UDP socket after 2 s`, {
+          hint: `read ${this.logPath(name)}; the listen port may be taken`,
+        });
+      }
+      this.#bufferWarned.delete(name);
+      if (sockets.some((s) => s.changed)) {
+        this.#log.info(
+          { device: name, pid, rcvbuf: Math.min(...sockets.map((s) => s.rcvbuf)), sockets: sockets.length },
+          "gave wireguard-go's UDP sockets bigger buffers",
+        );
+      }
+    } catch (e: unknown) {
+      // Fails soft: the tunnel works with the default buffers, only slower.
+      const level = this.#bufferWarned.has(name) ? 'debug' : 'warn';
+      this.#bufferWarned.add(name);
+      this.#log[level](
+        { device: name, pid, err: describe(e) },
+        'wireguard-go keeps its default UDP buffers (less throughput); nsm-agent doctor shows why',
+      );
+    }
+  }
+
+  #buffers(): UdpSocketBuffers {
+    this.#socketBuffers ??= this.#o.socketBuffers ?? new NativeUdpSocketBuffers();
+    return this.#socketBuffers;
+  }
+
+  async #pidOf(name: string): Promise<number | undefined> {
+    return (await this.#processes()).find((p) => p.device === checkDeviceName(name))?.pid;
   }
 
   async #set(name: string, request: string): Promise<void> {

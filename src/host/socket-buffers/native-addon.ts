@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as sea from 'node:sea';
+import { AgentError, describe } from '../../errors/index.js';
+
+/** What the addon (native/udp-socket-buffers.c) exports. */
+export interface UdpBuffersAddon {
+  udpBuffers(
+    pid: number,
+    bytes: number,
+  ): { fd: number; family: number; rcvbuf: number; sndbuf: number; changed: boolean }[];
+}
+
+export interface NativeAddonOptions {
+  /** A built addon to load (tests); default: the SEA asset inside the binary, else dist/native. */
+  readonly path?: string;
+  /** Where the binary writes its embedded addon before loading it (created 0700). */
+  readonly extractDir?: string;
+}
+
+/** The name of the addon in the SEA's assets (packaging/build-binary.mjs) and in dist/native. */
+export const addonAssetName = 'udp-socket-buffers.node';
+
+/**
+ * Loads the addon: from an explicit path; inside the single binary from its embedded asset, written
+ * to a private directory under a content-hash name and checked against the asset's hash before it
+ * is loaded; when running from the sources or the bundle, from dist/native (packaging/build-native.mjs).
+ */
+export async function loadUdpBuffersAddon(o: NativeAddonOptions = {}): Promise<UdpBuffersAddon> {
+  const file = o.path ?? (sea.isSea() ? await extractAsset(o.extractDir) : builtAddonPath());
+  const m: { exports: Partial<UdpBuffersAddon> } = { exports: {} };
+  try {
+    process.dlopen(m, file);
+  } catch (e: unknown) {
+    throw new AgentError('UNAVAILABLE', `cannot load the native helper ${file}: ${describe(e)}`, {
+      cause: e,
+      hint: 'rebuild it (node packaging/build-native.mjs, or npm run build:binary)',
+    });
+  }
+  const udpBuffers = m.exports.udpBuffers;
+  if (typeof udpBuffers !== 'function') {
+    throw new AgentError('UNAVAILABLE', `${file} is not the udp-socket-buffers helper`, {
+      hint: 'rebuild it (node packaging/build-native.mjs, or npm run build:binary)',
+    });
+  }
+  return { udpBuffers };
+}
+
+/** dist/native/<asset> next to the bundle (dist/nsm-agent.cjs), or under the checkout (tsx). */
+function builtAddonPath(): string {
+  const candidates = [
+    new URL(`native/${addonAssetName}`, import.meta.url),
+    new URL(`../../../dist/native/${addonAssetName}`, import.meta.url),
+  ].map((u) => fileURLToPath(u));
+  const found = candidates.find((c) => existsSync(c));
+  if (found !== undefined) return found;
+  throw new AgentError('UNAVAILABLE', `the native helper ${addonAssetName} is not built`, {
+    hint: `build it with node packaging/build-native.mjs (needs gcc), or run the single binary, which embeds it; looked in ${candidates.join(', ')}`,
+  });
+}
+
+function defaultExtractDir(): string {
+  const uid = process.getuid?.() ?? -1;
+  return uid === 0 ? '/run/nsm-agent/native' : join(tmpdir(), `nsm-agent-${uid}`, 'native');
+}
+
+async function extractAsset(dir = defaultExtractDir()): Promise<string> {
+  const bytes = Buffer.from(sea.getAsset(addonAssetName));
+  const hash = sha256(bytes);
+  await privateDir(dir);
+  const file = join(dir, `udp-socket-buffers-${hash.slice(0, 16)}.node`);
+  const have = await readFile(file).catch(() => undefined);
+  if (have === undefined || sha256(have) !== hash) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, bytes, { mode: 0o500, flag: 'wx' }).catch(async (e: unknown) => {
+      await rm(tmp, { force: true });
+      throw e;
+    });
+    await rename(tmp, file);
+  }
+  // Only the agent's own user can write in the directory, so what was checked is what is loaded.
+  const check = await readFile(file);
+  if (sha256(check) !== hash) {
+    throw new AgentError('INTERNAL', `${file} does not match the helper embedded in the binary`, {
+      hint: `remove ${dir} and start again`,
+    });
+  }
+  return file;
+}
+
+/** Creates `dir` 0700, and refuses one that is a symlink, someone else's, or open to others. */
+async function privateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await lstat(dir);
+  const uid = process.getuid?.() ?? -1;
+  if (!st.isDirectory() || (uid >= 0 && st.uid !== uid) || (st.mode & 0o077) !== 0) {
+    throw new AgentError(
+      'PERMISSION_DENIED',
+      `${dir} must be a directory owned by uid ${uid} with mode 0700 to hold the native helper`,
+      { hint: `remove it (rm -rf ${dir}) and start again` },
+    );
+  }
+}
+
+function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}

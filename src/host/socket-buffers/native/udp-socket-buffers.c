@@ -1,0 +1,190 @@
+/*
+ * nsm-agent native helper: sets SO_RCVBUF/SO_SNDBUF on another process's UDP sockets.
+ *
+ * Debian's wireguard-go (0.0.20220316) never sizes its UDP sockets, so they get the system default
+ * (208 KiB) and drop datagrams under load. The agent gives them bigger buffers from outside: it
+ * duplicates each UDP socket of the process with pidfd_getfd(2) (Linux >= 5.6; the caller needs
+ * ptrace access to the process, i.e. CAP_SYS_PTRACE, and Yama ptrace_scope < 3) and sets
+ * SO_RCVBUFFORCE/SO_SNDBUFFORCE (CAP_NET_ADMIN) on the duplicate, which changes the one socket both
+ * descriptors refer to. Nothing else in the target is touched.
+ *
+ * JS: udpBuffers(pid: number, bytes: number) -> Array<{fd, family, rcvbuf, sndbuf, changed}>
+ *   bytes 0 only reads. A socket is changed only when its SO_RCVBUF or SO_SNDBUF is below what
+ *   `bytes` gives (the kernel doubles the value set), so calling it again changes nothing.
+ *   Errors are thrown with `code` set to the errno name (EPERM, ENOSYS, ESRCH …) and `syscall`.
+ *
+ * Built with only the Node-API C headers (ABI-stable, NAPI_VERSION 8), so one build serves every
+ * Node >= 16 runtime: the development Node and the one inside the single binary.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef SO_RCVBUFFORCE
+#define SO_RCVBUFFORCE 33
+#endif
+#ifndef SO_SNDBUFFORCE
+#define SO_SNDBUFFORCE 32
+#endif
+
+#define MAX_SOCKETS 64
+
+struct found {
+  int fd;
+  int family;
+  int rcvbuf;
+  int sndbuf;
+  int changed;
+};
+
+static const char *errno_name(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case ESRCH: return "ESRCH";
+    case ENOSYS: return "ENOSYS";
+    case EBADF: return "EBADF";
+    case EINVAL: return "EINVAL";
+    case EMFILE: return "EMFILE";
+    case ENOENT: return "ENOENT";
+    case ENOMEM: return "ENOMEM";
+    default: return "EUNKNOWN";
+  }
+}
+
+static napi_value throw_errno(napi_env env, const char *call, int e) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s: %s", call, strerror(e));
+  napi_value code, message, error, syscall_name;
+  napi_create_string_utf8(env, errno_name(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_create_string_utf8(env, call, NAPI_AUTO_LENGTH, &syscall_name);
+  napi_set_named_property(env, error, "syscall", syscall_name);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int get_int(int fd, int level, int name, int *out) {
+  socklen_t len = sizeof *out;
+  return getsockopt(fd, level, name, out, &len);
+}
+
+/* Fills `out` with the target's UDP sockets; returns their number or -errno. */
+static int visit(int pidfd, int pid, int bytes, struct found *out, const char **failed_call) {
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    *failed_call = "opendir /proc/<pid>/fd";
+    return -errno;
+  }
+  int n = 0;
+  int err = 0;
+  struct dirent *ent;
+  while (n < MAX_SOCKETS && (ent = readdir(d)) != NULL) {
+    if (ent->d_name[0] < '0' || ent->d_name[0] > '9') continue;
+    int target = atoi(ent->d_name);
+    char link[64], path[320];
+    snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+    ssize_t l = readlink(path, link, sizeof link - 1);
+    if (l < 0) continue; /* closed meanwhile */
+    link[l] = 0;
+    if (strncmp(link, "socket:", 7) != 0) continue;
+    int fd = (int)syscall(SYS_pidfd_getfd, pidfd, target, 0);
+    if (fd < 0) {
+      if (errno == EBADF) continue; /* closed meanwhile */
+      err = -errno;
+      *failed_call = "pidfd_getfd";
+      break;
+    }
+    int type = 0, family = 0;
+    if (get_int(fd, SOL_SOCKET, SO_TYPE, &type) == 0 && type == SOCK_DGRAM &&
+        get_int(fd, SOL_SOCKET, SO_DOMAIN, &family) == 0 &&
+        (family == AF_INET || family == AF_INET6)) {
+      struct found f = {target, family, 0, 0, 0};
+      get_int(fd, SOL_SOCKET, SO_RCVBUF, &f.rcvbuf);
+      get_int(fd, SOL_SOCKET, SO_SNDBUF, &f.sndbuf);
+      /* The kernel stores (and reports) twice the value set. */
+      long want = 2L * (long)bytes;
+      if (bytes > 0 && (f.rcvbuf < want || f.sndbuf < want)) {
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) != 0) {
+          err = -errno;
+          *failed_call = "setsockopt SO_RCVBUFFORCE";
+          close(fd);
+          break;
+        }
+        get_int(fd, SOL_SOCKET, SO_RCVBUF, &f.rcvbuf);
+        get_int(fd, SOL_SOCKET, SO_SNDBUF, &f.sndbuf);
+        f.changed = 1;
+      }
+      out[n++] = f;
+    }
+    close(fd);
+  }
+  closedir(d);
+  return err != 0 ? err : n;
+}
+
+static void set_int(napi_env env, napi_value obj, const char *key, int v) {
+  napi_value x;
+  napi_create_int32(env, v, &x);
+  napi_set_named_property(env, obj, key, x);
+}
+
+static napi_value udp_buffers(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t pid = 0, bytes = 0;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &pid) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &bytes) != napi_ok || pid <= 0 || bytes < 0) {
+    napi_throw_type_error(env, "EINVAL", "udpBuffers(pid > 0, bytes >= 0)");
+    return NULL;
+  }
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) return throw_errno(env, "pidfd_open", errno);
+  struct found found[MAX_SOCKETS];
+  const char *failed_call = "";
+  int n = visit(pidfd, pid, bytes, found, &failed_call);
+  close(pidfd);
+  if (n < 0) return throw_errno(env, failed_call, -n);
+  napi_value list;
+  napi_create_array_with_length(env, (size_t)n, &list);
+  for (int i = 0; i < n; i++) {
+    napi_value o;
+    napi_create_object(env, &o);
+    set_int(env, o, "fd", found[i].fd);
+    set_int(env, o, "family", found[i].family == AF_INET6 ? 6 : 4);
+    set_int(env, o, "rcvbuf", found[i].rcvbuf);
+    set_int(env, o, "sndbuf", found[i].sndbuf);
+    napi_value changed;
+    napi_get_boolean(env, found[i].changed != 0, &changed);
+    napi_set_named_property(env, o, "changed", changed);
+    napi_set_element(env, list, (uint32_t)i, o);
+  }
+  return list;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "udpBuffers", NAPI_AUTO_LENGTH, udp_buffers, NULL, &fn);
+  napi_set_named_property(env, exports, "udpBuffers", fn);
+  return exports;
+}
