@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { buildNative } from './build-native.mjs';
 
 const seaFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -236,6 +237,15 @@ function makeBinary(runtime) {
   const work = fs.mkdtempSync(path.join(dist, '.sea-'));
   try {
     const blob = path.join(work, 'sea-prep.blob');
+    // The native helper (UDP buffers of wireguard-go) rides along as an asset; the agent writes it
+    // to a private directory and loads it with process.dlopen (src/host/socket-buffers/native-addon.ts).
+    step('compiling the native helper (packaging/build-native.mjs)');
+    let native;
+    try {
+      native = buildNative();
+    } catch (e) {
+      fail(e.message);
+    }
     const seaConfig = {
       main: bundlePath,
       output: blob,
@@ -244,6 +254,7 @@ function makeBinary(runtime) {
       // The agent runs as root: NODE_OPTIONS must not be able to load code into it. Runtimes that
       // know this field (Node >= 24.x) ignore NODE_OPTIONS; older ones ignore the field.
       execArgvExtension: 'none',
+      assets: { 'udp-socket-buffers.node': native },
     };
     // Generated, not committed: it holds absolute paths of this checkout.
     const seaConfigPath = path.join(dist, 'sea-config.json');
