@@ -3,12 +3,16 @@ import { Command, InvalidArgumentError } from 'commander';
 import { configDefaults, loadConfig } from '../config/index.js';
 import type { WireGuardBackend } from '../config/index.js';
 import { describe } from '../errors/index.js';
+import { createSocket } from 'node:dgram';
 import { ProcessRunner, isUdpPortFree } from '../host/index.js';
 import type { CommandRunner } from '../host/index.js';
 import { parseLinks } from '../host/ip/index.js';
-import { chooseBackend, probeBackends } from '../host/wireguard/index.js';
+import { NativeUdpSocketBuffers } from '../host/socket-buffers/index.js';
+import { chooseBackend, listWireGuardGoProcesses, probeBackends } from '../host/wireguard/index.js';
 import type { BackendProbe } from '../host/wireguard/index.js';
 import { globalOptions, printJson } from './cli-io.js';
+import { userspaceDataPath } from './doctor-userspace.js';
+import type { UserspaceDoctorHost } from './doctor-userspace.js';
 import type { CliIo } from './cli-io.js';
 import { ExitCode, SilentExit } from './exit-codes.js';
 import { positiveInteger } from './option-parsers.js';
@@ -31,7 +35,7 @@ export interface DoctorReport {
 }
 
 /** What doctor looks at; the real one is built only when the command runs, tests pass a fake. */
-export interface DoctorHost {
+export interface DoctorHost extends UserspaceDoctorHost {
   readonly runner: CommandRunner;
   /** The file's text, or undefined when it cannot be read. */
   readFile(path: string): Promise<string | undefined>;
@@ -50,6 +54,7 @@ export interface DoctorOptions {
 }
 
 export function systemDoctorHost(): DoctorHost {
+  const buffers = new NativeUdpSocketBuffers();
   return {
     runner: new ProcessRunner(),
     readFile: (p) => readFile(p, 'utf8').catch(() => undefined),
@@ -61,6 +66,24 @@ export function systemDoctorHost(): DoctorHost {
     udpPortFree: isUdpPortFree,
     now: () => Date.now(),
     uid: () => process.getuid?.() ?? -1,
+    probeSocketBuffers: async () => {
+      const socket = createSocket('udp4');
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.bind(0, '127.0.0.1', resolve);
+        });
+        if ((await buffers.ensure(process.pid, 0)).length === 0) {
+          throw new Error("the helper did not see doctor's own UDP socket");
+        }
+      } finally {
+        socket.close();
+      }
+    },
+    wireguardGoBuffers: async (device) => {
+      const pid = (await listWireGuardGoProcesses()).find((p) => p.device === device)?.pid;
+      return pid === undefined ? undefined : buffers.ensure(pid, 0);
+    },
   };
 }
 
@@ -107,6 +130,12 @@ export async function runDoctor(host: DoctorHost, o: DoctorOptions): Promise<Doc
     return wireguard(probe, o.backend);
   });
   await add('tun', probe?.kernel !== true, () => Promise.resolve(tun(probe)));
+  if (probe !== undefined && usesUserspace(probe, o.backend)) {
+    const p = probe;
+    await add('wireguard-go-buffers', false, () =>
+      userspaceDataPath(host, o.interface, p.wireguardGoVersion),
+    );
+  }
   await add('wireguard-tools', probe?.kernel === true && o.backend !== 'userspace', () =>
     wgTools(host.runner),
   );
@@ -149,6 +178,15 @@ function wireguard(p: BackendProbe, preference: WireGuardBackend): Omit<DoctorCh
       detail: describe(e).split(';')[0] ?? '',
       fix: 'modprobe wireguard (Linux 5.6+), or apt install wireguard-go and make /dev/net/tun available (modprobe tun)',
     };
+  }
+}
+
+/** True when the agent would run wireguard-go here (kernel WireGuard never needs the buffer helper). */
+function usesUserspace(p: BackendProbe, preference: WireGuardBackend): boolean {
+  try {
+    return chooseBackend(p, preference) === 'userspace';
+  } catch {
+    return false;
   }
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as sea from 'node:sea';
 import { AgentError, describe } from '../../errors/index.js';
@@ -94,7 +94,11 @@ async function extractAsset(dir = defaultExtractDir()): Promise<string> {
 
 /** Creates `dir` 0700, and refuses one that is a symlink, someone else's, or open to others. */
 async function privateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Parents made here are ordinary (0755); only the directory itself is private.
+  await mkdir(dirname(dir), { recursive: true, mode: 0o755 });
+  await mkdir(dir, { mode: 0o700 }).catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  });
   const st = await lstat(dir);
   const uid = process.getuid?.() ?? -1;
   if (!st.isDirectory() || (uid >= 0 && st.uid !== uid) || (st.mode & 0o077) !== 0) {

@@ -18,6 +18,12 @@ interface FakeHostSpec {
   uid?: number;
   ntp?: string;
   wgTools?: boolean;
+  /** The buffer helper's self-test throws this. */
+  buffersRefused?: Error;
+  /** SO_RCVBUF of the running wireguard-go's sockets; absent: not running. */
+  wgGoRcvbuf?: number;
+  /** Extra files (e.g. /proc/self/status). */
+  files?: Record<string, string>;
 }
 
 function fakeHost(s: FakeHostSpec = {}): { host: DoctorHost; runner: RecordingRunner } {
@@ -40,11 +46,19 @@ function fakeHost(s: FakeHostSpec = {}): { host: DoctorHost; runner: RecordingRu
   const host: DoctorHost = {
     runner,
     readFile: (p) =>
-      Promise.resolve(p === '/proc/sys/net/ipv4/ip_forward' ? (s.forward ?? '1\n') : undefined),
+      Promise.resolve(p === '/proc/sys/net/ipv4/ip_forward' ? (s.forward ?? '1\n') : s.files?.[p]),
     canOpen: () => Promise.resolve(s.tun ?? true),
     udpPortFree: () => Promise.resolve(s.portFree ?? true),
     now: () => Date.UTC(s.year ?? 2026, 5, 1),
     uid: () => s.uid ?? 0,
+    probeSocketBuffers: () =>
+      s.buffersRefused === undefined ? Promise.resolve() : Promise.reject(s.buffersRefused),
+    wireguardGoBuffers: () =>
+      Promise.resolve(
+        s.wgGoRcvbuf === undefined
+          ? undefined
+          : [{ fd: 7, family: 4, rcvbuf: s.wgGoRcvbuf, sndbuf: s.wgGoRcvbuf, changed: false }],
+      ),
   };
   return { host, runner };
 }
@@ -169,4 +183,52 @@ test('kernel backend without wireguard-tools fails; with the userspace backend w
     userspace.checks.find((c) => c.name === 'wireguard-tools'),
     { status: 'warn', required: false },
   );
+});
+
+const snmp =
+  'Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n' +
+  'Udp: 100 0 9 50 9 0 0 0 0\n';
+const rootStatus = 'Name:\tnode\nCapEff:\t000001ffffffffff\n';
+
+test('userspace backend: the wireguard-go-buffers check shows version, buffers and drops; not run with kernel WireGuard', async (t) => {
+  const files = { '/proc/net/snmp': snmp, '/proc/self/status': rootStatus };
+  const good = await runDoctor(
+    fakeHost({ kernel: false, wgGoRcvbuf: 8 * 1024 * 1024, files }).host,
+    defaults,
+  );
+  const c = good.checks.find((x) => x.name === 'wireguard-go-buffers');
+  t.is(c?.status, 'ok');
+  t.is(c?.required, false);
+  t.regex(
+    c?.detail ?? '',
+    /wireguard-go v0\.0\.20220316.*nsm-wg0: SO_RCVBUF 8192 KiB.*RcvbufErrors 9 since boot/,
+  );
+  const small = await runDoctor(fakeHost({ kernel: false, wgGoRcvbuf: 212_992, files }).host, defaults);
+  t.like(
+    small.checks.find((x) => x.name === 'wireguard-go-buffers'),
+    { status: 'warn' },
+  );
+  t.regex(small.checks.find((x) => x.name === 'wireguard-go-buffers')?.fix ?? '', /next apply/);
+  const kernel = await runDoctor(fakeHost({ files }).host, defaults);
+  t.false(kernel.checks.some((x) => x.name === 'wireguard-go-buffers'));
+});
+
+test('userspace backend where buffers cannot be sized: a warning that names each cause and its fix', async (t) => {
+  const r = await runDoctor(
+    fakeHost({
+      kernel: false,
+      buffersRefused: new Error('pidfd_getfd: Function not implemented'),
+      files: {
+        '/proc/self/status': 'CapEff:\t0000000000001000\n', // CAP_NET_ADMIN only
+        '/proc/sys/kernel/yama/ptrace_scope': '3\n',
+      },
+    }).host,
+    defaults,
+  );
+  t.true(r.ok, 'optional');
+  const c = r.checks.find((x) => x.name === 'wireguard-go-buffers');
+  t.is(c?.status, 'warn');
+  t.regex(c?.detail ?? '', /no CAP_SYS_PTRACE; kernel\.yama\.ptrace_scope = 3.*Function not implemented/);
+  t.regex(c?.fix ?? '', /CAP_SYS_PTRACE.*ptrace_scope=1.*Linux >= 5\.6.*modprobe wireguard/);
+  t.notRegex(c?.detail ?? '', /CAP_NET_ADMIN/);
 });
