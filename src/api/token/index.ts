@@ -15,4 +15,4 @@ export type {
   WritableMetadata,
 } from './client-token-metadata.js';
 export { createTokenSigner, DEFAULT_MAX_TOKEN_LIFETIME_MS } from './token-signer.js';
-export type { TokenPeer, TokenSigner, TokenSignerOptions } from './token-signer.js';
+export type { MintOptions, TokenPeer, TokenSigner, TokenSignerOptions } from './token-signer.js';

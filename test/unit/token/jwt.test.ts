@@ -123,6 +123,36 @@ test('the signer caps expiry at max lifetime, own NotAfter and peer NotAfter, an
   t.deepEqual(decodeToken(signer.mint().token).claims.aud, []);
 });
 
+test('with reuse, the signer returns the same token only for the same audience and exp second', async (t) => {
+  const ca = await createTestCa('mesh.test');
+  const svid = await issueSvid(ca, ME);
+  // 0.2 s into a second: 0.5 s later exp is still the same whole second.
+  const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000 + 200);
+  const signer = createTokenSigner({
+    spiffeId: ME,
+    certificatePem: svid.certPem,
+    privateKeyPem: svid.keyPem,
+    clock,
+  });
+  const reuse = { reuse: true };
+  const first = signer.mint({ spiffeId: PEER }, reuse);
+  t.not(signer.mint({ spiffeId: PEER }).token, first.token, 'without reuse every token is new');
+  await clock.advance(500);
+  const again = signer.mint({ spiffeId: PEER }, reuse);
+  t.is(again.token, first.token);
+  t.is(again.expiresAtMs, first.expiresAtMs + 500, 'expiresAtMs stays exact');
+  const other = signer.mint({ spiffeId: 'spiffe://mesh.test/other' }, reuse);
+  t.not(other.token, first.token);
+  t.deepEqual(decodeToken(other.token).claims.aud, ['spiffe://mesh.test/other']);
+  t.deepEqual(decodeToken(signer.mint(undefined, reuse).token).claims.aud, []);
+  await clock.advance(500);
+  const later = signer.mint({ spiffeId: PEER }, reuse);
+  t.not(later.token, first.token);
+  t.is(decodeToken(later.token).claims.exp, Math.floor(later.expiresAtMs / 1000));
+  t.is(decodeToken(later.token).claims.exp, (decodeToken(first.token).claims.exp ?? 0) + 1);
+  t.true(verifyTokenSignature(later.token, svid.certPem));
+});
+
 test('the signer refuses a key that does not belong to the certificate', async (t) => {
   const ca = await createTestCa('mesh.test');
   const a = await issueSvid(ca, ME);
