@@ -3,7 +3,6 @@ import type { NetworkServiceSchema } from '../api/index.js';
 import { implement } from '../api/grpc/index.js';
 import type { ServiceRegistration } from '../api/grpc/index.js';
 import type { Logger } from '../log/index.js';
-import { withCallExtras } from './call-extras.js';
 import { withDecodeGuard } from './decode-guard.js';
 import { streamFind } from './find-stream.js';
 import { unregisterRecord } from './unregister-record.js';
@@ -37,55 +36,53 @@ const RESOURCE = 'network service';
 export function nsRegistryServer(deps: NsServerDeps): ServiceRegistration {
   const log = deps.log;
   return withDecodeGuard(
-    withCallExtras(
-      implement(NetworkServiceRegistryService, {
-        async register(ns, ctx) {
-          requirePeer(ctx, deps.requirePeerIdentity);
-          checkNetworkService(ns, deps.limits);
-          const call = beginRegistryCall(ctx, deps);
-          const owner = await deps.ownership.owner(ns.name);
-          refuseIf(call.authorize('Register', RESOURCE, ns.name, owner), ctx, log, ns.name);
-          ns.pathIds = call.pathIds(ns.pathIds);
-          if (ns.payload === '') ns.payload = Payload.IP;
-          if (owner === undefined) {
-            const claimant = ns.pathIds[0] ?? '';
-            const winner = await deps.ownership.claim(ns.name, claimant);
-            if (winner !== claimant)
-              refuseIf(call.authorize('Register', RESOURCE, ns.name, winner), ctx, log, ns.name);
-          }
-          const existed = (await deps.records.get(ns.name)) !== undefined;
-          await deps.view.caughtUp(await deps.records.put(ns.name, ns));
-          call.sendPathHeader();
-          log[existed ? 'debug' : 'info'](
-            { ns: ns.name, peer: ctx.peer.spiffeId, payload: ns.payload },
-            existed ? 'network service updated' : 'network service registered',
-          );
-          return ns;
-        },
+    implement(NetworkServiceRegistryService, {
+      async register(ns, ctx) {
+        requirePeer(ctx, deps.requirePeerIdentity);
+        checkNetworkService(ns, deps.limits);
+        const call = beginRegistryCall(ctx, deps);
+        const owner = await deps.ownership.owner(ns.name);
+        refuseIf(call.authorize('Register', RESOURCE, ns.name, owner), ctx, log, ns.name);
+        ns.pathIds = call.pathIds(ns.pathIds);
+        if (ns.payload === '') ns.payload = Payload.IP;
+        if (owner === undefined) {
+          const claimant = ns.pathIds[0] ?? '';
+          const winner = await deps.ownership.claim(ns.name, claimant);
+          if (winner !== claimant)
+            refuseIf(call.authorize('Register', RESOURCE, ns.name, winner), ctx, log, ns.name);
+        }
+        const existed = (await deps.records.get(ns.name)) !== undefined;
+        await deps.view.caughtUp(await deps.records.put(ns.name, ns));
+        call.sendPathHeader();
+        log[existed ? 'debug' : 'info'](
+          { ns: ns.name, peer: ctx.peer.spiffeId, payload: ns.payload },
+          existed ? 'network service updated' : 'network service registered',
+        );
+        return ns;
+      },
 
-        async find(query, stream, ctx) {
-          requirePeer(ctx, deps.requirePeerIdentity);
-          const template = query.networkService;
-          await streamFind(deps.view, {
-            watch: query.watch,
-            exactName: template?.name === '' ? undefined : template?.name,
-            matches: (r) => matchNetworkService(template, r),
-            send: (r, deleted) => stream.send({ networkService: r, deleted }),
-            signal: ctx.signal,
-            maxBacklog: deps.maxWatchBacklog,
-          });
-        },
+      async find(query, stream, ctx) {
+        requirePeer(ctx, deps.requirePeerIdentity);
+        const template = query.networkService;
+        await streamFind(deps.view, {
+          watch: query.watch,
+          exactName: template?.name === '' ? undefined : template?.name,
+          matches: (r) => matchNetworkService(template, r),
+          send: (r, deleted) => stream.send({ networkService: r, deleted }),
+          signal: ctx.signal,
+          maxBacklog: deps.maxWatchBacklog,
+        });
+      },
 
-        async unregister(ns, ctx) {
-          await unregisterRecord(deps, ctx, log, {
-            resource: RESOURCE,
-            name: ns.name,
-            notFoundHint: 'check the name',
-          });
-          log.info({ ns: ns.name, peer: ctx.peer.spiffeId }, 'network service unregistered');
-          return {};
-        },
-      }),
-    ),
+      async unregister(ns, ctx) {
+        await unregisterRecord(deps, ctx, log, {
+          resource: RESOURCE,
+          name: ns.name,
+          notFoundHint: 'check the name',
+        });
+        log.info({ ns: ns.name, peer: ctx.peer.spiffeId }, 'network service unregistered');
+        return {};
+      },
+    }),
   );
 }

@@ -6,7 +6,6 @@ import { AgentError, describe } from '../errors/index.js';
 import type { Clock } from '../host/index.js';
 import type { Logger } from '../log/index.js';
 import type { Store } from '../store/index.js';
-import { withCallExtras } from './call-extras.js';
 import { withDecodeGuard } from './decode-guard.js';
 import { streamFind } from './find-stream.js';
 import { unregisterRecord } from './unregister-record.js';
@@ -45,85 +44,83 @@ const RESOURCE = 'network service endpoint';
 export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
   const log = deps.log;
   return withDecodeGuard(
-    withCallExtras(
-      implement(NetworkServiceEndpointRegistryService, {
-        async register(nse, ctx) {
-          requirePeer(ctx, deps.requirePeerIdentity);
-          checkNetworkServiceEndpoint(nse, deps.limits);
-          const call = beginRegistryCall(ctx, deps);
-          const owner = await deps.ownership.owner(nse.name);
-          refuseIf(call.authorize('Register', RESOURCE, nse.name, owner), ctx, log, nse.name);
-          nse.pathIds = call.pathIds(nse.pathIds);
+    implement(NetworkServiceEndpointRegistryService, {
+      async register(nse, ctx) {
+        requirePeer(ctx, deps.requirePeerIdentity);
+        checkNetworkServiceEndpoint(nse, deps.limits);
+        const call = beginRegistryCall(ctx, deps);
+        const owner = await deps.ownership.owner(nse.name);
+        refuseIf(call.authorize('Register', RESOURCE, nse.name, owner), ctx, log, nse.name);
+        nse.pathIds = call.pathIds(nse.pathIds);
 
-          const now = deps.clock.now();
-          const expiresAtMs = chooseExpiration(nse, now, [
-            call.ownToken.expiresAtMs,
-            call.peerToken?.expiresAtMs,
-            now + deps.defaultExpirationMs,
-          ]);
-          const stored = await deps.records.getWithLease(nse.name);
-          const existing = stored?.record;
-          nse.initialRegistrationTime =
-            existing?.initialRegistrationTime ?? nse.initialRegistrationTime ?? toTimestamp(now);
+        const now = deps.clock.now();
+        const expiresAtMs = chooseExpiration(nse, now, [
+          call.ownToken.expiresAtMs,
+          call.peerToken?.expiresAtMs,
+          now + deps.defaultExpirationMs,
+        ]);
+        const stored = await deps.records.getWithLease(nse.name);
+        const existing = stored?.record;
+        nse.initialRegistrationTime =
+          existing?.initialRegistrationTime ?? nse.initialRegistrationTime ?? toTimestamp(now);
 
-          if (owner === undefined) {
-            const claimant = nse.pathIds[0] ?? '';
-            const winner = await deps.ownership.claim(nse.name, claimant);
-            // Another registrant claimed the name between our check and our claim (maybe on another server).
-            if (winner !== claimant)
-              refuseIf(call.authorize('Register', RESOURCE, nse.name, winner), ctx, log, nse.name);
-          }
-          const lease = await deps.store.grantLease(Math.max(1, Math.ceil(expiresAtMs - now)));
-          await deps.view.caughtUp(await deps.records.put(nse.name, nse, lease));
-          // The key moved to the new lease; the old one would only linger in the store until it ran out.
-          if (stored && stored.lease !== 0) {
-            deps.store.revokeLease(stored.lease).catch((e: unknown) => {
-              log.debug(
-                { nse: nse.name, lease: stored.lease, err: describe(e) },
-                'could not revoke the previous lease',
-              );
-            });
-          }
-          call.sendPathHeader();
-          log[existing ? 'debug' : 'info'](
-            {
-              nse: nse.name,
-              peer: ctx.peer.spiffeId,
-              url: nse.url,
-              expiresAt: new Date(expiresAtMs).toISOString(),
-            },
-            existing ? 'network service endpoint refreshed' : 'network service endpoint registered',
-          );
-          return nse;
-        },
-
-        async find(query, stream, ctx) {
-          requirePeer(ctx, deps.requirePeerIdentity);
-          const template = query.networkServiceEndpoint;
-          await streamFind(deps.view, {
-            watch: query.watch,
-            exactName: template?.name === '' ? undefined : template?.name,
-            matches: (r) => matchNetworkServiceEndpoint(template, r),
-            send: (r, deleted) => stream.send({ networkServiceEndpoint: r, deleted }),
-            signal: ctx.signal,
-            maxBacklog: deps.maxWatchBacklog,
+        if (owner === undefined) {
+          const claimant = nse.pathIds[0] ?? '';
+          const winner = await deps.ownership.claim(nse.name, claimant);
+          // Another registrant claimed the name between our check and our claim (maybe on another server).
+          if (winner !== claimant)
+            refuseIf(call.authorize('Register', RESOURCE, nse.name, winner), ctx, log, nse.name);
+        }
+        const lease = await deps.store.grantLease(Math.max(1, Math.ceil(expiresAtMs - now)));
+        await deps.view.caughtUp(await deps.records.put(nse.name, nse, lease));
+        // The key moved to the new lease; the old one would only linger in the store until it ran out.
+        if (stored && stored.lease !== 0) {
+          deps.store.revokeLease(stored.lease).catch((e: unknown) => {
+            log.debug(
+              { nse: nse.name, lease: stored.lease, err: describe(e) },
+              'could not revoke the previous lease',
+            );
           });
-        },
+        }
+        call.sendPathHeader();
+        log[existing ? 'debug' : 'info'](
+          {
+            nse: nse.name,
+            peer: ctx.peer.spiffeId,
+            url: nse.url,
+            expiresAt: new Date(expiresAtMs).toISOString(),
+          },
+          existing ? 'network service endpoint refreshed' : 'network service endpoint registered',
+        );
+        return nse;
+      },
 
-        async unregister(nse, ctx) {
-          const deleted = await unregisterRecord(deps, ctx, log, {
-            resource: RESOURCE,
-            name: nse.name,
-            notFoundHint: 'check the name; a registration that expired and was never renewed is already gone',
-          });
-          log.info(
-            { nse: nse.name, peer: ctx.peer.spiffeId, wasRegistered: deleted },
-            'network service endpoint unregistered',
-          );
-          return {};
-        },
-      }),
-    ),
+      async find(query, stream, ctx) {
+        requirePeer(ctx, deps.requirePeerIdentity);
+        const template = query.networkServiceEndpoint;
+        await streamFind(deps.view, {
+          watch: query.watch,
+          exactName: template?.name === '' ? undefined : template?.name,
+          matches: (r) => matchNetworkServiceEndpoint(template, r),
+          send: (r, deleted) => stream.send({ networkServiceEndpoint: r, deleted }),
+          signal: ctx.signal,
+          maxBacklog: deps.maxWatchBacklog,
+        });
+      },
+
+      async unregister(nse, ctx) {
+        const deleted = await unregisterRecord(deps, ctx, log, {
+          resource: RESOURCE,
+          name: nse.name,
+          notFoundHint: 'check the name; a registration that expired and was never renewed is already gone',
+        });
+        log.info(
+          { nse: nse.name, peer: ctx.peer.spiffeId, wasRegistered: deleted },
+          'network service endpoint unregistered',
+        );
+        return {};
+      },
+    }),
   );
 }
 

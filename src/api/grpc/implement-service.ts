@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto';
 import type {
   DescMessage,
   DescMethod,
@@ -20,7 +21,7 @@ import type { Logger } from '../../log/index.js';
 import { methodPath, serviceDefinition } from './service-definition.js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { toEdgeStatus } from './status.js';
-import { peerSpiffeId } from './svid.js';
+import { peerIdentity } from './svid.js';
 import type { HasAuthContext } from './svid.js';
 
 /** What a handler knows about the call besides the request. */
@@ -35,7 +36,14 @@ export interface CallContext {
     readonly address: string;
     /** SPIFFE ID from the verified client certificate; undefined without client TLS. */
     readonly spiffeId: string | undefined;
+    /** The verified client certificate (the SVID leaf); undefined without client TLS. */
+    readonly certificate: X509Certificate | undefined;
   };
+  /**
+   * Sends response headers now (at most once, before the response or the first streamed message);
+   * without it grpc-js sends empty headers with the response.
+   */
+  sendHeader(metadata: Metadata): void;
 }
 
 /** The sending half of a server stream; `send` resolves once the message is handed to HTTP/2. */
@@ -192,6 +200,7 @@ interface SurfaceCall extends HasAuthContext {
   readonly cancelled: boolean;
   readonly metadata: Metadata;
   getPeer(): string;
+  sendMetadata(responseMetadata: Metadata): void;
   once(event: 'cancelled', listener: () => void): unknown;
 }
 
@@ -205,11 +214,15 @@ function callContext(call: SurfaceCall, method: string): CallContext {
   };
   if (call.cancelled) abort();
   else call.once('cancelled', abort);
+  const identity = peerIdentity(call);
   return {
     method,
     metadata: call.metadata,
     signal: controller.signal,
-    peer: { address: call.getPeer(), spiffeId: peerSpiffeId(call) },
+    peer: { address: call.getPeer(), spiffeId: identity?.spiffeId, certificate: identity?.certificate },
+    sendHeader: (metadata) => {
+      call.sendMetadata(metadata);
+    },
   };
 }
 

@@ -47,8 +47,8 @@ export type {
   ServerTlsCredentials,
   ServerTransportCredentials,
 } from './credentials.js';
-export { peerSpiffeId, spiffeIdFromCertificate } from './svid.js';
-export type { HasAuthContext } from './svid.js';
+export { peerIdentity, peerSpiffeId, spiffeIdFromCertificate } from './svid.js';
+export type { HasAuthContext, PeerIdentity } from './svid.js';
 export { parseSpiffeId } from './spiffe-id.js';
 export type { SpiffeId } from './spiffe-id.js';
 export { authorizationInterceptor } from './authorize-peer.js';

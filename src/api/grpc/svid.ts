@@ -2,6 +2,7 @@
 // polyfill installed before x509 is evaluated. This import must stay above the x509 import.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { AgentError, describe } from '../../errors/index.js';
 import { parseSpiffeId } from './spiffe-id.js';
@@ -50,29 +51,41 @@ export interface HasAuthContext {
   getAuthContext(): { readonly sslPeerCertificate?: PeerCertificate } | null;
 }
 
+/** A verified client certificate that is a valid SVID: its SPIFFE ID and the parsed leaf. */
+export interface PeerIdentity {
+  readonly spiffeId: string;
+  readonly certificate: X509Certificate;
+}
+
 /**
- * The SPIFFE ID of the peer of a server call: undefined when the connection has no verified client
+ * The identity of the peer of a server call: undefined when the connection has no verified client
  * certificate (plain unix socket, or TLS without client auth); throws UNAUTHENTICATED when the
  * peer presented a certificate that chains to the bundle but is not a valid SVID.
  */
-export function peerSpiffeId(call: HasAuthContext): string | undefined {
+export function peerIdentity(call: HasAuthContext): PeerIdentity | undefined {
   // grpc-js only fills sslPeerCertificate for sockets whose chain TLS has already verified.
+  // Reading it builds a JS object from the certificate (fingerprints and all): read it once a call.
   const cert = call.getAuthContext()?.sslPeerCertificate;
-  if (!cert?.raw) return undefined;
-  return cachedSpiffeId(cert.raw);
+  if (!cert?.raw || cert.raw.length === 0) return undefined;
+  return cachedIdentity(cert.raw);
+}
+
+/** The SPIFFE ID of the peer of a server call; see peerIdentity. */
+export function peerSpiffeId(call: HasAuthContext): string | undefined {
+  return peerIdentity(call)?.spiffeId;
 }
 
 // Parsing a certificate costs ~0.9 ms of CPU, and every call on a connection presents the same one:
-// remember the verdict (an ID, or the error) by the certificate's bytes. Bounded, oldest out first.
-const verdicts = new Map<string, { id: string } | { error: AgentError }>();
+// remember the verdict (the identity, or the error) by the certificate's bytes. Bounded, oldest out first.
+const verdicts = new Map<string, PeerIdentity | { error: AgentError }>();
 const maxVerdicts = 4096;
 
-function cachedSpiffeId(der: Buffer): string {
+function cachedIdentity(der: Buffer): PeerIdentity {
   const key = der.toString('base64');
   let verdict = verdicts.get(key);
   if (verdict === undefined) {
     try {
-      verdict = { id: spiffeIdFromCertificate(der) };
+      verdict = { spiffeId: spiffeIdFromCertificate(der), certificate: new X509Certificate(der) };
     } catch (e: unknown) {
       verdict = { error: AgentError.wrap(e, 'UNAUTHENTICATED', 'certificate is not a valid X509-SVID') };
     }
@@ -83,5 +96,5 @@ function cachedSpiffeId(der: Buffer): string {
     verdicts.set(key, verdict);
   }
   if ('error' in verdict) throw verdict.error;
-  return verdict.id;
+  return verdict;
 }

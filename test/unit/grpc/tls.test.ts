@@ -1,9 +1,18 @@
+import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import test from 'ava';
-import { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
-import { checkServerSpiffeId, clientCredentials, serverCredentials } from '../../../src/api/grpc/index.js';
+import { ChannelCredentials, Client, Metadata, ServerCredentials } from '@grpc/grpc-js';
+import {
+  checkServerSpiffeId,
+  clientCredentials,
+  deserializerFor,
+  implement,
+  serializerFor,
+  serverCredentials,
+} from '../../../src/api/grpc/index.js';
 import type { AuthorizePeer, ServerTlsCredentials } from '../../../src/api/grpc/index.js';
-import { NetworkService } from '../../../src/api/gen/networkservice_pb.js';
+import { ConnectionSchema } from '../../../src/api/gen/connection_pb.js';
+import { NetworkService, NetworkServiceRequestSchema } from '../../../src/api/gen/networkservice_pb.js';
 import { AgentError } from '../../../src/errors/index.js';
 import { badSvids, createTestCa, issueSvid } from '../../helpers/pki.js';
 import type { TestCa, TestSvid } from '../../helpers/pki.js';
@@ -69,6 +78,57 @@ test('mTLS between SVIDs of one CA works and the server sees the client’s SPIF
   }).client(NetworkService);
   const conn = await ns.request({ connection: { id: 'tls-1' } });
   t.is(conn.labels.servedBy, AGENT_ID);
+});
+
+test('a handler sees the peer’s certificate and can send response headers', async (t) => {
+  const m = await mesh();
+  const seen: (X509Certificate | undefined)[] = [];
+  const server = await serve(t, {
+    listen: [{ url: 'tcp://127.0.0.1:0', credentials: tlsServer(m) }],
+    services: [
+      implement(NetworkService, {
+        request(req, ctx) {
+          seen.push(ctx.peer.certificate);
+          const md = new Metadata();
+          md.set('x-served-by', ctx.peer.spiffeId ?? 'nobody');
+          ctx.sendHeader(md);
+          return req.connection ?? {};
+        },
+        close: () => ({}),
+      }),
+    ],
+  });
+  const conn = connect(t, server.address, {
+    credentials: clientCredentials({
+      bundlePem: m.ca.certPem,
+      certChainPem: m.agent.chainPem,
+      keyPem: m.agent.keyPem,
+      expectedServerId: SERVER_ID,
+    }),
+  });
+  // A plain grpc-js client on the same channel: the typed client does not surface response headers.
+  const raw = new Client('unused', ChannelCredentials.createInsecure(), { channelOverride: conn.channel });
+  t.teardown(() => raw.close());
+  for (let i = 0; i < 2; i++) {
+    const headers = await new Promise<Metadata>((resolve, reject) => {
+      const call = raw.makeUnaryRequest(
+        '/networkservice.NetworkService/Request',
+        serializerFor(NetworkServiceRequestSchema),
+        deserializerFor(ConnectionSchema),
+        { connection: { id: `c-${i}` } },
+        new Metadata(),
+        (err) => {
+          if (err) reject(err);
+        },
+      );
+      call.on('metadata', resolve);
+    });
+    t.deepEqual(headers.get('x-served-by'), [AGENT_ID]);
+  }
+  const agentCert = new X509Certificate(m.agent.certPem);
+  t.is(seen.length, 2);
+  t.is(seen[0]?.fingerprint256, agentCert.fingerprint256);
+  t.is(seen[1], seen[0], 'one parsed certificate per peer certificate, not one per call');
 });
 
 test('an mTLS server on tcp://:0 (all interfaces) answers on IPv4 and IPv6 loopback', async (t) => {
