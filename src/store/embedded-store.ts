@@ -121,7 +121,9 @@ export class EmbeddedStore implements Store {
     if (options.ifModRevision !== undefined) checkRevision(options.ifModRevision, 'ifModRevision');
     const lease = options.lease ?? 0;
     this.#state.checkPut(key, options.ifModRevision, lease);
-    const durable = this.#commit({ op: 'put', key, value: value.slice(), lease });
+    // A copy of exactly these bytes: Buffer#slice is a view, and a view of a small pooled Buffer
+    // would keep its whole 8 KiB pool slab alive for as long as the key lives (~20 MB at 10k NSEs).
+    const durable = this.#commit({ op: 'put', key, value: new Uint8Array(value), lease });
     const revision = this.#state.revision;
     await durable;
     return { revision };

@@ -57,7 +57,9 @@ export class MemoryStore implements Store {
       if (options.ifModRevision !== undefined) checkRevision(options.ifModRevision, 'ifModRevision');
       const lease = options.lease ?? 0;
       this.#state.checkPut(key, options.ifModRevision, lease);
-      this.#apply({ op: 'put', key, value: value.slice(), lease });
+      // A copy of exactly these bytes: Buffer#slice is a view, and a view of a small pooled Buffer
+      // would keep its whole 8 KiB pool slab alive for as long as the key lives (~20 MB at 10k NSEs).
+      this.#apply({ op: 'put', key, value: new Uint8Array(value), lease });
       return { revision: this.#state.revision };
     });
   }

@@ -136,6 +136,11 @@ export function registerStoreContract(
     await store.put(`${p}b`, mine);
     mine[0] = 0x4d;
     t.is(text((await store.get(`${p}b`))!.value), 'mine', 'put keeps its own copy of the value');
+    // A Buffer too: Buffer#slice makes a view, not a copy.
+    const pooled = Buffer.from('pooled');
+    await store.put(`${p}c`, pooled);
+    pooled[0] = 0x50;
+    t.is(text((await store.get(`${p}c`))!.value), 'pooled', 'put keeps its own copy of a Buffer value');
   });
 
   it('list returns the keys under a prefix in byte order, with the revision it read at', async (t, store, p) => {
