@@ -40,9 +40,45 @@ export function serverCommand(io: CliIo): Command {
       '--public-url <url>',
       'how hosts reach this server, written into tokens (default: tcp://<hostname>:<port>)',
     )
-    .option('--store <store>', 'registry store: embedded (default) or etcd://host:port', 'embedded')
+    .option(
+      '--store <store>',
+      'registry store: embedded (in the data dir), etcds://host:port[,host:port…] (an etcd cluster over TLS, ' +
+        'shared by several servers; members are tried in order) or etcd://127.0.0.1:port (plaintext, loopback only)',
+      'embedded',
+    )
+    .option(
+      '--store-ca <file>',
+      'etcds://: PEM CA certificate that signed etcd’s server certificates (required)',
+    )
+    .option(
+      '--store-cert <file>',
+      'etcds://: PEM client certificate for etcd --client-cert-auth (signed by etcd’s --trusted-ca-file, clientAuth)',
+    )
+    .option('--store-key <file>', 'etcds://: PEM private key of --store-cert')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Several servers on different hosts share one etcd cluster, e.g.:',
+        '  nsm-agent server run --store etcds://etcd-1:2379,etcd-2:2379,etcd-3:2379 \\',
+        '    --store-ca /etc/nsm-agent/etcd-ca.pem --store-cert /etc/nsm-agent/etcd-client.pem \\',
+        '    --store-key /etc/nsm-agent/etcd-client-key.pem',
+        'etcd’s certificates must name each member as it appears in --store (DNS or IP SAN).',
+      ].join('\n'),
+    )
     .action(
-      async (o: { dataDir: string; listen: string; publicUrl?: string; store: string }, cmd: Command) => {
+      async (
+        o: {
+          dataDir: string;
+          listen: string;
+          publicUrl?: string;
+          store: string;
+          storeCa?: string;
+          storeCert?: string;
+          storeKey?: string;
+        },
+        cmd: Command,
+      ) => {
         const signal = io.stopSignal?.() ?? new AbortController().signal;
         await (
           await handlersOf(io)
@@ -51,6 +87,9 @@ export function serverCommand(io: CliIo): Command {
             dataDir: o.dataDir,
             listen: o.listen,
             store: o.store,
+            ...(o.storeCa !== undefined ? { storeCa: o.storeCa } : {}),
+            ...(o.storeCert !== undefined ? { storeCert: o.storeCert } : {}),
+            ...(o.storeKey !== undefined ? { storeKey: o.storeKey } : {}),
             logLevel: globalOptions(cmd, io).logLevel ?? 'info',
             ...(o.publicUrl !== undefined ? { publicUrl: o.publicUrl } : {}),
           },

@@ -18,6 +18,7 @@ import {
 import type { Logger } from '../log/index.js';
 import { createRegistryServices } from '../registry/index.js';
 import { openStore } from '../store/index.js';
+import type { OpenStoreOptions } from '../store/index.js';
 
 /** `<dataDir>` layout of the control server; identity keeps its own files under `<dataDir>/ca`. */
 export const controlServerFiles = {
@@ -59,8 +60,10 @@ export interface ControlServerOptions {
    * reach the server through another name or address.
    */
   readonly publicUrl?: string;
-  /** `embedded` (default, `<dataDir>/store`) or `etcd://host:port`. */
+  /** `embedded` (default, `<dataDir>/store`), `etcds://host:port[,…]` or `etcd://127.0.0.1:port`. */
   readonly store?: string;
+  /** TLS files for an etcds:// store (`--store-ca`, `--store-cert`, `--store-key`). */
+  readonly storeTls?: StoreTlsFiles;
   readonly log: Logger;
   readonly clock?: Clock;
   /** Lifetime of agent SVIDs (default 1 h). */
@@ -69,6 +72,9 @@ export interface ControlServerOptions {
   readonly registryExpirationMs?: number;
   readonly hostname: string;
 }
+
+/** The TLS files of an etcds:// store, as openStore takes them. */
+export type StoreTlsFiles = NonNullable<OpenStoreOptions['etcdTls']>;
 
 export interface RunningControlServer {
   readonly url: string;
@@ -91,6 +97,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
   const storeSpec = options.store ?? 'embedded';
   const store = await openStore(storeSpec, {
     embeddedDir: controlServerFiles.store(options.dataDir),
+    ...(options.storeTls ? { etcdTls: options.storeTls } : {}),
     log,
     clock,
   });

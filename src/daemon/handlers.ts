@@ -9,6 +9,7 @@ import { createLogger } from '../log/index.js';
 import type { LogLevel } from '../log/index.js';
 import { agentVersion } from '../util/index.js';
 import { controlServerFiles, initControlServer, startControlServer } from './control-server.js';
+import type { StoreTlsFiles } from './control-server.js';
 
 /** The implementations main hands to the CLI (see cli/handlers.ts). */
 export const handlers: Handlers = {
@@ -24,6 +25,9 @@ export const handlers: Handlers = {
         ...(o.listen !== undefined ? { listen: o.listen } : {}),
         ...(o.publicUrl !== undefined ? { publicUrl: o.publicUrl } : {}),
         ...(o.store !== undefined ? { store: o.store } : {}),
+        ...(o.storeCa !== undefined || o.storeCert !== undefined || o.storeKey !== undefined
+          ? { storeTls: storeTlsFiles(o.storeCa, o.storeCert, o.storeKey) }
+          : {}),
       });
       ready(server);
       await new Promise<void>((resolve) => {
@@ -138,5 +142,23 @@ function hostRow(h: HostInfo): HostRow {
     lastSeenAt: iso(h.lastSeenAt),
     svidExpiresAt: iso(h.svidExpiresAt),
     labels: h.labels,
+  };
+}
+
+/** `--store-ca/--store-cert/--store-key` as the store wants them; a client pair without a CA is refused. */
+function storeTlsFiles(
+  caFile: string | undefined,
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): StoreTlsFiles {
+  if (caFile === undefined) {
+    throw new AgentError('CONFIG_INVALID', '--store-cert/--store-key need --store-ca', {
+      hint: 'pass --store-ca <file>: the CA that signed etcd’s server certificate',
+    });
+  }
+  return {
+    caFile,
+    ...(certFile !== undefined ? { certFile } : {}),
+    ...(keyFile !== undefined ? { keyFile } : {}),
   };
 }

@@ -31,6 +31,10 @@ export interface ServerRunOptions {
   readonly listen?: string;
   readonly publicUrl?: string;
   readonly store?: string;
+  /** TLS files for an etcds:// store: the CA of etcd's server certificates, and a client pair. */
+  readonly storeCa?: string;
+  readonly storeCert?: string;
+  readonly storeKey?: string;
   readonly logLevel: string;
 }
 

@@ -1,16 +1,23 @@
 import { setMaxListeners } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentError, describe } from '../errors/index.js';
-import { Compare_CompareResult, Compare_CompareTarget, KV, Lease, Watch } from '../api/etcd.js';
+import { Compare_CompareResult, Compare_CompareTarget } from '../api/etcd.js';
 import type { CompareSchema, RequestOpSchema, ResponseHeader, TxnResponse } from '../api/etcd.js';
 import type { MessageInitShape } from '../api/index.js';
-import { dial, formatGrpcUrl, insecure } from '../api/grpc/index.js';
-import type { GrpcConnection, ServiceClient } from '../api/grpc/index.js';
+import { insecure } from '../api/grpc/index.js';
 import type { Clock, Random } from '../host/index.js';
 import { systemClock, systemRandom } from '../host/index.js';
 import type { Logger } from '../log/index.js';
 import { silentLogger } from '../log/index.js';
 import { aborted } from './etcd/aborted.js';
+import { diagnoseEtcdEndpoint } from './etcd/diagnose.js';
+import type { EndpointDiagnosis } from './etcd/diagnose.js';
+import { EtcdMembers } from './etcd/etcd-members.js';
+import type { EtcdMember } from './etcd/etcd-members.js';
+import { etcdChannelCredentials, loadEtcdTls } from './etcd/etcd-tls.js';
+import type { EtcdTlsFiles, EtcdTlsMaterial } from './etcd/etcd-tls.js';
 import { parseEtcdUrl } from './etcd/etcd-url.js';
+import type { EtcdUrl } from './etcd/etcd-url.js';
 import { KeySpace } from './etcd/key-space.js';
 import { LeaseKeepAlives } from './etcd/lease-keep-alives.js';
 import { toEntry, watchStream } from './etcd/watch-stream.js';
@@ -19,8 +26,14 @@ import { conflictError, leaseNotFoundError } from './store-errors.js';
 import type { DeleteOptions, Entry, ListResult, PutOptions, Store, WatchEvent } from './store.js';
 
 export interface EtcdStoreOptions {
-  /** `etcd://host:port`; plaintext, so loopback only until TLS to etcd lands. */
+  /**
+   * `etcds://host:port[,host:port…]` (TLS; `tls` says with which CA and client certificate) or
+   * `etcd://127.0.0.1:PORT[,…]` (plaintext, loopback only). Several members: the first that answers
+   * is used, the next one takes over when it fails.
+   */
   readonly url: string;
+  /** Required for etcds://, refused for etcd://. */
+  readonly tls?: EtcdTlsFiles;
   /** Every key lives under this prefix in etcd (default `/nsm-agent/`), so meshes can share an etcd. */
   readonly namespace?: string;
   readonly log?: Logger;
@@ -37,6 +50,18 @@ export interface EtcdStoreOptions {
 const LIST_PAGE = 512;
 /** Large enough for a full page of ordinary registry values, and a 1 MiB value on its own. */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+/** Pause between rounds over the members while open() waits for etcd. */
+const CONNECT_RETRY_MS = 200;
+/** Bound of the one-off connection made to explain a failure. */
+const DIAGNOSE_TIMEOUT_MS = 3_000;
+
+/**
+ * Whether a failed call may be sent again to another member. Reads, revocations and keep-alives
+ * may; a write only when it never left (grpc-js had no connection to send it on), because a write
+ * that reached a member which then failed may have been committed, and a compare-and-swap sent
+ * again would then conflict with itself.
+ */
+type Retry = 'idempotent' | 'unsent-only';
 
 /**
  * The Store on etcd v3, over our own gRPC plumbing and the etcd protos in src/api/proto/etcd.
@@ -50,10 +75,7 @@ const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 export class EtcdStore implements Store {
   readonly description: string;
   readonly #target: string;
-  readonly #conn: GrpcConnection;
-  readonly #kv: ServiceClient<typeof KV>;
-  readonly #lease: ServiceClient<typeof Lease>;
-  readonly #watch: ServiceClient<typeof Watch>;
+  readonly #members: EtcdMembers;
   readonly #keys: KeySpace;
   readonly #random: Random;
   readonly #log: Logger;
@@ -66,54 +88,110 @@ export class EtcdStore implements Store {
   /** The newest revision any answer from etcd has shown; "now" for a watch without a start. */
   #seen = 0;
 
-  /** Connects to etcd, and fails with UNAVAILABLE if it does not answer within connectTimeoutMs. */
+  /**
+   * Reads the TLS files, connects to the first member that answers, and fails with UNAVAILABLE if
+   * none does within connectTimeoutMs — or at once with CONFIG_INVALID when a member shows a TLS
+   * mismatch (wrong CA, wrong name, client certificate wanted or refused), naming the cause.
+   */
   static async open(options: EtcdStoreOptions): Promise<EtcdStore> {
     const url = parseEtcdUrl(options.url);
-    const conn = dial(formatGrpcUrl(url.grpc), {
-      credentials: insecure({ allowLoopbackTcp: true }),
-      defaultTimeoutMs: options.timeoutMs ?? 5_000,
-      tuning: { maxReceiveMessageBytes: MAX_RESPONSE_BYTES },
-    });
-    const store = new EtcdStore(options, url.text, conn);
-    try {
-      const clock = options.clock ?? systemClock;
-      await conn.waitForReady(new Date(clock.now() + (options.connectTimeoutMs ?? 10_000)));
-      await store.list('\u0000probe');
-    } catch (e: unknown) {
-      conn.close();
-      throw new AgentError('UNAVAILABLE', `cannot reach etcd at ${url.text}: ${describe(e)}`, {
-        hint: 'check that etcd runs and listens there (etcd --listen-client-urls)',
-        cause: e,
-      });
+    if (url.tls && options.tls === undefined) {
+      throw new AgentError(
+        'CONFIG_INVALID',
+        `${url.text} needs the CA that signed etcd’s server certificate`,
+        {
+          hint: 'pass --store-ca <file> (and --store-cert/--store-key when etcd runs with --client-cert-auth)',
+        },
+      );
     }
-    store.#log.info({ revision: store.#seen }, 'etcd store connected');
+    if (!url.tls && options.tls !== undefined) {
+      throw new AgentError(
+        'CONFIG_INVALID',
+        `--store-ca/--store-cert/--store-key apply to etcds:// only, and ${url.text} is plaintext`,
+        { hint: `use ${url.text.replace(/^etcd:/, 'etcds:')} for TLS, or leave the TLS files out` },
+      );
+    }
+    const tls = options.tls
+      ? await loadEtcdTls(options.tls, (options.clock ?? systemClock).now())
+      : undefined;
+    const members = new EtcdMembers(
+      url,
+      (endpoint) => (tls ? etcdChannelCredentials(tls, endpoint) : insecure({ allowLoopbackTcp: true })),
+      { defaultTimeoutMs: options.timeoutMs ?? 5_000, maxReceiveMessageBytes: MAX_RESPONSE_BYTES },
+    );
+    const store = new EtcdStore(options, url, members);
+    try {
+      await store.#connect(url, tls, options.connectTimeoutMs ?? 10_000);
+    } catch (e: unknown) {
+      members.close();
+      throw e;
+    }
+    store.#log.info(
+      { revision: store.#seen, member: members.current().member.endpoint.text },
+      'etcd store connected',
+    );
     return store;
   }
 
-  private constructor(options: EtcdStoreOptions, target: string, conn: GrpcConnection) {
+  private constructor(options: EtcdStoreOptions, url: EtcdUrl, members: EtcdMembers) {
     this.#keys = new KeySpace(options.namespace ?? '/nsm-agent/');
-    this.#target = target;
-    this.description = `${target}${this.#keys.namespace}`;
-    this.#conn = conn;
-    this.#kv = conn.client(KV);
-    this.#lease = conn.client(Lease);
-    this.#watch = conn.client(Watch);
+    this.#target = url.text;
+    this.description = `${url.text}${this.#keys.namespace}`;
+    this.#members = members;
     this.#random = options.random ?? systemRandom;
     this.#log = (options.log ?? silentLogger()).child({ subsystem: 'store', store: this.description });
     this.#timeoutMs = options.timeoutMs ?? 5_000;
     // Every open watch listens on this signal; hundreds of watches are normal, not a leak.
     setMaxListeners(0, this.#closing.signal);
     this.#keepAlives = new LeaseKeepAlives({
-      open: () => this.#lease.leaseKeepAlive({ signal: this.#closing.signal }),
+      // Opened on the member in use; reopened (there) after it breaks or the store moves on.
+      open: () => this.#members.current().member.lease.leaseKeepAlive({ signal: this.#closing.signal }),
       clock: options.clock ?? systemClock,
       timeoutMs: this.#timeoutMs,
-      target,
+      target: url.text,
     });
+  }
+
+  /**
+   * Rounds over the members until one answers a read. Wall-clock time, not the store's clock:
+   * this waits for real sockets, whose gRPC deadlines are wall-clock too. After the first failed
+   * round each member is diagnosed once; a TLS mismatch will not fix itself, so it fails at once.
+   */
+  async #connect(url: EtcdUrl, tls: EtcdTlsMaterial | undefined, connectTimeoutMs: number): Promise<void> {
+    const deadline = Date.now() + connectTimeoutMs;
+    const failures = new Map<EtcdMember, unknown>();
+    let diagnosed = false;
+    for (;;) {
+      for (const m of this.#members.all) {
+        const left = deadline - Date.now();
+        try {
+          const r = await m.kv.range(
+            { key: this.#keys.encode('\u0000probe'), limit: 1n },
+            { timeoutMs: Math.max(100, Math.min(this.#timeoutMs, left)) },
+          );
+          this.#note(r.header);
+          this.#members.use(m);
+          return;
+        } catch (e: unknown) {
+          failures.set(m, e);
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || !diagnosed) {
+        diagnosed = true;
+        const diagnoses = await Promise.all(
+          this.#members.all.map((m) => diagnoseEtcdEndpoint(m.endpoint, tls, DIAGNOSE_TIMEOUT_MS)),
+        );
+        const mismatch = diagnoses.some((d) => !d.ok && d.error.code === 'CONFIG_INVALID');
+        if (left <= 0 || mismatch) throw openError(url, this.#members, diagnoses, failures);
+      }
+      await sleep(Math.max(1, Math.min(CONNECT_RETRY_MS, deadline - Date.now())));
+    }
   }
 
   async get(key: string): Promise<Entry | undefined> {
     checkKey(key);
-    const r = await this.#call('get', () => this.#kv.range({ key: this.#keys.encode(key) }));
+    const r = await this.#call('get', 'idempotent', (m) => m.kv.range({ key: this.#keys.encode(key) }));
     this.#note(r.header);
     return toEntry(r.kvs[0], this.#keys);
   }
@@ -128,8 +206,8 @@ export class EtcdStore implements Store {
     for (;;) {
       let r;
       try {
-        r = await this.#call('list', () =>
-          this.#kv.range({ key: from, rangeEnd, limit: BigInt(limit), revision: BigInt(revision) }),
+        r = await this.#call('list', 'idempotent', (m) =>
+          m.kv.range({ key: from, rangeEnd, limit: BigInt(limit), revision: BigInt(revision) }),
         );
       } catch (e: unknown) {
         if (AgentError.is(e, 'RESOURCE_EXHAUSTED') && limit > 1) {
@@ -163,7 +241,7 @@ export class EtcdStore implements Store {
     const put = { key: k, value, lease: BigInt(lease) };
     try {
       if (options.ifModRevision === undefined) {
-        const r = await this.#call('put', () => this.#kv.put(put));
+        const r = await this.#call('put', 'unsent-only', (m) => m.kv.put(put));
         return { revision: this.#note(r.header) };
       }
       checkRevision(options.ifModRevision, 'ifModRevision');
@@ -184,7 +262,7 @@ export class EtcdStore implements Store {
     checkKey(key);
     const k = this.#keys.encode(key);
     if (options.ifModRevision === undefined) {
-      const r = await this.#call('delete', () => this.#kv.deleteRange({ key: k }));
+      const r = await this.#call('delete', 'unsent-only', (m) => m.kv.deleteRange({ key: k }));
       return { revision: this.#note(r.header), deleted: r.deleted > 0n };
     }
     checkRevision(options.ifModRevision, 'ifModRevision');
@@ -202,7 +280,9 @@ export class EtcdStore implements Store {
     for (let attempt = 0; attempt < 5; attempt++) {
       const id = this.#leaseId();
       try {
-        const r = await this.#call('lease grant', () => this.#lease.leaseGrant({ TTL: ttl, ID: BigInt(id) }));
+        const r = await this.#call('lease grant', 'unsent-only', (m) =>
+          m.lease.leaseGrant({ TTL: ttl, ID: BigInt(id) }),
+        );
         if (r.error) {
           throw new AgentError('UNAVAILABLE', `etcd at ${this.#target} refused a lease: ${r.error}`, {
             hint: 'check etcd’s health and retry',
@@ -220,13 +300,17 @@ export class EtcdStore implements Store {
   }
 
   async keepAlive(lease: number): Promise<void> {
-    const ttl = await this.#call('lease keep-alive', () => this.#keepAlives.keepAlive(BigInt(lease)));
+    const ttl = await this.#call('lease keep-alive', 'idempotent', () =>
+      this.#keepAlives.keepAlive(BigInt(lease)),
+    );
     if (ttl <= 0) throw leaseNotFoundError(lease);
   }
 
   async revokeLease(lease: number): Promise<void> {
     try {
-      const r = await this.#call('lease revoke', () => this.#lease.leaseRevoke({ ID: BigInt(lease) }));
+      const r = await this.#call('lease revoke', 'idempotent', (m) =>
+        m.lease.leaseRevoke({ ID: BigInt(lease) }),
+      );
       this.#note(r.header);
     } catch (e: unknown) {
       if (!AgentError.is(e, 'NOT_FOUND')) throw e;
@@ -242,20 +326,36 @@ export class EtcdStore implements Store {
     if (options.afterRevision !== undefined) checkRevision(after, 'afterRevision');
     return {
       [Symbol.asyncIterator]: () =>
-        watchStream({
-          client: this.#watch,
-          keys: this.#keys,
-          prefix,
-          after,
-          afterIsNow: options.afterRevision === undefined,
-          signal: options.signal,
-          closing: this.#closing.signal,
-          target: this.#target,
-          onHeader: (h) => {
-            this.#note(h);
-          },
-        }),
+        this.#watchOn(prefix, after, options.afterRevision === undefined, options.signal),
     };
+  }
+
+  /** One etcd watch on the member in use; a lost stream moves the store to the next member. */
+  async *#watchOn(
+    prefix: string,
+    after: number,
+    afterIsNow: boolean,
+    signal: AbortSignal,
+  ): AsyncGenerator<WatchEvent> {
+    const member = this.#member();
+    try {
+      yield* watchStream({
+        client: member.watch,
+        keys: this.#keys,
+        prefix,
+        after,
+        afterIsNow,
+        signal,
+        closing: this.#closing.signal,
+        target: this.#target,
+        onHeader: (h) => {
+          this.#note(h);
+        },
+      });
+    } catch (e: unknown) {
+      if (AgentError.is(e, 'UNAVAILABLE') && !aborted(this.#closing.signal)) this.#failed(member, e);
+      throw e;
+    }
   }
 
   async close(): Promise<void> {
@@ -264,7 +364,7 @@ export class EtcdStore implements Store {
     await Promise.allSettled([...this.#inflight]);
     this.#closing.abort(closedError(this.description));
     this.#keepAlives.close();
-    this.#conn.close();
+    this.#members.close();
   }
 
   /** A Txn that runs `op` only if the key's mod_revision is `expected` (0: the key must not exist). */
@@ -279,8 +379,8 @@ export class EtcdStore implements Store {
       key,
       targetUnion: { case: 'modRevision', value: BigInt(expected) },
     };
-    return this.#call('compare-and-swap', () =>
-      this.#kv.txn({
+    return this.#call('compare-and-swap', 'unsent-only', (m) =>
+      m.kv.txn({
         compare: [compare],
         success: [op],
         // On a conflict, read the key so the error can say what its revision is.
@@ -289,33 +389,67 @@ export class EtcdStore implements Store {
     );
   }
 
-  /** Runs a call to etcd, turning transport failures into UNAVAILABLE with a next step. */
-  async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs a call to etcd on the member in use, turning transport failures into UNAVAILABLE with a
+   * next step. A transport failure moves the store to the next member; the call is sent there too
+   * when `retry` allows (each member at most once).
+   */
+  async #call<T>(what: string, retry: Retry, fn: (m: EtcdMember) => Promise<T>): Promise<T> {
     if (this.#closed) throw closedError(this.description);
-    const call = fn();
-    this.#inflight.add(call);
-    try {
-      return await call;
-    } catch (e: unknown) {
-      if (aborted(this.#closing.signal)) throw closedError(this.description);
-      if (
-        AgentError.is(e, 'UNAVAILABLE') ||
-        AgentError.is(e, 'DEADLINE_EXCEEDED') ||
-        AgentError.is(e, 'CANCELLED')
-      ) {
-        throw new AgentError(
-          'UNAVAILABLE',
-          `etcd at ${this.#target} did not complete ${what}: ${describe(e)}`,
-          {
-            hint: 'check that etcd is running and reachable; the call can be retried',
-            cause: e,
-          },
-        );
+    let failure: unknown;
+    for (let attempt = 0; attempt < this.#members.all.length; attempt++) {
+      const member = this.#member();
+      const call = fn(member);
+      this.#inflight.add(call);
+      try {
+        return await call;
+      } catch (e: unknown) {
+        if (aborted(this.#closing.signal)) throw closedError(this.description);
+        if (
+          !AgentError.is(e, 'UNAVAILABLE') &&
+          !AgentError.is(e, 'DEADLINE_EXCEEDED') &&
+          !AgentError.is(e, 'CANCELLED')
+        ) {
+          throw e;
+        }
+        failure = e;
+        this.#failed(member, e);
+        // grpc-js's own words for "this call found no connection and was never sent".
+        const unsent = e.code === 'UNAVAILABLE' && e.message.includes('No connection established');
+        if (retry !== 'idempotent' && !unsent) break;
+      } finally {
+        this.#inflight.delete(call);
       }
-      throw e;
-    } finally {
-      this.#inflight.delete(call);
     }
+    throw new AgentError(
+      'UNAVAILABLE',
+      `etcd at ${this.#target} did not complete ${what}: ${describe(failure)}`,
+      {
+        hint: 'check that etcd is running and reachable; the call can be retried',
+        cause: failure,
+      },
+    );
+  }
+
+  /** The member to call now (moving on first when the one in use is known to be down). */
+  #member(): EtcdMember {
+    const { member, switchedFrom } = this.#members.current();
+    if (switchedFrom) this.#switched(switchedFrom, member, 'its connection is down');
+    return member;
+  }
+
+  #failed(member: EtcdMember, e: unknown): void {
+    const next = this.#members.failed(member);
+    if (next) this.#switched(member, next, describe(e));
+  }
+
+  #switched(from: EtcdMember, to: EtcdMember, why: string): void {
+    this.#log.warn(
+      { from: from.endpoint.text, to: to.endpoint.text, reason: why },
+      'etcd member failed; using the next one',
+    );
+    // Keep-alives waiting on the old member's stream are retried on the new one.
+    this.#keepAlives.reset();
   }
 
   /** Remembers the revision of an answer and returns it. */
@@ -344,4 +478,43 @@ function closedError(description: string): AgentError {
   return new AgentError('UNAVAILABLE', `the store ${description} is closed`, {
     hint: 'open it again; it was closed by its owner',
   });
+}
+
+/** Why open() gave up, member by member, from the diagnosis when it names a cause. */
+function openError(
+  url: EtcdUrl,
+  members: EtcdMembers,
+  diagnoses: readonly EndpointDiagnosis[],
+  failures: ReadonlyMap<EtcdMember, unknown>,
+): AgentError {
+  const reasons = members.all.map((m, i): AgentError => {
+    const d = diagnoses[i];
+    if (d && !d.ok) return d.error;
+    // The member answers HTTP/2, so the trouble is in etcd itself (no leader, still starting …).
+    return new AgentError(
+      'UNAVAILABLE',
+      `etcd at ${m.endpoint.text} did not answer: ${describe(failures.get(m))}`,
+      {
+        hint: 'check etcd’s health (etcdctl endpoint health) and its log',
+        cause: failures.get(m),
+      },
+    );
+  });
+  const first = reasons.find((r) => r.code === 'CONFIG_INVALID') ?? reasons[0];
+  if (first === undefined) return new AgentError('UNAVAILABLE', `cannot reach etcd at ${url.text}`);
+  if (reasons.length === 1 && first.code === 'CONFIG_INVALID') return first;
+  const what = reasons.length === 1 ? '' : 'any member of ';
+  const verb = first.code === 'CONFIG_INVALID' ? 'cannot use' : 'cannot reach';
+  return new AgentError(
+    first.code,
+    `${verb} ${what}etcd at ${url.text}: ${reasons.map(withoutHint).join('; ')}`,
+    {
+      ...(first.hint !== undefined ? { hint: first.hint } : {}),
+      cause: first,
+    },
+  );
+}
+
+function withoutHint(e: AgentError): string {
+  return e.hint === undefined ? e.message : e.message.slice(0, e.message.length - e.hint.length - 2);
 }

@@ -71,6 +71,23 @@ export class LeaseKeepAlives {
     });
   }
 
+  /** Drops the stream (the store moved to another member); waiting callers fail and may retry. */
+  reset(): void {
+    const s = this.#stream;
+    if (!s) return;
+    this.#stream = undefined;
+    s.cancel();
+    this.#failAll(
+      new AgentError(
+        'UNAVAILABLE',
+        `the keep-alive stream to etcd at ${this.#target} was moved to another member`,
+        {
+          hint: 'retry the keep-alive',
+        },
+      ),
+    );
+  }
+
   close(): void {
     const s = this.#stream;
     this.#stream = undefined;
