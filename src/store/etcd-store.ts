@@ -145,7 +145,7 @@ export class EtcdStore implements Store {
     setMaxListeners(0, this.#closing.signal);
     this.#keepAlives = new LeaseKeepAlives({
       // Opened on the member in use; reopened (there) after it breaks or the store moves on.
-      open: () => this.#members.current().member.lease.leaseKeepAlive({ signal: this.#closing.signal }),
+      open: () => this.#member().lease.leaseKeepAlive({ signal: this.#closing.signal }),
       clock: options.clock ?? systemClock,
       timeoutMs: this.#timeoutMs,
       target: url.text,

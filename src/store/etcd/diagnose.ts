@@ -31,6 +31,7 @@ export function diagnoseEtcdEndpoint(
     let socket: Socket;
     let done = false;
     let handshaken = tls === undefined;
+    let connected = false;
     const finish = (d: EndpointDiagnosis): void => {
       if (done) return;
       done = true;
@@ -67,6 +68,9 @@ export function diagnoseEtcdEndpoint(
         socket.write(H2_PREFACE);
       });
     }
+    socket.once('connect', () => {
+      connected = true;
+    });
     socket.once('data', (d: Buffer) => {
       // An HTTP/2 frame header: 3 bytes length, then the type; SETTINGS is 4.
       if (d.length >= 4 && d[3] === 4) {
@@ -76,13 +80,17 @@ export function diagnoseEtcdEndpoint(
       fail(notGrpc(endpoint, tls !== undefined));
     });
     socket.once('error', (e: Error) => {
-      fail(classify(e, endpoint, tls, handshaken));
+      fail(classify(e, endpoint, tls, { connected, handshaken }));
     });
     socket.once('close', () => {
       // etcd (Go TLS 1.3) checks the client certificate after our side of the handshake is done,
       // so a refusal can arrive as a close rather than an alert.
       if (tls !== undefined && handshaken && tls.client === undefined) {
         fail(clientCertRequired(endpoint, undefined));
+        return;
+      }
+      if (tls !== undefined && connected && !handshaken) {
+        fail(noTls(endpoint, undefined));
         return;
       }
       fail(notGrpc(endpoint, tls !== undefined));
@@ -105,8 +113,9 @@ function classify(
   e: Error,
   endpoint: EtcdEndpoint,
   tls: EtcdTlsMaterial | undefined,
-  handshaken: boolean,
+  progress: { readonly connected: boolean; readonly handshaken: boolean },
 ): AgentError {
+  const { connected, handshaken } = progress;
   const raw = (e as { code?: unknown }).code;
   const code = typeof raw === 'string' ? raw : '';
   const at = endpoint.text;
@@ -122,6 +131,8 @@ function classify(
       cause: e,
     });
   }
+  // A server that does not speak TLS drops our ClientHello: connected, then reset before the handshake.
+  if (tls !== undefined && connected && !handshaken && code === 'ECONNRESET') return noTls(endpoint, e);
   if (UNREACHABLE.has(code) && !(tls && handshaken)) {
     return new AgentError('UNAVAILABLE', `etcd at ${at} is unreachable: ${describe(e)}`, {
       hint: 'check that etcd runs there and that the network path (routes, firewall) allows it',
@@ -186,15 +197,24 @@ function classify(
     code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' ||
     code === 'EPROTO'
   ) {
-    return new AgentError('CONFIG_INVALID', `etcd at ${at} does not answer TLS: ${describe(e)}`, {
-      hint: 'use etcd:// for a plaintext etcd on loopback, or give etcd https:// client URLs with --cert-file/--key-file',
-      cause: e,
-    });
+    return noTls(endpoint, e);
   }
   return new AgentError('UNAVAILABLE', `the TLS connection to etcd at ${at} failed: ${describe(e)}`, {
     hint: 'check etcd’s log for the other side of this error',
     cause: e,
   });
+}
+
+function noTls(endpoint: EtcdEndpoint, cause: unknown): AgentError {
+  const why = cause === undefined ? '' : `: ${describe(cause)}`;
+  return new AgentError(
+    'CONFIG_INVALID',
+    `etcd at ${endpoint.text} accepts connections but does not answer TLS${why}`,
+    {
+      hint: 'use etcd:// for a plaintext etcd on loopback, or give etcd https:// client URLs with --cert-file/--key-file',
+      cause,
+    },
+  );
 }
 
 function clientCertRequired(endpoint: EtcdEndpoint, cause: unknown): AgentError {

@@ -19,18 +19,21 @@ let etcd: EtcdProcess | undefined;
 /** Its certificate names only DNS localhost, so dialling it by IP is a name mismatch. */
 let misnamed: EtcdProcess | undefined;
 let cluster: EtcdCluster | undefined;
+/** Plaintext, for etcds:// pointed at an etcd without TLS. */
+let plain: EtcdProcess | undefined;
 const dir = mkdtempSync(join(tmpdir(), 'nsm-etcd-tls-test-'));
 
 test.before(async () => {
   if (!etcdAvailable()) return;
-  [etcd, misnamed, cluster] = await Promise.all([
+  [etcd, misnamed, cluster, plain] = await Promise.all([
     startEtcd({ tls: true }),
     startEtcd({ tls: { serverDns: ['localhost'], serverIps: [] } }),
     startEtcdCluster({ size: 3, tls: true }),
+    startEtcd(),
   ]);
 });
 test.after.always(async () => {
-  await Promise.all([etcd?.stop(), misnamed?.stop(), cluster?.stop()]);
+  await Promise.all([etcd?.stop(), misnamed?.stop(), cluster?.stop(), plain?.stop()]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -188,6 +191,18 @@ it('plaintext etcd:// to a TLS etcd says to use etcds://', async (t) => {
   const r = await refused(t, { url: etcd!.url.replace('etcds:', 'etcd:') });
   t.is(r.code, 'CONFIG_INVALID');
   t.regex(r.message, /does not answer plaintext gRPC; if etcd serves TLS .* use etcds:\/\//);
+});
+
+it('etcds:// to an etcd without TLS says it does not answer TLS, at once', async (t) => {
+  const r = await refused(t, {
+    url: plain!.url.replace('etcd:', 'etcds:'),
+    tls: etcd!.tls!.storeTls,
+    connectTimeoutMs: 20_000,
+  });
+  t.is(r.code, 'CONFIG_INVALID');
+  t.regex(r.message, /etcd at 127\.0\.0\.1:\d+ accepts connections but does not answer TLS/);
+  t.regex(r.message, /use etcd:\/\/ for a plaintext etcd on loopback/);
+  t.true(r.ms < 10_000, `${r.ms} ms`);
 });
 
 it('nothing listening: UNAVAILABLE after the connect timeout, saying connection refused', async (t) => {
