@@ -160,6 +160,9 @@ export async function startControlServer(options: ControlServerOptions): Promise
     );
     const servers = [grpc, admin];
     const views = registry;
+    // Ended tokens (used, expired, revoked) are kept a day so `token list` and late retries explain
+    // them, then removed: a server that creates tokens for years does not keep them all.
+    const pruning = tokens.startPruning();
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -171,6 +174,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
           // Servers first (no new calls), then the registry's store watches, then the store.
           await Promise.all(servers.map((s) => s.close({ graceMs: 2_000 })));
           views.close();
+          await pruning.stop();
           await store.close();
           log.info('control server stopped');
         })();

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { parseGrpcUrl } from '../../api/grpc/index.js';
 import { AgentError } from '../../errors/index.js';
 import { systemClock, systemRandom } from '../../host/index.js';
-import type { Clock, Random } from '../../host/index.js';
+import type { Clock, Random, TimerHandle } from '../../host/index.js';
 import { silentLogger } from '../../log/index.js';
 import type { Logger } from '../../log/index.js';
 import { isConflict } from '../../store/index.js';
@@ -211,6 +211,40 @@ export class TokenStore {
       );
     }
     throw busy(token.id);
+  }
+
+  /**
+   * Prunes now and then every `everyMs` (default 1 h), keeping ended tokens for `graceMs` (default
+   * 1 day) so `token list` and a late retry still explain them. Failures are logged, never thrown;
+   * stop() cancels the timer and waits for a prune in flight (call it before closing the store).
+   */
+  startPruning(options: { everyMs?: number; graceMs?: number } = {}): { stop(): Promise<void> } {
+    const everyMs = options.everyMs ?? 3600_000;
+    const graceMs = options.graceMs ?? 24 * 3600_000;
+    let timer: TimerHandle | undefined;
+    let running: Promise<void> = Promise.resolve();
+    let stopped = false;
+    const tick = (): void => {
+      running = this.prune(graceMs).then(
+        (removed) => {
+          if (removed > 0) this.#log.info({ removed }, 'ended tokens removed');
+        },
+        (e: unknown) => {
+          this.#log.warn({ err: e }, 'could not remove ended tokens; will try again');
+        },
+      );
+      void running.then(() => {
+        if (!stopped) timer = this.#clock.setTimer(everyMs, tick);
+      });
+    };
+    tick();
+    return {
+      stop: async () => {
+        stopped = true;
+        timer?.cancel();
+        await running;
+      },
+    };
   }
 
   /** Deletes records of tokens that expired or were revoked before `now - graceMs`; returns how many. */

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { AgentError } from '../../../src/errors/index.js';
-import { FakeClock } from '../../../src/host/fake/index.js';
+import { FakeClock, flushMicrotasks } from '../../../src/host/fake/index.js';
 import { formatToken, parseToken, TokenStore, TOKEN_PREFIX } from '../../../src/identity/index.js';
 import { MemoryStore } from '../../../src/store/index.js';
 
@@ -181,4 +181,26 @@ test('prune removes expired and revoked tokens only', async (t) => {
     (await tokens.list()).map((i) => i.id),
     [keep.info.id],
   );
+});
+
+test('a running server prunes ended tokens on its own: at start and every interval, after the grace', async (t) => {
+  const { tokens, clock } = setup();
+  const ended = await tokens.create({ serverUrl: URL, caPin: PIN, ttlMs: 60_000 });
+  const live = await tokens.create({ serverUrl: URL, caPin: PIN, ttlMs: 10 * 3600_000 });
+  const pruning = tokens.startPruning({ everyMs: 3600_000, graceMs: 3600_000 });
+  try {
+    await flushMicrotasks();
+    t.is((await tokens.list()).length, 2, 'the expired token is still inside its grace');
+    await clock.advance(3600_000); // 1 h: the token ended 59 min ago
+    t.is((await tokens.list()).length, 2);
+    await clock.advance(3600_000); // 2 h: past expiry + grace
+    t.deepEqual(
+      (await tokens.list()).map((i) => i.id),
+      [live.info.id],
+    );
+    await t.throwsAsync(tokens.consume(ended.token), { message: /is not valid on this server/ });
+  } finally {
+    await pruning.stop();
+  }
+  t.is(clock.pending, 0, 'stop() leaves no timer behind');
 });
