@@ -3,6 +3,7 @@ import { EnrolmentService } from '../api/index.js';
 import { insecure, startServer } from '../api/grpc/index.js';
 import type { GrpcServer } from '../api/grpc/index.js';
 import { createTokenSigner } from '../api/token/index.js';
+import type { TokenSigner } from '../api/token/index.js';
 import type { Clock } from '../host/index.js';
 import { systemClock } from '../host/index.js';
 import {
@@ -12,9 +13,11 @@ import {
   enrolmentServerCredentials,
   enrolmentService,
   initCa,
+  keepServerSvidFresh,
   loadCa,
   refreshServerSvid,
 } from '../identity/index.js';
+import type { ServerPki } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { createRegistryServices } from '../registry/index.js';
 import { openStore } from '../store/index.js';
@@ -107,23 +110,25 @@ export async function startControlServer(options: ControlServerOptions): Promise
   try {
     const tokens = new TokenStore({ store, clock, log });
     const hosts = new HostStore({ store, clock, log });
-    const signer = createTokenSigner({
-      spiffeId: pki.server.spiffeId,
-      certificatePem: pki.server.certPem,
-      privateKeyPem: pki.server.keyPem,
-      clock,
-    });
+    // The registry signs its path tokens with the server SVID; tokens never outlive the certificate,
+    // so the signer follows the certificate when it is re-issued (below).
+    let signer = serverSigner(pki, clock);
+    const currentSigner: TokenSigner = {
+      spiffeId: signer.spiffeId,
+      mint: (peer, mintOptions) => signer.mint(peer, mintOptions),
+    };
     registry = createRegistryServices({
       store,
       clock,
       log,
-      signer,
+      signer: currentSigner,
       ...(options.registryExpirationMs !== undefined
         ? { defaultExpirationMs: options.registryExpirationMs }
         : {}),
     });
+    const tls = enrolmentServerCredentials(pki);
     const credentials = {
-      ...enrolmentServerCredentials(pki),
+      ...tls,
       // Mesh members only, except Enrol (hosts without an identity yet; the token authenticates them).
       authorizePeer: (id: string) => id.startsWith(`spiffe://${pki.ca.trustDomain}/`),
       anonymousMethods: new Set([`/${EnrolmentService.typeName}/Enrol`]),
@@ -163,6 +168,17 @@ export async function startControlServer(options: ControlServerOptions): Promise
     // Ended tokens (used, expired, revoked) are kept a day so `token list` and late retries explain
     // them, then removed: a server that creates tokens for years does not keep them all.
     const pruning = tokens.startPruning();
+    // A server that runs for months re-issues its own SVID at half-life and serves it to new
+    // connections without a restart (the old one stays valid for the connections that have it).
+    const svidRefresh = keepServerSvidFresh(pki, {
+      dataDir: options.dataDir,
+      clock,
+      log,
+      onRefreshed: (next) => {
+        tls.update(next);
+        signer = serverSigner(next, clock);
+      },
+    });
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -174,7 +190,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
           // Servers first (no new calls), then the registry's store watches, then the store.
           await Promise.all(servers.map((s) => s.close({ graceMs: 2_000 })));
           views.close();
-          await pruning.stop();
+          await Promise.all([pruning.stop(), svidRefresh.stop()]);
           await store.close();
           log.info('control server stopped');
         })();
@@ -187,6 +203,15 @@ export async function startControlServer(options: ControlServerOptions): Promise
     await store.close();
     throw e;
   }
+}
+
+function serverSigner(pki: ServerPki, clock: Clock): TokenSigner {
+  return createTokenSigner({
+    spiffeId: pki.server.spiffeId,
+    certificatePem: pki.server.certPem,
+    privateKeyPem: pki.server.keyPem,
+    clock,
+  });
 }
 
 function svidTtl(ms: number | undefined): { svidTtlMs?: number } {

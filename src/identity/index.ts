@@ -38,6 +38,8 @@ export type { IdentityMeta, RevokedMarker } from './client/identity-files.js';
 export { issueToolIdentity, DEFAULT_TOOL_SVID_TTL_MS } from './tools/issue-tool-identity.js';
 export type { IssueToolIdentityOptions, ToolIdentityFiles } from './tools/issue-tool-identity.js';
 export { refreshServerSvid } from './ca/refresh-server-svid.js';
+export { keepServerSvidFresh } from './ca/server-svid-refresh.js';
+export type { ServerSvidRefreshOptions } from './ca/server-svid-refresh.js';
 export type { RefreshServerSvidOptions } from './ca/refresh-server-svid.js';
 export { renewalTime } from './client/renewal-schedule.js';
 export { adminSpiffeIds, enrolmentAdminService } from './enrolment/admin-service.js';
