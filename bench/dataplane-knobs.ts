@@ -41,6 +41,11 @@ const variants: readonly Variant[] = [
     what: "UDP socket buffers 4 MiB (SO_RCVBUFFORCE/SO_SNDBUFFORCE put on wireguard-go's sockets)",
     knobs: { udpBuffer: bigBuffer },
   },
+  {
+    id: 'agent-buf4m',
+    what: "the agent's own UDP buffer sizing (UserspaceWireGuard, 4 MiB: its default)",
+    knobs: { agentUdpBuffer: bigBuffer },
+  },
   { id: 'buf1m', what: 'UDP socket buffers 1 MiB', knobs: { udpBuffer: 1024 * 1024 } },
   { id: 'buf2m', what: 'UDP socket buffers 2 MiB', knobs: { udpBuffer: 2 * 1024 * 1024 } },
   { id: 'buf8m', what: 'UDP socket buffers 8 MiB', knobs: { udpBuffer: 8 * 1024 * 1024 } },
@@ -146,7 +151,14 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
       rows.push(await nebula(ctx, { ...common, ...v.nebula, port: 4300 + i }));
       continue;
     }
-    const o = { ...common, ...(v.knobs ?? {}), backend: 'userspace' as const, port: 51900 + i };
+    // The agent's own buffer sizing is off unless a variant asks for it: each row changes one knob.
+    const o = {
+      agentUdpBuffer: 0,
+      ...common,
+      ...(v.knobs ?? {}),
+      backend: 'userspace' as const,
+      port: 51900 + i,
+    };
     switch (v.maker) {
       case 'hand':
         rows.push(await handWireGuard(ctx, o));

@@ -3,8 +3,13 @@
 // through our WireGuard port, and Nebula: iperf3 TCP both ways, ping RTT (avg, p99), CPU and RSS of
 // the tunnel processes during iperf3. Prints a table, the ratios against the targets, and as its
 // last line one summary line.
-//   node --import tsx bench/dataplane.ts [--quick] [--reps N] [--seconds S] [--pings N]
-//     [--backend auto|kernel|userspace] [--no-nebula] [--no-tuned] [--ours forwarder|port]
+//   node --import tsx bench/dataplane.ts [--quick] [--reps N] [--seconds S] [--rtt-rounds N]
+//     [--pings N] [--backend auto|kernel|userspace] [--no-nebula] [--no-hand-buf] [--no-hand-setsid]
+//     [--no-ours-nobuf]
+//     [--ours forwarder|port]
+// Throughput: per rep every row once (order rotated), medians of reps. Latency: a separate phase on
+// idle tunnels, N rounds of --pings pings per row (order rotated); RTT ratios are round-by-round
+// (paired) ratios, median and quartiles over the rounds, for the mean and for the median RTT.
 // Needs root, iperf3, ping, wg, wireguard-go (or kernel WireGuard) and nebula (apt-get install nebula).
 // Everything lives in the netns `nsmdp-*`; nothing touches the root namespace, and every exit path
 // (end, error, SIGINT/SIGTERM) removes the namespaces and kills the processes it started, by pid.
@@ -12,6 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner } from '../src/host/command-runner.js';
+import { defaultUdpBufferBytes } from '../src/host/socket-buffers/index.js';
 import { chooseBackend, probeBackends } from '../src/host/wireguard/index.js';
 import { testbedDown, testbedUp } from '../test/helpers/testbed.js';
 import { runWithCleanup } from './lib/cleanup.js';
@@ -19,31 +25,34 @@ import { formatTable, measureRows } from './lib/measure.js';
 import type { RowSummary } from './lib/measure.js';
 import { NetnsRunner } from './lib/netns-runner.js';
 import { BenchProcesses } from './lib/processes.js';
-import { fmt, ratio } from './lib/stats.js';
+import { fmt, pairedRatio, ratio } from './lib/stats.js';
 import { agentWireGuard, forwarderWireGuard, handWireGuard, nebula, vethPath } from './lib/tunnels.js';
 import type { BenchTunnel, TunnelContext, WgKnobs } from './lib/tunnels.js';
 
 const prefix = 'nsmdp';
 
 /**
- * What closes the gap to Nebula for wireguard-go here (bench/dataplane-knobs.ts, results in
+ * What closed the gap to Nebula for wireguard-go here (bench/dataplane-knobs.ts, results in
  * bench/results/): UDP socket buffers of 4 MiB instead of the 208 KiB default, which takes the
  * receive-side drops (/proc/net/snmp RcvbufErrors) from ~90,000 per run to 0. Debian's wireguard-go
- * 0.0.20220316 cannot be told to use them (newer wireguard-go asks for 7 MiB itself, with
- * SO_RCVBUFFORCE), and net.core.rmem_default is global, so the row forces them onto the running
- * process's sockets with a benchmark-only probe (bench/lib/force-socket-buffers.py): it shows what
- * the agent gains once its wireguard-go gets big buffers. MTU, txqueuelen, GOMAXPROCS, GOGC and CPU
- * pinning did not help reliably (see the report). The "tuned" row is on unless --no-tuned.
+ * 0.0.20220316 does not ask for them (newer wireguard-go asks for 7 MiB itself), so the agent gives
+ * them to it (UserspaceWireGuard, src/host/socket-buffers): the "ours" row has them. For a fair
+ * "same buffers" comparison the wg-hand-buf row forces the same size onto a hand-configured
+ * wireguard-go with a benchmark-only probe (bench/lib/force-socket-buffers.py); wg-ours-nobuf is the
+ * agent with its sizing off, against plain wg-hand.
  */
-export const recommendedUserspaceKnobs: WgKnobs = { udpBuffer: 4 * 1024 * 1024 };
+export const handBufferKnobs: WgKnobs = { udpBuffer: defaultUdpBufferBytes };
 
 interface Args {
   readonly reps: number;
   readonly seconds: number;
   readonly pings: number;
+  readonly rttRounds: number;
   readonly backend: 'auto' | 'kernel' | 'userspace';
   readonly nebula: boolean;
-  readonly tuned: boolean;
+  readonly handBuf: boolean;
+  readonly handSetsid: boolean;
+  readonly oursNobuf: boolean;
   /** What makes the "ours" row: the forwarder's apply() (default) or the WireGuard port directly. */
   readonly ours: 'forwarder' | 'port';
 }
@@ -64,10 +73,13 @@ function parseArgs(argv: readonly string[]): Args {
   return {
     reps: num('--reps', quick ? 2 : 4),
     seconds: num('--seconds', quick ? 2 : 4),
-    pings: num('--pings', quick ? 100 : 200),
+    pings: num('--pings', 100),
+    rttRounds: num('--rtt-rounds', quick ? 4 : 12),
     backend: b,
     nebula: !argv.includes('--no-nebula'),
-    tuned: !argv.includes('--no-tuned'),
+    handBuf: !argv.includes('--no-hand-buf'),
+    handSetsid: !argv.includes('--no-hand-setsid'),
+    oursNobuf: !argv.includes('--no-ours-nobuf'),
     ours: argv.includes('--ours') && argv[argv.indexOf('--ours') + 1] === 'port' ? 'port' : 'forwarder',
   };
 }
@@ -102,6 +114,64 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
       port: 51801,
     }),
   );
+  const userspace = backend === 'userspace';
+  if (args.handSetsid && userspace) {
+    // The agent starts wireguard-go in a session of its own (it must outlive the agent); with
+    // kernel.sched_autogroup_enabled=1 that is also a scheduling group of its own, while wg-hand
+    // shares the benchmark's session (and autogroup) with ping and iperf3. This row is hand-made
+    // wireguard-go in its own session: the like-for-like reference for the agent's rows.
+    rows.push(
+      await handWireGuard(ctx, {
+        backend,
+        detached: true,
+        id: 'wg-hand-setsid',
+        label: 'hand-configured wireguard-go in its own session (setsid, as the agent starts it)',
+        suffix: 'wgs',
+        subnet: '10.205.0',
+        port: 51805,
+      }),
+    );
+  }
+  if (args.handBuf && userspace) {
+    try {
+      rows.push(
+        await handWireGuard(ctx, {
+          ...handBufferKnobs,
+          backend,
+          id: 'wg-hand-buf',
+          label: `hand-configured wireguard-go + ${defaultUdpBufferBytes / 1024 / 1024} MiB UDP buffers (forced by the bench probe)`,
+          suffix: 'wgb',
+          subnet: '10.203.0',
+          port: 51803,
+        }),
+      );
+    } catch (e: unknown) {
+      // The probe needs python3 and pidfd_getfd (Linux ≥ 5.6); without them the other rows still count.
+      process.stderr.write(
+        `skipping wg-hand-buf: ${e instanceof Error ? e.message : String(e)}; install python3 or pass --no-hand-buf\n`,
+      );
+    }
+  }
+  if (args.handBuf && args.handSetsid && userspace) {
+    try {
+      rows.push(
+        await handWireGuard(ctx, {
+          ...handBufferKnobs,
+          backend,
+          detached: true,
+          id: 'wg-hand-buf-setsid',
+          label: `hand-configured wireguard-go in its own session + ${defaultUdpBufferBytes / 1024 / 1024} MiB UDP buffers (bench probe)`,
+          suffix: 'wgx',
+          subnet: '10.206.0',
+          port: 51806,
+        }),
+      );
+    } catch (e: unknown) {
+      process.stderr.write(
+        `skipping wg-hand-buf-setsid: ${e instanceof Error ? e.message : String(e)}; install python3 or pass --no-hand-buf\n`,
+      );
+    }
+  }
   const ours = args.ours === 'forwarder' ? forwarderWireGuard : agentWireGuard;
   const oursLabel =
     args.ours === 'forwarder'
@@ -111,31 +181,24 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
     await ours(ctx, {
       backend,
       id: 'wg-ours',
-      label: oursLabel,
+      label: userspace ? `${oursLabel}, the agent's own UDP buffer sizing` : oursLabel,
       suffix: 'wgo',
       subnet: '10.202.0',
       port: 51802,
     }),
   );
-  if (args.tuned && backend === 'userspace') {
-    try {
-      rows.push(
-        await ours(ctx, {
-          ...recommendedUserspaceKnobs,
-          backend,
-          id: 'wg-ours-tuned',
-          label: `${oursLabel} + 4 MiB UDP buffers (forced by the bench probe)`,
-          suffix: 'wgt',
-          subnet: '10.203.0',
-          port: 51803,
-        }),
-      );
-    } catch (e: unknown) {
-      // The probe needs python3 and pidfd_getfd (Linux ≥ 5.6); without them the other rows still count.
-      process.stderr.write(
-        `skipping the tuned row: ${e instanceof Error ? e.message : String(e)}; install python3 or pass --no-tuned\n`,
-      );
-    }
+  if (args.oursNobuf && userspace) {
+    rows.push(
+      await ours(ctx, {
+        backend,
+        agentUdpBuffer: 0,
+        id: 'wg-ours-nobuf',
+        label: `${oursLabel}, buffer sizing off`,
+        suffix: 'wgn',
+        subnet: '10.204.0',
+        port: 51804,
+      }),
+    );
   }
   if (args.nebula) {
     rows.push(
@@ -144,7 +207,7 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
   }
 
   process.stderr.write(
-    `measuring ${rows.length} rows × ${args.reps} reps × (${args.seconds}+1 s iperf3 each way + ${args.pings} pings)…\n`,
+    `measuring ${rows.length} rows × ${args.reps} reps × (${args.seconds}+1 s iperf3 each way), then ${args.rttRounds} rounds × ${args.pings} pings…\n`,
   );
   const summary = await measureRows(rows, {
     runner,
@@ -155,6 +218,8 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
     seconds: args.seconds,
     pings: args.pings,
     pingIntervalS: 0.01,
+    rttRounds: args.rttRounds,
+    rttPings: args.pings,
     progress: (l) => process.stderr.write(`  ${l}\n`),
   });
   report(summary, rows, args, backendText, (Date.now() - t0) / 1000);
@@ -170,8 +235,11 @@ function report(
   const by = (id: string): RowSummary | undefined => rows.find((r) => r.id === id);
   const ours = by('wg-ours');
   const hand = by('wg-hand');
+  const handBuf = by('wg-hand-buf');
+  const oursNobuf = by('wg-ours-nobuf');
+  const handSetsid = by('wg-hand-setsid');
+  const handBufSetsid = by('wg-hand-buf-setsid');
   const neb = by('nebula');
-  const tuned = by('wg-ours-tuned');
   const thr = (r: RowSummary | undefined): number => (r === undefined ? NaN : (r.fwdMbps + r.revMbps) / 2);
   console.log(`nsm-agent data-plane benchmark — ${new Date().toISOString()}`);
   console.log(
@@ -180,7 +248,8 @@ function report(
       .join(' ')}; backend measured: ${backendText}`,
   );
   console.log(
-    `method: 2 netns on a bridge; per rep every row once, order rotated; iperf3 TCP ${args.seconds} s (+1 s omitted) each way, ${args.pings} pings at 10 ms; medians of ${args.reps} reps`,
+    `method: 2 netns on a bridge; throughput: per rep every row once, order rotated, iperf3 TCP ${args.seconds} s (+1 s omitted) each way, medians of ${args.reps} reps; ` +
+      `latency: idle tunnels, ${args.rttRounds} rounds × ${args.pings} pings at 10 ms per row, order rotated; rtt avg/p50 = median over rounds of each round's mean/median, p99 pooled`,
   );
   console.log('rows:');
   for (const t of tunnels) console.log(`  ${t.id.padEnd(14)} ${t.label} — ${t.settings}`);
@@ -188,23 +257,46 @@ function report(
   console.log(formatTable(rows));
   console.log('');
   const lines: string[] = [];
-  const thrRatio = ratio(thr(ours), thr(hand));
-  const rttRatio = ratio(ours?.rttAvgMs ?? NaN, hand?.rttAvgMs ?? NaN);
-  lines.push(
-    `throughput ours/hand: fwd ${fmt(ratio(ours?.fwdMbps ?? NaN, hand?.fwdMbps ?? NaN), 3)}, rev ${fmt(ratio(ours?.revMbps ?? NaN, hand?.revMbps ?? NaN), 3)}, mean ${fmt(thrRatio, 3)} (target ≥ 0.97: ${thrRatio >= 0.97 ? 'met' : 'NOT met'})`,
-  );
-  lines.push(
-    `RTT ours/hand: avg ${fmt(rttRatio, 3)}, p99 ${fmt(ratio(ours?.rttP99Ms ?? NaN, hand?.rttP99Ms ?? NaN), 3)} (target avg ≤ 1.05: ${rttRatio <= 1.05 ? 'met' : 'NOT met'})`,
-  );
-  if (neb !== undefined) {
-    lines.push(
-      `ours/Nebula throughput: ${fmt(ratio(thr(ours), thr(neb)), 3)} (goal ≥ 1.0); hand wireguard/Nebula ${fmt(ratio(thr(hand), thr(neb)), 3)}; RSS/proc ours ${fmt(ours?.rssMb ?? NaN)} MiB vs Nebula ${fmt(neb.rssMb)} MiB`,
-    );
-    if (tuned !== undefined) {
+  const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  const thrLine = (name: string, x: RowSummary | undefined, y: RowSummary | undefined): number => {
+    const r = ratio(thr(x), thr(y));
+    if (x !== undefined && y !== undefined) {
       lines.push(
-        `tuned ours/Nebula throughput: ${fmt(ratio(thr(tuned), thr(neb)), 3)}; tuned/hand ${fmt(ratio(thr(tuned), thr(hand)), 3)}`,
+        `throughput ${name}: fwd ${fmt(ratio(x.fwdMbps, y.fwdMbps), 3)}, rev ${fmt(ratio(x.revMbps, y.revMbps), 3)}, mean ${fmt(r, 3)} (target ≥ 0.97: ${met(r >= 0.97)})`,
       );
     }
+    return r;
+  };
+  const rttLine = (name: string, x: RowSummary | undefined, y: RowSummary | undefined): number => {
+    if (x === undefined || y === undefined) return NaN;
+    const avg = pairedRatio(x.rttRoundsAvgMs, y.rttRoundsAvgMs);
+    const p50 = pairedRatio(x.rttRoundsP50Ms, y.rttRoundsP50Ms);
+    lines.push(
+      `RTT ${name} (paired over ${avg.n} rounds): mean-RTT ratio ${fmt(avg.median, 3)} [p25–p75 ${fmt(avg.p25, 3)}–${fmt(avg.p75, 3)}], ` +
+        `median-RTT ratio ${fmt(p50.median, 3)} [${fmt(p50.p25, 3)}–${fmt(p50.p75, 3)}]; p99 ${fmt(ratio(x.rttP99Ms, y.rttP99Ms), 3)} (target mean-RTT ratio ≤ 1.05: ${met(avg.median <= 1.05)})`,
+    );
+    return avg.median;
+  };
+  const thrRatio = thrLine('ours/hand', ours, hand);
+  const thrSame = thrLine('ours/hand-buf (same buffers)', ours, handBuf);
+  const thrLike = thrLine(
+    'ours/hand-buf-setsid (same buffers, own session: like for like)',
+    ours,
+    handBufSetsid,
+  );
+  thrLine('ours-nobuf/hand (both default buffers)', oursNobuf, hand);
+  thrLine('ours-nobuf/hand-setsid (default buffers, own session: like for like)', oursNobuf, handSetsid);
+  const rttRatio = rttLine('ours/hand', ours, hand);
+  const rttSame = rttLine('ours/hand-buf', ours, handBuf);
+  const rttLike = rttLine('ours/hand-buf-setsid (like for like)', ours, handBufSetsid);
+  rttLine('ours-nobuf/hand', oursNobuf, hand);
+  rttLine('ours/hand-setsid', ours, handSetsid);
+  rttLine('ours-nobuf/hand-setsid (like for like)', oursNobuf, handSetsid);
+  rttLine('hand-setsid/hand (the session alone)', handSetsid, hand);
+  if (neb !== undefined) {
+    lines.push(
+      `ours/Nebula throughput: ${fmt(ratio(thr(ours), thr(neb)), 3)} (goal ≥ 1.0: ${met(ratio(thr(ours), thr(neb)) >= 1)}); hand/Nebula ${fmt(ratio(thr(hand), thr(neb)), 3)}; hand-buf/Nebula ${fmt(ratio(thr(handBuf), thr(neb)), 3)}; hand-buf-setsid/Nebula ${fmt(ratio(thr(handBufSetsid), thr(neb)), 3)}; RSS/proc ours ${fmt(ours?.rssMb ?? NaN)} MiB vs Nebula ${fmt(neb.rssMb)} MiB`,
+    );
   }
   lines.push(
     `veth limit: ${fmt(thr(by('veth')), 0)} Mbit/s mean of both directions; elapsed ${fmt(elapsedS, 0)} s`,
@@ -215,15 +307,19 @@ function report(
       `SUMMARY dataplane backend=${backendText.split(' (')[0]!.replace(' ', '-')}`,
       `veth=${fmt(thr(by('veth')), 0)}Mbps`,
       `hand=${fmt(thr(hand), 0)}Mbps`,
+      ...(handBuf === undefined ? [] : [`hand-buf=${fmt(thr(handBuf), 0)}Mbps`]),
+      ...(handSetsid === undefined ? [] : [`hand-setsid=${fmt(thr(handSetsid), 0)}Mbps`]),
+      ...(handBufSetsid === undefined ? [] : [`hand-buf-setsid=${fmt(thr(handBufSetsid), 0)}Mbps`]),
       `ours=${fmt(thr(ours), 0)}Mbps`,
-      ...(tuned === undefined ? [] : [`ours-tuned=${fmt(thr(tuned), 0)}Mbps`]),
+      ...(oursNobuf === undefined ? [] : [`ours-nobuf=${fmt(thr(oursNobuf), 0)}Mbps`]),
       ...(neb === undefined ? [] : [`nebula=${fmt(thr(neb), 0)}Mbps`]),
       `thr-ratio=${fmt(thrRatio, 3)}`,
+      ...(handBuf === undefined ? [] : [`thr-ratio-same-buffers=${fmt(thrSame, 3)}`]),
+      ...(handBufSetsid === undefined ? [] : [`thr-ratio-like-for-like=${fmt(thrLike, 3)}`]),
       `rtt-ratio=${fmt(rttRatio, 3)}`,
+      ...(handBuf === undefined ? [] : [`rtt-ratio-same-buffers=${fmt(rttSame, 3)}`]),
+      ...(handBufSetsid === undefined ? [] : [`rtt-ratio-like-for-like=${fmt(rttLike, 3)}`]),
       ...(neb === undefined ? [] : [`ours/nebula=${fmt(ratio(thr(ours), thr(neb)), 3)}`]),
-      ...(neb === undefined || tuned === undefined
-        ? []
-        : [`tuned/nebula=${fmt(ratio(thr(tuned), thr(neb)), 3)}`]),
       `rtt-ours=${fmt(ours?.rttAvgMs ?? NaN, 3)}ms`,
       `rtt-hand=${fmt(hand?.rttAvgMs ?? NaN, 3)}ms`,
     ].join(' '),

@@ -8,7 +8,7 @@ import type { UdpCounters } from './netns-counters.js';
 import { runPing } from './ping.js';
 import type { BenchProcesses } from './processes.js';
 import { measureProcs } from './proc-stats.js';
-import { fmt, median } from './stats.js';
+import { fmt, median, percentile } from './stats.js';
 import type { BenchTunnel } from './tunnels.js';
 
 export interface MeasureOptions {
@@ -20,9 +20,16 @@ export interface MeasureOptions {
   readonly serverNetns: string;
   readonly reps: number;
   readonly seconds: number;
-  /** Pings per repetition (0: no ping), every pingIntervalS. */
+  /** Pings per repetition right after iperf3 (0: none), every pingIntervalS. */
   readonly pings: number;
   readonly pingIntervalS: number;
+  /**
+   * A latency phase after all throughput repetitions, on idle tunnels: this many rounds, each
+   * pinging every row once (rttPings pings, order rotated), so rows are compared round by round
+   * under the same background load (paired ratios). 0: none.
+   */
+  readonly rttRounds?: number;
+  readonly rttPings?: number;
   /** Called after each measurement, for progress on stderr. */
   readonly progress?: (line: string) => void;
 }
@@ -35,7 +42,10 @@ export interface RowSamples {
   readonly revMbps: number[];
   readonly retransmits: number[];
   readonly rttAvgMs: number[];
+  readonly rttP50Ms: number[];
   readonly rttP99Ms: number[];
+  /** Every RTT of the latency phase (for the pooled p99). */
+  readonly rttAll: number[];
   readonly pingLost: number[];
   /** Tunnel processes' CPU during iperf3, percent of one CPU, both hosts together. */
   readonly cpuPercent: number[];
@@ -56,8 +66,14 @@ export interface RowSummary {
   readonly fwdMbps: number;
   readonly revMbps: number;
   readonly retransmits: number;
+  /** Median over rounds (or reps) of each one's mean RTT. */
   readonly rttAvgMs: number;
+  /** Median over rounds (or reps) of each one's median RTT. */
+  readonly rttP50Ms: number;
   readonly rttP99Ms: number;
+  /** Per round (or rep), in order: for paired ratios between rows. */
+  readonly rttRoundsAvgMs: readonly number[];
+  readonly rttRoundsP50Ms: readonly number[];
   readonly pingLost: number;
   readonly cpuPercent: number;
   readonly rssMb: number;
@@ -78,7 +94,9 @@ export async function measureRows(rows: readonly BenchTunnel[], o: MeasureOption
     revMbps: [],
     retransmits: [],
     rttAvgMs: [],
+    rttP50Ms: [],
     rttP99Ms: [],
+    rttAll: [],
     pingLost: [],
     cpuPercent: [],
     rssKb: [],
@@ -94,6 +112,16 @@ export async function measureRows(rows: readonly BenchTunnel[], o: MeasureOption
         `rep ${rep + 1}/${o.reps} ${s.tunnel.id}: ${fmt(s.fwdMbps.at(-1) ?? NaN, 0)}/${fmt(s.revMbps.at(-1) ?? NaN, 0)} Mbit/s, rtt ${fmt(s.rttAvgMs.at(-1) ?? NaN, 3)} ms`,
       );
     }
+  }
+  const rounds = o.rttRounds ?? 0;
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < samples.length; k++) {
+      const s = samples[(k + round) % samples.length]!;
+      await pingRow(s, o, o.rttPings ?? 100);
+    }
+    o.progress?.(
+      `rtt round ${round + 1}/${rounds}: ${samples.map((s) => `${s.tunnel.id} ${fmt(s.rttP50Ms.at(-1) ?? NaN, 3)}`).join(', ')} ms (p50)`,
+    );
   }
   const out: RowSummary[] = [];
   for (const s of samples) {
@@ -140,17 +168,21 @@ async function measureOnce(s: RowSamples, o: MeasureOptions): Promise<void> {
   s.cpuPercent.push(cpu);
   s.rssKb.push(rss);
   s.ctxPerMbit.push(ctx);
-  if (o.pings > 0) {
-    const p = await runPing(o.runner, {
-      netns: o.clientNetns,
-      target: t.serverIp,
-      count: o.pings,
-      intervalS: o.pingIntervalS,
-    });
-    s.rttAvgMs.push(p.avgMs);
-    s.rttP99Ms.push(p.p99Ms);
-    s.pingLost.push(p.sent - p.received);
-  }
+  if (o.pings > 0 && (o.rttRounds ?? 0) === 0) await pingRow(s, o, o.pings);
+}
+
+async function pingRow(s: RowSamples, o: MeasureOptions, count: number): Promise<void> {
+  const p = await runPing(o.runner, {
+    netns: o.clientNetns,
+    target: s.tunnel.serverIp,
+    count,
+    intervalS: o.pingIntervalS,
+  });
+  s.rttAvgMs.push(p.avgMs);
+  s.rttP50Ms.push(p.p50Ms);
+  s.rttP99Ms.push(p.p99Ms);
+  s.rttAll.push(...p.rttsMs);
+  s.pingLost.push(p.sent - p.received);
 }
 
 function summarize(s: RowSamples): Omit<RowSummary, 'udpRcvbufKb'> {
@@ -165,7 +197,10 @@ function summarize(s: RowSamples): Omit<RowSummary, 'udpRcvbufKb'> {
     revMbps: rev,
     retransmits: median(s.retransmits),
     rttAvgMs: median(s.rttAvgMs),
-    rttP99Ms: median(s.rttP99Ms),
+    rttP50Ms: median(s.rttP50Ms),
+    rttP99Ms: percentile(s.rttAll, 99),
+    rttRoundsAvgMs: s.rttAvgMs,
+    rttRoundsP50Ms: s.rttP50Ms,
     pingLost: s.pingLost.reduce((a, b) => a + b, 0),
     cpuPercent: cpu,
     rssMb: median(s.rssKb) / 1024,
@@ -184,6 +219,7 @@ export function formatTable(rows: readonly RowSummary[]): string {
     'rev Mbit/s',
     'retr',
     'rtt avg ms',
+    'rtt p50 ms',
     'rtt p99 ms',
     'lost',
     'tunnel CPU %',
@@ -200,6 +236,7 @@ export function formatTable(rows: readonly RowSummary[]): string {
     fmt(r.revMbps, 0),
     fmt(r.retransmits, 0),
     fmt(r.rttAvgMs, 3),
+    fmt(r.rttP50Ms, 3),
     fmt(r.rttP99Ms, 3),
     String(r.pingLost),
     fmt(r.cpuPercent, 0),

@@ -25,3 +25,16 @@ export function ratio(a: number, b: number): number {
 export function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '—';
 }
+
+/** Round-by-round ratios a[i]/b[i]: their median and quartiles (the spread of the comparison). */
+export function pairedRatio(
+  a: readonly number[],
+  b: readonly number[],
+): { median: number; p25: number; p75: number; n: number } {
+  const r: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = ratio(a[i]!, b[i]!);
+    if (Number.isFinite(x)) r.push(x);
+  }
+  return { median: median(r), p25: percentile(r, 25), p75: percentile(r, 75), n: r.length };
+}

@@ -5,6 +5,7 @@
 //   agent       wireguard-go programmed through our WireGuard port (UserspaceWireGuard)
 //   nebula      Nebula with a throwaway CA, host 1 as lighthouse, a static host map
 // Host 1 (`a`) is always the iperf3 server and ping target; host 2 (`b`) the client.
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import { Forwarder, emptyDesiredState, entryKey } from '../../src/forwarder/inde
 import type { DesiredState } from '../../src/forwarder/index.js';
 import type { CommandRunner } from '../../src/host/command-runner.js';
 import { Ip } from '../../src/host/ip/index.js';
+import { defaultUdpBufferBytes } from '../../src/host/socket-buffers/index.js';
 import {
   createWireGuard,
   defaultSocketDir,
@@ -27,6 +29,7 @@ import type { BenchProcesses } from './processes.js';
 import { sleep } from './processes.js';
 
 const forceSocketBuffers = fileURLToPath(new URL('./force-socket-buffers.py', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface BenchTunnel {
   readonly id: string;
@@ -70,6 +73,11 @@ export interface WgKnobs {
   readonly udpBuffer?: number;
   /** Per-netns sysctls in force while the device and its socket are made (only per-netns keys are writable). */
   readonly socketSysctls?: Readonly<Record<string, string>>;
+  /**
+   * Rows made by the agent (port, forwarder): the UDP buffer size UserspaceWireGuard gives
+   * wireguard-go itself (udpBufferBytes; absent: its default, 4 MiB; 0: off).
+   */
+  readonly agentUdpBuffer?: number;
 }
 
 export interface WgTunnelOptions extends WgKnobs {
@@ -107,6 +115,13 @@ function deviceName(host: TestbedHost, suffix: string): string {
   if (name.length > 15)
     throw new Error(`device name ${name} is longer than 15 characters: shorten the suffix`);
   return name;
+}
+
+/** Settings of a row made by the agent: the knobs and the agent's own UDP buffer sizing. */
+function describeAgentKnobs(o: WgTunnelOptions): string {
+  const bytes = o.agentUdpBuffer ?? defaultUdpBufferBytes;
+  if (o.backend === 'kernel') return describeKnobs(o);
+  return `${describeKnobs(o)}, agent UDP buffers ${bytes === 0 ? 'off' : `${bytes / 1024 / 1024} MiB`}`;
 }
 
 function describeKnobs(k: WgKnobs): string {
@@ -271,6 +286,10 @@ async function agentPorts(
   const devs = hosts.map((h) => deviceName(h, o.suffix));
   const logDir = join(ctx.workDir, 'agent-logs');
   await mkdir(logDir, { recursive: true, mode: 0o700 });
+  // UserspaceWireGuard loads its native buffer helper from dist/native when run from the sources.
+  if (o.backend === 'userspace' && o.agentUdpBuffer !== 0) {
+    execFileSync(process.execPath, ['packaging/build-native.mjs'], { cwd: repoRoot, stdio: 'ignore' });
+  }
   const ports: WireGuard[] = hosts.map((h) =>
     createWireGuard(o.backend, {
       runner: ctx.runner,
@@ -278,6 +297,7 @@ async function agentPorts(
       socketDir: defaultSocketDir,
       logDir,
       env: { ...process.env, ...(o.env ?? {}) },
+      ...(o.agentUdpBuffer === undefined ? {} : { udpBufferBytes: o.agentUdpBuffer }),
     }),
   );
   return { hosts, keys, devs, ports };
@@ -293,7 +313,7 @@ export async function agentWireGuard(ctx: TunnelContext, o: WgTunnelOptions): Pr
     serverIp: `${o.subnet}.${ctx.a.index}`,
     devices: hosts.map((h, i) => ({ netns: h.netns, dev: devs[i]! })),
     pids,
-    settings: describeKnobs(o),
+    settings: describeAgentKnobs(o),
     udpPort: o.port,
     close: async () => {
       for (const [i, wg] of ports.entries()) await wg.deleteDevice(devs[i]!);
@@ -368,7 +388,7 @@ export async function forwarderWireGuard(ctx: TunnelContext, o: WgTunnelOptions)
     serverIp: `${o.subnet}.${ctx.a.index}`,
     devices: hosts.map((h, i) => ({ netns: h.netns, dev: devs[i]! })),
     pids,
-    settings: describeKnobs(o),
+    settings: describeAgentKnobs(o),
     udpPort: o.port,
     close: async () => {
       for (const [i, f] of forwarders.entries()) {
