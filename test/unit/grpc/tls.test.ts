@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { TLSSocket } from 'node:tls';
 import type { PeerCertificate } from 'node:tls';
 import test from 'ava';
 import { ChannelCredentials, Client, Metadata, ServerCredentials } from '@grpc/grpc-js';
@@ -80,8 +81,25 @@ test('mTLS between SVIDs of one CA works and the server sees the client’s SPIF
   t.is(conn.labels.servedBy, AGENT_ID);
 });
 
-test('a handler sees the peer’s certificate and can send response headers', async (t) => {
+// Serial (ava runs serial tests first, alone): it counts calls of a TLSSocket method process-wide.
+test.serial('a handler sees the peer’s certificate and can send response headers', async (t) => {
   const m = await mesh();
+  // The certificate of a connection is read once, not on every call (grpc-js builds a JS object
+  // with fingerprints each time). If this count breaks, grpc-js internals changed (src/api/grpc/svid.ts).
+  let certificateReads = 0;
+  const proto = TLSSocket.prototype;
+  const original = Object.getOwnPropertyDescriptor(proto, 'getPeerCertificate')?.value as (
+    this: TLSSocket,
+    ...args: unknown[]
+  ) => PeerCertificate;
+  proto.getPeerCertificate = function (this: TLSSocket, ...args: unknown[]): PeerCertificate {
+    // Server-side sockets only (they have .server); the client reads the server's certificate too.
+    if ((this as { server?: unknown }).server !== undefined) certificateReads++;
+    return original.apply(this, args);
+  } as typeof proto.getPeerCertificate;
+  t.teardown(() => {
+    proto.getPeerCertificate = original as typeof proto.getPeerCertificate;
+  });
   const seen: (X509Certificate | undefined)[] = [];
   const server = await serve(t, {
     listen: [{ url: 'tcp://127.0.0.1:0', credentials: tlsServer(m) }],
@@ -129,6 +147,7 @@ test('a handler sees the peer’s certificate and can send response headers', as
   t.is(seen.length, 2);
   t.is(seen[0]?.fingerprint256, agentCert.fingerprint256);
   t.is(seen[1], seen[0], 'one parsed certificate per peer certificate, not one per call');
+  t.is(certificateReads, 1, 'the server read the peer certificate of the connection once for two calls');
 });
 
 test('an mTLS server on tcp://:0 (all interfaces) answers on IPv4 and IPv6 loopback', async (t) => {
