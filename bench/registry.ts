@@ -7,7 +7,7 @@
 // (so RSS reflects the shipped code, not tsx), or under tsx with --server tsx or if bundling fails.
 // The child runs on the Node runtime the binary ships (packaging/runtime, pinned by build-binary.mjs)
 // when it is installed, else on this node; --server-node PATH picks another. The header says which.
-//   node --import tsx bench/registry.ts [--store memory|embedded[:dir]|etcd://host:port] [--nses 10000]
+//   node --import tsx bench/registry.ts [--store memory|embedded[:dir]|etcd|etcd://host:port] [--nses 10000]
 //     [--watchers 100] [--concurrency 64] [--fanout-events 100] [--server bundle|tsx] [--server-node PATH]
 //     [--server-flags "node flags"]   (default: the flags dist/nsm-agent runs with, packaging/node-flags.json)
 import { execFileSync, fork } from 'node:child_process';
@@ -184,6 +184,9 @@ interface Result {
   readonly arrayBuffersAfterRegister: number;
   readonly mappingsStart: Readonly<Record<string, number>>;
   readonly mappingsAfterRegister: Readonly<Record<string, number>>;
+  readonly mappingsAfterWatch: Readonly<Record<string, number>>;
+  readonly heapAfterWatch: number;
+  readonly heapTotalAfterWatch: number;
   readonly rssAfterWatch: number;
   readonly rssMax: number;
   readonly load: string;
@@ -314,6 +317,10 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
     await Promise.all(watchDone);
     fanLat.sort((a, b) => a - b);
     const afterWatch = await request(child, { type: 'rss' }, 'rss');
+    if (snapshotDir) {
+      const { file } = await request(child, { type: 'heap-snapshot', dir: snapshotDir }, 'heap-snapshot');
+      console.log(`heap snapshot after the watches: ${file}`);
+    }
     const load = `${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} on ${cpus().length} cores`;
@@ -339,6 +346,9 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
       arrayBuffersAfterRegister: afterRegister.arrayBuffers,
       mappingsStart: baseline.mappings,
       mappingsAfterRegister: afterRegister.mappings,
+      mappingsAfterWatch: afterWatch.mappings,
+      heapAfterWatch: afterWatch.heapUsed,
+      heapTotalAfterWatch: afterWatch.heapTotal,
       rssAfterWatch: afterWatch.rss,
       rssMax: Math.max(afterRegister.rss, afterWatch.rss),
       load,
@@ -376,9 +386,13 @@ function printBlock(r: Result, spec: string): void {
   const mappings = Object.entries(r.mappingsAfterRegister)
     .filter(([, b]) => b >= 0.1 * MB)
     .sort((a, b) => b[1] - a[1])
-    .map(([k, b]) => `${k} ${mb(r.mappingsStart[k] ?? 0)} -> ${mb(b)}`)
+    .map(([k, b]) => `${k} ${mb(r.mappingsStart[k] ?? 0)} -> ${mb(b)} -> ${mb(r.mappingsAfterWatch[k] ?? 0)}`)
     .join(', ');
-  if (mappings !== '') console.log(`server RSS by mapping, start -> after the NSEs (MB): ${mappings}`);
+  if (mappings !== '') {
+    console.log(
+      `server RSS by mapping, start -> after the NSEs -> after watches (MB): ${mappings}; JS heap after watches ${mb(r.heapAfterWatch)} of ${mb(r.heapTotalAfterWatch)} MB`,
+    );
+  }
   console.log(`targets: ${miss.length === 0 ? 'met' : `MISSED ${miss.join(',')}`}`);
 }
 
@@ -439,8 +453,13 @@ async function main(): Promise<void> {
 
   if (single !== undefined) {
     console.log(head);
-    const r = await measure(launch, single, pki, p);
-    printBlock(r, single);
+    // `etcd` alone: a local etcd for this run, as in the side-by-side run.
+    if (single === 'etcd') etcd = await startEtcd();
+    const spec = etcd?.url ?? single;
+    const r = await measure(launch, spec, pki, p);
+    await etcd?.stop();
+    etcd = undefined;
+    printBlock(r, spec);
     console.log(
       `SUMMARY registry nses=${p.nses} watchers=${p.watchers} server=${launch.mode.replace(' ', '-')} ${r.store}: ${summaryFields(r)} | targets: ${TARGETS_TEXT}`,
     );
