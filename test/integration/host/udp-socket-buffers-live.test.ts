@@ -2,14 +2,18 @@
 // have the forced size as the kernel reports it (`ss -m`: skmem rb), again after a listen-port change
 // and after wireguard-go rebinds behind the agent's back and a new agent adopts the device.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { ProcessRunner } from '../../../src/host/command-runner.js';
 import { defaultUdpBufferBytes } from '../../../src/host/socket-buffers/index.js';
-import { UserspaceWireGuard, generatePrivateKey } from '../../../src/host/wireguard/index.js';
+import {
+  UserspaceWireGuard,
+  generatePrivateKey,
+  listWireGuardGoProcesses,
+} from '../../../src/host/wireguard/index.js';
 
 const isRoot = process.getuid?.() === 0;
 const serial = isRoot ? test.serial : test.serial.skip;
@@ -54,6 +58,15 @@ serial(
       (await wg.udpSocketBuffers(dev))?.map((s) => s.rcvbuf),
       [forced, forced],
     );
+    // Every thread on SCHED_BATCH (policy 3 in /proc/<pid>/task/<tid>/sched).
+    const pid = (await listWireGuardGoProcesses()).find((p) => p.device === dev)?.pid ?? 0;
+    const policies = await Promise.all(
+      (await readdir(`/proc/${pid}/task`)).map(
+        async (tid) =>
+          /^policy\s*:\s*(\d+)/m.exec(await readFile(`/proc/${pid}/task/${tid}/sched`, 'utf8'))?.[1],
+      ),
+    );
+    t.true(policies.length > 1 && policies.every((p) => p === '3'), policies.join(','));
 
     // A new listen port: wireguard-go closes its sockets and opens new ones with default buffers.
     await wg.ensureDevice(dev, { privateKey: key, listenPort: 51891 });

@@ -12,16 +12,18 @@ import { createLogger } from '../../../src/log/index.js';
 const priv = '6MV8TtALvgNzd5sR+uLbfd5GwV9ukK25RrEh1J6vTlE=';
 const pid = 4242;
 
-function harness(o: { udpBufferBytes?: number } = {}): {
+function harness(o: { udpBufferBytes?: number; schedBatch?: boolean } = {}): {
   wg: UserspaceWireGuard;
+  runner: RecordingRunner;
   buffers: FakeUdpSocketBuffers;
   logs: () => { level: string; msg: string; err?: string }[];
 } {
   const raw: string[] = [];
   const buffers = new FakeUdpSocketBuffers();
   buffers.addProcess(pid);
+  const runner = new RecordingRunner();
   const wg = new UserspaceWireGuard({
-    runner: new RecordingRunner(),
+    runner,
     socketDir: '/nonexistent-nsm-test/wg',
     logDir: '/nonexistent-nsm-test/log',
     clock: new FakeClock(),
@@ -34,6 +36,7 @@ function harness(o: { udpBufferBytes?: number } = {}): {
   });
   return {
     wg,
+    runner,
     buffers,
     logs: () => raw.map((l) => JSON.parse(l) as { level: string; msg: string; err?: string }),
   };
@@ -83,5 +86,32 @@ test('udpBufferBytes 0 leaves wireguard-go its own buffers', async (t) => {
   t.deepEqual(
     h.buffers.sockets.get(pid)?.map((s) => s.rcvbuf),
     [212_992, 212_992],
+  );
+});
+
+test('ensureDevice puts every wireguard-go thread on SCHED_BATCH, again on each call; schedBatch false does not', async (t) => {
+  const h = harness();
+  await h.wg.ensureDevice('wg0', { privateKey: priv, listenPort: 51820 });
+  await h.wg.ensureDevice('wg0', { privateKey: priv, listenPort: 51820 });
+  t.deepEqual(
+    h.runner.lines.filter((l) => l.startsWith('chrt')),
+    [`chrt -b -a -p 0 ${pid}`, `chrt -b -a -p 0 ${pid}`],
+  );
+  const off = harness({ schedBatch: false });
+  await off.wg.ensureDevice('wg0', { privateKey: priv, listenPort: 51820 });
+  t.false(off.runner.lines.some((l) => l.startsWith('chrt')));
+});
+
+test('without chrt the device still comes up, with one warning', async (t) => {
+  const h = harness();
+  h.runner.on('chrt*', { code: 127, stderr: 'chrt: not found\n' });
+  await h.wg.ensureDevice('wg0', { privateKey: priv, listenPort: 51820 });
+  await h.wg.ensureDevice('wg0', { privateKey: priv, listenPort: 51820 });
+  t.deepEqual(
+    h
+      .logs()
+      .filter((l) => l.msg.includes('scheduling policy'))
+      .map((l) => l.level),
+    ['warn', 'debug'],
   );
 });
