@@ -46,6 +46,23 @@ const variants: readonly Variant[] = [
     what: "the agent's own UDP buffer sizing (UserspaceWireGuard, 4 MiB: its default)",
     knobs: { agentUdpBuffer: bigBuffer },
   },
+  {
+    id: 'agent-buf4m-batch',
+    what: 'agent-buf4m + SCHED_BATCH on every wireguard-go thread (chrt -b)',
+    knobs: { agentUdpBuffer: bigBuffer, schedBatch: true },
+  },
+  {
+    id: 'hand-buf4m',
+    what: "hand-configured wireguard-go in the benchmark's session + 4 MiB UDP buffers (bench probe)",
+    maker: 'hand',
+    knobs: { udpBuffer: bigBuffer },
+  },
+  {
+    id: 'hand-setsid-buf4m',
+    what: 'hand-configured wireguard-go in its own session + 4 MiB UDP buffers (bench probe)',
+    maker: 'hand-detached',
+    knobs: { udpBuffer: bigBuffer },
+  },
   { id: 'buf1m', what: 'UDP socket buffers 1 MiB', knobs: { udpBuffer: 1024 * 1024 } },
   { id: 'buf2m', what: 'UDP socket buffers 2 MiB', knobs: { udpBuffer: 2 * 1024 * 1024 } },
   { id: 'buf8m', what: 'UDP socket buffers 8 MiB', knobs: { udpBuffer: 8 * 1024 * 1024 } },
@@ -151,9 +168,11 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
       rows.push(await nebula(ctx, { ...common, ...v.nebula, port: 4300 + i }));
       continue;
     }
-    // The agent's own buffer sizing is off unless a variant asks for it: each row changes one knob.
+    // The agent's own tuning (buffers, SCHED_BATCH) is off unless a variant asks for it: each row
+    // changes one knob.
     const o = {
       agentUdpBuffer: 0,
+      agentSchedBatch: false,
       ...common,
       ...(v.knobs ?? {}),
       backend: 'userspace' as const,

@@ -5,7 +5,7 @@
 // last line one summary line.
 //   node --import tsx bench/dataplane.ts [--quick] [--reps N] [--seconds S] [--rtt-rounds N]
 //     [--pings N] [--backend auto|kernel|userspace] [--no-nebula] [--no-hand-buf] [--no-hand-setsid]
-//     [--no-ours-nobuf]
+//     [--no-ours-untuned]
 //     [--ours forwarder|port]
 // Throughput: per rep every row once (order rotated), medians of reps. Latency: a separate phase on
 // idle tunnels, N rounds of --pings pings per row (order rotated); RTT ratios are round-by-round
@@ -33,13 +33,18 @@ const prefix = 'nsmdp';
 
 /**
  * What closed the gap to Nebula for wireguard-go here (bench/dataplane-knobs.ts, results in
- * bench/results/): UDP socket buffers of 4 MiB instead of the 208 KiB default, which takes the
- * receive-side drops (/proc/net/snmp RcvbufErrors) from ~90,000 per run to 0. Debian's wireguard-go
- * 0.0.20220316 does not ask for them (newer wireguard-go asks for 7 MiB itself), so the agent gives
- * them to it (UserspaceWireGuard, src/host/socket-buffers): the "ours" row has them. For a fair
- * "same buffers" comparison the wg-hand-buf row forces the same size onto a hand-configured
- * wireguard-go with a benchmark-only probe (bench/lib/force-socket-buffers.py); wg-ours-nobuf is the
- * agent with its sizing off, against plain wg-hand.
+ * bench/results/), both done by the agent itself (UserspaceWireGuard):
+ *  - UDP socket buffers of 4 MiB instead of the 208 KiB default (src/host/socket-buffers), which
+ *    takes the receive-side drops (/proc/net/snmp RcvbufErrors) from ~90,000 per run to 0; Debian's
+ *    wireguard-go 0.0.20220316 does not ask for them (newer wireguard-go asks for 7 MiB itself);
+ *  - SCHED_BATCH on wireguard-go's threads: the agent starts it in a session of its own (it must
+ *    outlive the agent), which with kernel.sched_autogroup_enabled=1 is a scheduling group of its
+ *    own, and every packet then woke it with a preemption (~80 context switches per Mbit).
+ * Rows for a fair comparison: wg-hand-buf forces the same buffers onto a hand-configured
+ * wireguard-go with a benchmark-only probe (bench/lib/force-socket-buffers.py); the -setsid rows
+ * start hand-made wireguard-go in its own session as the agent does (wg-hand and Nebula share the
+ * benchmark's session, and so its scheduling group, with iperf3 and ping); wg-ours-untuned is the
+ * agent with both off.
  */
 export const handBufferKnobs: WgKnobs = { udpBuffer: defaultUdpBufferBytes };
 
@@ -52,7 +57,7 @@ interface Args {
   readonly nebula: boolean;
   readonly handBuf: boolean;
   readonly handSetsid: boolean;
-  readonly oursNobuf: boolean;
+  readonly oursUntuned: boolean;
   /** What makes the "ours" row: the forwarder's apply() (default) or the WireGuard port directly. */
   readonly ours: 'forwarder' | 'port';
 }
@@ -79,7 +84,7 @@ function parseArgs(argv: readonly string[]): Args {
     nebula: !argv.includes('--no-nebula'),
     handBuf: !argv.includes('--no-hand-buf'),
     handSetsid: !argv.includes('--no-hand-setsid'),
-    oursNobuf: !argv.includes('--no-ours-nobuf'),
+    oursUntuned: !argv.includes('--no-ours-untuned'),
     ours: argv.includes('--ours') && argv[argv.indexOf('--ours') + 1] === 'port' ? 'port' : 'forwarder',
   };
 }
@@ -181,19 +186,20 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
     await ours(ctx, {
       backend,
       id: 'wg-ours',
-      label: userspace ? `${oursLabel}, the agent's own UDP buffer sizing` : oursLabel,
+      label: userspace ? `${oursLabel}, the agent's own tuning (UDP buffers, SCHED_BATCH)` : oursLabel,
       suffix: 'wgo',
       subnet: '10.202.0',
       port: 51802,
     }),
   );
-  if (args.oursNobuf && userspace) {
+  if (args.oursUntuned && userspace) {
     rows.push(
       await ours(ctx, {
         backend,
         agentUdpBuffer: 0,
-        id: 'wg-ours-nobuf',
-        label: `${oursLabel}, buffer sizing off`,
+        agentSchedBatch: false,
+        id: 'wg-ours-untuned',
+        label: `${oursLabel}, buffer sizing and SCHED_BATCH off`,
         suffix: 'wgn',
         subnet: '10.204.0',
         port: 51804,
@@ -204,6 +210,18 @@ async function main(args: Args, state: { procs?: BenchProcesses; workDir?: strin
     rows.push(
       await nebula(ctx, { id: 'nebula', label: 'Nebula', suffix: 'neb', subnet: '10.209.0', port: 4242 }),
     );
+    if (args.handSetsid) {
+      rows.push(
+        await nebula(ctx, {
+          id: 'nebula-setsid',
+          label: 'Nebula in its own session (setsid)',
+          suffix: 'nes',
+          subnet: '10.208.0',
+          port: 4243,
+          detached: true,
+        }),
+      );
+    }
   }
 
   process.stderr.write(
@@ -236,10 +254,11 @@ function report(
   const ours = by('wg-ours');
   const hand = by('wg-hand');
   const handBuf = by('wg-hand-buf');
-  const oursNobuf = by('wg-ours-nobuf');
+  const oursUntuned = by('wg-ours-untuned');
   const handSetsid = by('wg-hand-setsid');
   const handBufSetsid = by('wg-hand-buf-setsid');
   const neb = by('nebula');
+  const nebSetsid = by('nebula-setsid');
   const thr = (r: RowSummary | undefined): number => (r === undefined ? NaN : (r.fwdMbps + r.revMbps) / 2);
   console.log(`nsm-agent data-plane benchmark — ${new Date().toISOString()}`);
   console.log(
@@ -279,23 +298,24 @@ function report(
   };
   const thrRatio = thrLine('ours/hand', ours, hand);
   const thrSame = thrLine('ours/hand-buf (same buffers)', ours, handBuf);
-  const thrLike = thrLine(
-    'ours/hand-buf-setsid (same buffers, own session: like for like)',
-    ours,
-    handBufSetsid,
-  );
-  thrLine('ours-nobuf/hand (both default buffers)', oursNobuf, hand);
-  thrLine('ours-nobuf/hand-setsid (default buffers, own session: like for like)', oursNobuf, handSetsid);
+  const thrLike = thrLine('ours/hand-buf-setsid (same buffers, own session)', ours, handBufSetsid);
+  thrLine('ours-untuned/hand', oursUntuned, hand);
+  thrLine('ours-untuned/hand-setsid (no tuning, own session: like for like)', oursUntuned, handSetsid);
   const rttRatio = rttLine('ours/hand', ours, hand);
   const rttSame = rttLine('ours/hand-buf', ours, handBuf);
-  const rttLike = rttLine('ours/hand-buf-setsid (like for like)', ours, handBufSetsid);
-  rttLine('ours-nobuf/hand', oursNobuf, hand);
+  const rttLike = rttLine('ours/hand-buf-setsid', ours, handBufSetsid);
+  rttLine('ours-untuned/hand', oursUntuned, hand);
   rttLine('ours/hand-setsid', ours, handSetsid);
-  rttLine('ours-nobuf/hand-setsid (like for like)', oursNobuf, handSetsid);
+  rttLine('ours-untuned/hand-setsid (like for like)', oursUntuned, handSetsid);
   rttLine('hand-setsid/hand (the session alone)', handSetsid, hand);
   if (neb !== undefined) {
     lines.push(
       `ours/Nebula throughput: ${fmt(ratio(thr(ours), thr(neb)), 3)} (goal ≥ 1.0: ${met(ratio(thr(ours), thr(neb)) >= 1)}); hand/Nebula ${fmt(ratio(thr(hand), thr(neb)), 3)}; hand-buf/Nebula ${fmt(ratio(thr(handBuf), thr(neb)), 3)}; hand-buf-setsid/Nebula ${fmt(ratio(thr(handBufSetsid), thr(neb)), 3)}; RSS/proc ours ${fmt(ours?.rssMb ?? NaN)} MiB vs Nebula ${fmt(neb.rssMb)} MiB`,
+    );
+  }
+  if (nebSetsid !== undefined) {
+    lines.push(
+      `ours/Nebula-setsid throughput (both in a session of their own): ${fmt(ratio(thr(ours), thr(nebSetsid)), 3)} (goal ≥ 1.0: ${met(ratio(thr(ours), thr(nebSetsid)) >= 1)}); hand-buf-setsid/Nebula-setsid ${fmt(ratio(thr(handBufSetsid), thr(nebSetsid)), 3)}`,
     );
   }
   lines.push(
@@ -311,15 +331,17 @@ function report(
       ...(handSetsid === undefined ? [] : [`hand-setsid=${fmt(thr(handSetsid), 0)}Mbps`]),
       ...(handBufSetsid === undefined ? [] : [`hand-buf-setsid=${fmt(thr(handBufSetsid), 0)}Mbps`]),
       `ours=${fmt(thr(ours), 0)}Mbps`,
-      ...(oursNobuf === undefined ? [] : [`ours-nobuf=${fmt(thr(oursNobuf), 0)}Mbps`]),
+      ...(oursUntuned === undefined ? [] : [`ours-untuned=${fmt(thr(oursUntuned), 0)}Mbps`]),
       ...(neb === undefined ? [] : [`nebula=${fmt(thr(neb), 0)}Mbps`]),
+      ...(nebSetsid === undefined ? [] : [`nebula-setsid=${fmt(thr(nebSetsid), 0)}Mbps`]),
       `thr-ratio=${fmt(thrRatio, 3)}`,
       ...(handBuf === undefined ? [] : [`thr-ratio-same-buffers=${fmt(thrSame, 3)}`]),
-      ...(handBufSetsid === undefined ? [] : [`thr-ratio-like-for-like=${fmt(thrLike, 3)}`]),
+      ...(handBufSetsid === undefined ? [] : [`thr-ratio-same-buffers-setsid=${fmt(thrLike, 3)}`]),
       `rtt-ratio=${fmt(rttRatio, 3)}`,
       ...(handBuf === undefined ? [] : [`rtt-ratio-same-buffers=${fmt(rttSame, 3)}`]),
-      ...(handBufSetsid === undefined ? [] : [`rtt-ratio-like-for-like=${fmt(rttLike, 3)}`]),
+      ...(handBufSetsid === undefined ? [] : [`rtt-ratio-same-buffers-setsid=${fmt(rttLike, 3)}`]),
       ...(neb === undefined ? [] : [`ours/nebula=${fmt(ratio(thr(ours), thr(neb)), 3)}`]),
+      ...(nebSetsid === undefined ? [] : [`ours/nebula-setsid=${fmt(ratio(thr(ours), thr(nebSetsid)), 3)}`]),
       `rtt-ours=${fmt(ours?.rttAvgMs ?? NaN, 3)}ms`,
       `rtt-hand=${fmt(hand?.rttAvgMs ?? NaN, 3)}ms`,
     ].join(' '),

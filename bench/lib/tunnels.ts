@@ -78,6 +78,10 @@ export interface WgKnobs {
    * wireguard-go itself (udpBufferBytes; absent: its default, 4 MiB; 0: off).
    */
   readonly agentUdpBuffer?: number;
+  /** Run every thread of wireguard-go with SCHED_BATCH (`chrt -b -a -p 0`): no wakeup preemption. */
+  readonly schedBatch?: boolean;
+  /** Rows made by the agent: UserspaceWireGuard's own SCHED_BATCH (its schedBatch; absent: its default, on). */
+  readonly agentSchedBatch?: boolean;
 }
 
 export interface WgTunnelOptions extends WgKnobs {
@@ -121,7 +125,7 @@ function deviceName(host: TestbedHost, suffix: string): string {
 function describeAgentKnobs(o: WgTunnelOptions): string {
   const bytes = o.agentUdpBuffer ?? defaultUdpBufferBytes;
   if (o.backend === 'kernel') return describeKnobs(o);
-  return `${describeKnobs(o)}, agent UDP buffers ${bytes === 0 ? 'off' : `${bytes / 1024 / 1024} MiB`}`;
+  return `${describeKnobs(o)}, agent UDP buffers ${bytes === 0 ? 'off' : `${bytes / 1024 / 1024} MiB`}, agent SCHED_BATCH ${o.agentSchedBatch === false ? 'off' : 'on'}`;
 }
 
 function describeKnobs(k: WgKnobs): string {
@@ -130,6 +134,7 @@ function describeKnobs(k: WgKnobs): string {
   if (k.txqueuelen !== undefined) parts.push(`txqueuelen ${k.txqueuelen}`);
   if (k.cpus !== undefined) parts.push(`cpus ${k.cpus.join('/')}`);
   if (k.udpBuffer !== undefined) parts.push(`UDP buffers ${k.udpBuffer}`);
+  if (k.schedBatch === true) parts.push('SCHED_BATCH');
   for (const [key, v] of Object.entries(k.socketSysctls ?? {})) parts.push(`${key}=${v}`);
   return parts.join(', ');
 }
@@ -156,6 +161,9 @@ async function afterStart(
     ]);
   }
   const cpus = k.cpus?.[i];
+  if (k.schedBatch === true && pid !== undefined) {
+    await ctx.runner.runChecked(['chrt', '-b', '-a', '-p', '0', String(pid)]);
+  }
   if (cpus !== undefined && pid !== undefined) {
     await ctx.runner.runChecked(['taskset', '-a', '-p', '-c', cpus, String(pid)]);
   }
@@ -298,6 +306,7 @@ async function agentPorts(
       logDir,
       env: { ...process.env, ...(o.env ?? {}) },
       ...(o.agentUdpBuffer === undefined ? {} : { udpBufferBytes: o.agentUdpBuffer }),
+      ...(o.agentSchedBatch === undefined ? {} : { schedBatch: o.agentSchedBatch }),
     }),
   );
   return { hosts, keys, devs, ports };
@@ -444,6 +453,8 @@ export interface NebulaOptions {
   readonly socketBuffer?: number;
   /** CPU list per host for `taskset -a -p -c`, as for WireGuard rows. */
   readonly cpus?: readonly [string, string];
+  /** Start nebula in a session of its own (setsid), as a service would run. */
+  readonly detached?: boolean;
 }
 
 /** Nebula 1.6: throwaway CA and host certs (nebula-cert), host 1 lighthouse, static host map. */
@@ -465,6 +476,7 @@ export async function nebula(ctx: TunnelContext, o: NebulaOptions): Promise<Benc
       `MTU ${o.mtu ?? 1300}`,
       ...(o.socketBuffer === undefined ? [] : [`socket buffers ${o.socketBuffer}`]),
       ...(o.cpus === undefined ? [] : [`cpus ${o.cpus.join('/')}`]),
+      ...(o.detached === true ? ['own session'] : []),
     ].join(', '),
     close: async () => {
       for (const pid of pids) await ctx.procs.stop(pid);
@@ -536,7 +548,11 @@ export async function nebula(ctx: TunnelContext, o: NebulaOptions): Promise<Benc
       const file = join(dir, `${name}.yml`);
       await writeFile(file, JSON.stringify(config, null, 2), { mode: 0o600 });
       pids.push(
-        ctx.procs.spawn(['nebula', '-config', file], { netns: h.netns, label: `nebula-${devs[i]!}` }),
+        ctx.procs.spawn(['nebula', '-config', file], {
+          netns: h.netns,
+          label: `nebula-${devs[i]!}`,
+          ...(o.detached === true ? { detached: true } : {}),
+        }),
       );
     }
     await waitForPath(ctx, tunnel);
