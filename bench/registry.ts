@@ -168,6 +168,8 @@ interface Result {
   readonly registerRate: number;
   readonly registerSeconds: number;
   readonly cpuPerRegisterUs: number;
+  /** This process (the load generator: mTLS client, a token minted per call) per Register. */
+  readonly clientCpuPerRegisterUs: number;
   readonly findP50: number;
   readonly findP99: number;
   readonly finds: number;
@@ -248,6 +250,7 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
     // 1. Register throughput.
     const beforeRegister = await request(child, { type: 'rss' }, 'rss');
     let next = 0;
+    const clientCpu0 = process.cpuUsage();
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: p.concurrency }, async (_, w) => {
@@ -256,6 +259,8 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
       }),
     );
     const registerSeconds = (performance.now() - t0) / 1000;
+    const clientCpu = process.cpuUsage(clientCpu0);
+    const clientCpuPerRegisterUs = (clientCpu.user + clientCpu.system) / p.nses;
     const afterRegister = await request(child, { type: 'rss' }, 'rss');
     const snapshotDir = process.env['BENCH_HEAP_SNAPSHOT'];
     if (snapshotDir) {
@@ -330,6 +335,7 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
       registerRate: p.nses / registerSeconds,
       registerSeconds,
       cpuPerRegisterUs,
+      clientCpuPerRegisterUs,
       findP50: pct(findLat, 50),
       findP99: pct(findLat, 99),
       finds,
@@ -373,7 +379,9 @@ function printBlock(r: Result, spec: string): void {
   console.log(
     `register: ${r.registerRate.toFixed(0)}/s (${r.registerSeconds.toFixed(2)} s), server CPU ${r.cpuPerRegisterUs.toFixed(0)} us per Register (= ${(1e6 / r.cpuPerRegisterUs).toFixed(0)}/s per core)  target >= ${TARGET.registerPerS}/s${r.store === 'etcd' ? ' (embedded only)' : ''}`,
   );
-  console.log(`load average at the end: ${r.load}`);
+  console.log(
+    `load generator (this process, same 2 cores): CPU ${r.clientCpuPerRegisterUs.toFixed(0)} us per Register; load average at the end: ${r.load}`,
+  );
   console.log(
     `find-by-name: p50 ${ms(r.findP50)} ms  p99 ${ms(r.findP99)} ms over ${r.finds}  target p99 <= ${TARGET.findP99Ms} ms`,
   );
