@@ -1,6 +1,7 @@
 // Must be the first import: @peculiar/x509 (identity) needs the Reflect metadata API installed
 // before any of its decorators are evaluated.
 import 'reflect-metadata';
+import type { SecureVersion } from 'node:tls';
 import { runCli } from './cli/index.js';
 import { describe } from './errors/index.js';
 
@@ -10,6 +11,12 @@ import { describe } from './errors/index.js';
  * 1 failure, 2 usage error (see src/cli/exit-codes.ts).
  */
 export async function main(argv: readonly string[]): Promise<number> {
+  // Every TLS this process speaks (mesh mTLS, enrolment, etcd) is TLS 1.3: no renegotiation, so a
+  // connection's peer certificate is fixed at the handshake (api/grpc reads it once per connection),
+  // and no legacy cipher suites. NSM's Go components and etcd negotiate 1.3 by default.
+  // (The module object, not the ESM namespace, whose bindings cannot be assigned.)
+  const tls = (await import('node:tls')) as unknown as { default: { DEFAULT_MIN_VERSION: SecureVersion } };
+  tls.default.DEFAULT_MIN_VERSION = 'TLSv1.3';
   // `nsm-agent config schema | head` closes the pipe early; that is the reader's choice, not a crash.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);

@@ -6,6 +6,7 @@ import { execFile, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:tls';
 import test from 'ava';
 import { binaryAvailable, binaryTest, builtBinary } from '../helpers/binary.js';
 import { freePort, waitForOutput } from '../helpers/child-process.js';
@@ -69,6 +70,27 @@ binaryTest(
       if (server.exitCode === null) server.kill('SIGKILL');
     });
     await waitForOutput(server, 'control server listening', 20_000);
+
+    // TLS 1.3 only: a TLS 1.2 client is refused in the handshake; a 1.3 client gets the server SVID.
+    const handshake = (maxVersion: 'TLSv1.2' | 'TLSv1.3'): Promise<string> =>
+      new Promise((resolve) => {
+        const s = connect({
+          host: '127.0.0.1',
+          port,
+          servername: 'nsm-agent.invalid',
+          maxVersion,
+          rejectUnauthorized: false,
+        });
+        s.setTimeout(5_000, () => s.destroy(new Error('timeout')));
+        s.once('secureConnect', () => {
+          const v = s.getProtocol() ?? 'none';
+          s.destroy();
+          resolve(v);
+        });
+        s.once('error', (e: NodeJS.ErrnoException) => resolve(`refused: ${e.code ?? e.message}`));
+      });
+    t.regex(await handshake('TLSv1.2'), /^refused: /, 'TLS 1.2 is refused');
+    t.is(await handshake('TLSv1.3'), 'TLSv1.3');
 
     const created = await run(['token', 'create', '--data-dir', data, '--label', 'env=test']);
     t.is(created.code, 0, created.stderr);
