@@ -132,8 +132,8 @@ export async function runDoctor(host: DoctorHost, o: DoctorOptions): Promise<Doc
   await add('tun', probe?.kernel !== true, () => Promise.resolve(tun(probe)));
   if (probe !== undefined && usesUserspace(probe, o.backend)) {
     const p = probe;
-    await add('wireguard-go-buffers', false, () =>
-      userspaceDataPath(host, o.interface, p.wireguardGoVersion),
+    await add('wireguard-go-buffers', false, async () =>
+      userspaceDataPath(host, o.interface, p.wireguardGoVersion, await hasChrt(host.runner)),
     );
   }
   await add('wireguard-tools', probe?.kernel === true && o.backend !== 'userspace', () =>
@@ -178,6 +178,15 @@ function wireguard(p: BackendProbe, preference: WireGuardBackend): Omit<DoctorCh
       detail: describe(e).split(';')[0] ?? '',
       fix: 'modprobe wireguard (Linux 5.6+), or apt install wireguard-go and make /dev/net/tun available (modprobe tun)',
     };
+  }
+}
+
+/** `chrt` (util-linux) puts wireguard-go on SCHED_BATCH. */
+async function hasChrt(runner: CommandRunner): Promise<boolean> {
+  try {
+    return (await runner.run(['chrt', '--version'], { timeoutMs: 5_000 })).code === 0;
+  } catch {
+    return false;
   }
 }
 

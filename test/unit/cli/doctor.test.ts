@@ -24,6 +24,7 @@ interface FakeHostSpec {
   wgGoRcvbuf?: number;
   /** Extra files (e.g. /proc/self/status). */
   files?: Record<string, string>;
+  chrt?: boolean;
 }
 
 function fakeHost(s: FakeHostSpec = {}): { host: DoctorHost; runner: RecordingRunner } {
@@ -37,6 +38,7 @@ function fakeHost(s: FakeHostSpec = {}): { host: DoctorHost; runner: RecordingRu
     .on('ip -json link show lo', { stdout: '[{"ifindex":1,"ifname":"lo","flags":["UP"],"mtu":65536}]\n' })
     .on('timedatectl*', { stdout: `${s.ntp ?? 'yes'}\n` })
     .on('wg show nsm-wg0 listen-port', { code: 1 })
+    .on('chrt --version', s.chrt === false ? { code: 127 } : { stdout: 'chrt from util-linux 2.38.1\n' })
     .on(
       'wg --version',
       s.wgTools === false
@@ -218,6 +220,7 @@ test('userspace backend where buffers cannot be sized: a warning that names each
     fakeHost({
       kernel: false,
       buffersRefused: new Error('pidfd_getfd: Function not implemented'),
+      chrt: false,
       files: {
         '/proc/self/status': 'CapEff:\t0000000000001000\n', // CAP_NET_ADMIN only
         '/proc/sys/kernel/yama/ptrace_scope': '3\n',
@@ -229,6 +232,7 @@ test('userspace backend where buffers cannot be sized: a warning that names each
   const c = r.checks.find((x) => x.name === 'wireguard-go-buffers');
   t.is(c?.status, 'warn');
   t.regex(c?.detail ?? '', /no CAP_SYS_PTRACE; kernel\.yama\.ptrace_scope = 3.*Function not implemented/);
-  t.regex(c?.fix ?? '', /CAP_SYS_PTRACE.*ptrace_scope=1.*Linux >= 5\.6.*modprobe wireguard/);
+  t.regex(c?.detail ?? '', /no chrt/);
+  t.regex(c?.fix ?? '', /util-linux.*CAP_SYS_PTRACE.*ptrace_scope=1.*Linux >= 5\.6.*modprobe wireguard/);
   t.notRegex(c?.detail ?? '', /CAP_NET_ADMIN/);
 });
