@@ -68,6 +68,9 @@ export function serverOptions(t: ServerTuning): ServerOptions {
     'grpc.max_connection_age_ms': t.maxConnectionAgeMs,
     'grpc.max_connection_age_grace_ms': t.maxConnectionAgeGraceMs,
     'grpc.max_connection_idle_ms': t.maxConnectionIdleMs,
+    // Channelz (per-call counters and traces for a channelz service we do not serve) costs ~10 µs a
+    // call on the server: 2.6 % of a registry Register.
+    'grpc.enable_channelz': 0,
   };
 }
 
@@ -119,6 +122,7 @@ export function channelOptions(t: ClientTuning): ChannelOptions {
     'grpc.max_reconnect_backoff_ms': t.maxReconnectBackoffMs,
     // Service config comes from us, never from DNS TXT records an attacker on the path could shape.
     'grpc.service_config_disable_resolution': 1,
+    'grpc.enable_channelz': 0,
   };
 }
 
