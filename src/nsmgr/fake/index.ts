@@ -1,0 +1,1 @@
+export { FakeRegistryLookup, registryDown } from './registry-lookup.js';

@@ -1,0 +1,1 @@
+export { roundRobinServer } from './server.js';
