@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto';
 import type { Clock } from '../../host/clock.js';
 import type { Random } from '../../host/random.js';
 import type { Logger } from '../../log/logger.js';
@@ -17,6 +18,8 @@ export interface PeerInfo {
   readonly spiffeId?: string;
   /** Transport address, for logs. */
   readonly address?: string;
+  /** The peer's verified certificate (SVID leaf): token signatures are checked against its key. */
+  readonly certificate?: X509Certificate;
 }
 
 export interface ChainContextInit {

@@ -5,3 +5,10 @@ export type { ChainContextInit, PeerInfo } from './context.js';
 export type { ChainElement, Next, OrderRules } from './element.js';
 export { SerialExecutor } from './executor.js';
 export { traced } from './trace.js';
+export {
+  OutgoingMetadata,
+  incomingMetadataOf,
+  outgoingMetadataOf,
+  withIncomingMetadata,
+  withOutgoingMetadata,
+} from './call-metadata.js';

@@ -1,0 +1,1 @@
+export { timeoutServer } from './server.js';

@@ -1,0 +1,111 @@
+import test from 'ava';
+import { timestampToMs } from '../../../src/api/index.js';
+import {
+  CLIENT_TOKEN_EXPIRES_KEY,
+  CLIENT_TOKEN_KEY,
+  decodeToken,
+  formatRfc3339Nano,
+  verifyTokenSignature,
+} from '../../../src/api/token/index.js';
+import { buildChain } from '../../../src/chain/core/chain.js';
+import { outgoingMetadataOf, withIncomingMetadata } from '../../../src/chain/core/call-metadata.js';
+import type { ChainElement } from '../../../src/chain/core/element.js';
+import { updateTokenClient, updateTokenServer } from '../../../src/chain/updatetoken/index.js';
+import { updatePathClient, updatePathServer } from '../../../src/chain/updatepath/index.js';
+import { FakeClock } from '../../../src/host/fake/clock.js';
+import { capturingLogger, requestWith, testContext } from '../../helpers/chain.js';
+import { MGR_ID, NSC_ID, identities, metadataOf } from './token-fixture.js';
+
+const tail: ChainElement = {
+  name: 'endpoint',
+  request: (_ctx, r) => Promise.resolve(r.connection!),
+  close: () => Promise.resolve(),
+};
+
+test('server: the caller token from metadata goes into its segment, ours is minted for the caller', async (t) => {
+  const ids = await identities();
+  const clock = new FakeClock(Date.now());
+  const chain = buildChain('nsmgr', [
+    updatePathServer('nsmgr'),
+    updateTokenServer({ signer: ids.mgr.signer(clock) }),
+    tail,
+  ]);
+  const callerToken = ids.nsc.signer(clock).mint({ spiffeId: MGR_ID });
+  const ctx = withIncomingMetadata(
+    testContext({ clock, peer: { spiffeId: NSC_ID, certificate: ids.nsc.cert } }),
+    metadataOf({
+      [CLIENT_TOKEN_KEY]: callerToken.token,
+      [CLIENT_TOKEN_EXPIRES_KEY]: formatRfc3339Nano(callerToken.expiresAtMs),
+    }),
+  );
+  const conn = await chain.request(ctx, requestWith([{ name: 'nsc', id: 'c1' }], 0, 'c1'));
+  const [nsc, mgr] = conn.path!.pathSegments;
+  t.is(nsc?.token, callerToken.token, 'the previous segment carries the metadata token');
+  t.is(timestampToMs(nsc!.expires!), callerToken.expiresAtMs);
+  const own = decodeToken(mgr!.token).claims;
+  t.deepEqual({ sub: own.sub, aud: own.aud }, { sub: MGR_ID, aud: [NSC_ID] });
+  t.true(verifyTokenSignature(mgr!.token, ids.mgr.cert), 'signed with the nsmgr SVID key');
+  t.is(timestampToMs(mgr!.expires!), clock.now() + 10 * 60_000, 'NSM default lifetime 10 min');
+  t.is(own.exp, Math.floor((clock.now() + 10 * 60_000) / 1000));
+});
+
+test('server: without token metadata it warns and keeps what the caller put in its segment', async (t) => {
+  const ids = await identities();
+  const clock = new FakeClock(Date.now());
+  const { log, lines } = capturingLogger('warn');
+  const chain = buildChain('nsmgr', [
+    updatePathServer('nsmgr'),
+    updateTokenServer({ signer: ids.mgr.signer(clock) }),
+    tail,
+  ]);
+  const req = requestWith([{ name: 'nsc', id: 'c1' }], 0, 'c1');
+  req.connection!.path!.pathSegments[0]!.token = 'kept-as-sent';
+  const conn = await chain.request(
+    withIncomingMetadata(testContext({ clock, log, peer: { spiffeId: NSC_ID } }), metadataOf({})),
+    req,
+  );
+  t.is(conn.path!.pathSegments[0]!.token, 'kept-as-sent');
+  t.is(conn.path!.pathSegments[0]!.expires, undefined);
+  t.is(lines.length, 1);
+  t.is(lines[0]?.reason, 'no nsm-client-token metadata');
+  t.regex(String(lines[0]?.msg), /no usable nsm-client-token/);
+  t.false(JSON.stringify(lines).includes('kept-as-sent'), 'no token in the log');
+});
+
+test('client: a new token per call for the server, in our segment and in the outgoing metadata', async (t) => {
+  const ids = await identities();
+  const clock = new FakeClock(Date.now());
+  const sent: Record<string, string>[] = [];
+  const connect: ChainElement = {
+    name: 'connect',
+    request(ctx, r) {
+      sent.push(Object.fromEntries(outgoingMetadataOf(ctx)?.entries() ?? []));
+      return Promise.resolve(r.connection!);
+    },
+    close: () => Promise.resolve(),
+  };
+  const chain = buildChain('nsc', [
+    updatePathClient('nsc'),
+    updateTokenClient({ signer: ids.nsc.signer(clock), server: { spiffeId: MGR_ID } }),
+    connect,
+  ]);
+  const first = await chain.request(testContext({ clock }), requestWith([], 0, 'c1'));
+  await clock.advance(5_000);
+  const second = await chain.request(testContext({ clock }), requestWith([], 0, 'c1'));
+  t.is(sent.length, 2);
+  const [m1, m2] = sent;
+  t.is(m1?.[CLIENT_TOKEN_KEY], first.path!.pathSegments[0]!.token, 'metadata and segment agree');
+  t.is(
+    m1?.[CLIENT_TOKEN_EXPIRES_KEY],
+    formatRfc3339Nano(timestampToMs(first.path!.pathSegments[0]!.expires!)),
+  );
+  t.not(m2?.[CLIENT_TOKEN_KEY], m1?.[CLIENT_TOKEN_KEY], 'a fresh token for the second call');
+  t.is(
+    timestampToMs(second.path!.pathSegments[0]!.expires!) -
+      timestampToMs(first.path!.pathSegments[0]!.expires!),
+    5_000,
+  );
+  const claims = decodeToken(m1?.[CLIENT_TOKEN_KEY] ?? '').claims;
+  t.deepEqual({ sub: claims.sub, aud: claims.aud }, { sub: NSC_ID, aud: [MGR_ID] });
+  t.true(verifyTokenSignature(m1?.[CLIENT_TOKEN_KEY] ?? '', ids.nsc.cert));
+});
