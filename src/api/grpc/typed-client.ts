@@ -138,7 +138,7 @@ function clientMethod(method: DescMethod, client: Client, defaults: ClientDefaul
           options.metadata ?? new Metadata(),
           streamOptions(options),
         );
-        linkSignal(options.signal, () => call.cancel());
+        linkSignal(options.signal, call);
         return responseStream(call, toError);
       };
     case 'client_streaming':
@@ -160,7 +160,7 @@ function clientMethod(method: DescMethod, client: Client, defaults: ClientDefaul
             else settle?.resolve(value);
           },
         );
-        linkSignal(options.signal, () => call.cancel());
+        linkSignal(options.signal, call);
         return { call, response };
       };
     case 'bidi_streaming':
@@ -172,7 +172,7 @@ function clientMethod(method: DescMethod, client: Client, defaults: ClientDefaul
           options.metadata ?? new Metadata(),
           streamOptions(options),
         );
-        linkSignal(options.signal, () => call.cancel());
+        linkSignal(options.signal, call);
         return {
           ...responseStream(call, toError),
           call,
@@ -190,10 +190,23 @@ function streamOptions(options: CallOptions): GrpcCallOptions {
   return {};
 }
 
-function linkSignal(signal: AbortSignal | undefined, cancel: () => void): void {
+/**
+ * Cancels the call when the caller's signal aborts, and lets go of the signal when the call ends
+ * (grpc-js emits 'status' once for every outcome): a long-lived signal shared by many streams —
+ * an agent's lifetime signal — must not collect one listener per call it ever made.
+ */
+function linkSignal(
+  signal: AbortSignal | undefined,
+  call: { cancel(): void; once(event: 'status', listener: () => void): unknown },
+): void {
   if (!signal) return;
-  if (signal.aborted) cancel();
-  else signal.addEventListener('abort', cancel, { once: true });
+  if (signal.aborted) {
+    call.cancel();
+    return;
+  }
+  const cancel = (): void => call.cancel();
+  signal.addEventListener('abort', cancel, { once: true });
+  call.once('status', () => signal.removeEventListener('abort', cancel));
 }
 
 function cancelled(path: string): AgentError {

@@ -1,4 +1,4 @@
-import { once } from 'node:events';
+import { getEventListeners, once } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
@@ -128,6 +128,25 @@ test('breaking out of a stream loop cancels the call on the server', async (t) =
   }
   await cancelled;
   t.is(received, 1);
+});
+
+test('streams that end let go of the caller’s long-lived signal (no listener per call piles up)', async (t) => {
+  const monitor = implement(MonitorConnection, {
+    async monitorConnections(_selector, stream) {
+      await stream.send({ type: ConnectionEventType.INITIAL_STATE_TRANSFER, connections: {} });
+    },
+  });
+  const server = await serve(t, { listen: [loopback], services: [monitor] });
+  const client = connect(t, server.address).client(MonitorConnection);
+  const lifetime = new AbortController();
+  for (let i = 0; i < 30; i++) {
+    let events = 0;
+    for await (const _event of client.monitorConnections({}, { signal: lifetime.signal })) events++;
+    t.is(events, 1);
+  }
+  // 'status' may follow the last message by a tick.
+  for (let i = 0; i < 50 && getEventListeners(lifetime.signal, 'abort').length > 0; i++) await sleep(10);
+  t.is(getEventListeners(lifetime.signal, 'abort').length, 0);
 });
 
 test('a unary call to a handler that never answers fails with DEADLINE_EXCEEDED (default deadline)', async (t) => {
