@@ -59,10 +59,11 @@ forbidden.push(
   },
   {
     name: 'fakes-are-for-tests',
-    comment: 'src/host/fake is shared by tests; product code never imports it',
+    comment:
+      'fakes (src/<module>/fake, e.g. src/host/fake, src/nsmgr/fake) are shared by tests; product code never imports them',
     severity: 'error',
-    from: { path: '^src/', pathNot: '^src/host/fake/' },
-    to: { path: '^src/host/fake/' },
+    from: { path: '^src/', pathNot: '^src/[^/]+/fake/' },
+    to: { path: '^src/[^/]+/fake/' },
   },
   {
     name: 'wire-types-through-api-index',
