@@ -176,7 +176,10 @@ export class RegistryClient {
     t.teardown(() => conn.close());
     this.ns = conn.client(NetworkServiceRegistryService);
     this.nse = conn.client(NetworkServiceEndpointRegistryService);
-    this.#raw = new Client(dialTarget(parseGrpcUrl(url)), credentials.grpc);
+    // A fixed TLS server name, as dial() sends for IP literals (an IP there is DEP0123).
+    this.#raw = new Client(dialTarget(parseGrpcUrl(url)), credentials.grpc, {
+      'grpc.ssl_target_name_override': 'nsm-agent.invalid',
+    });
     t.teardown(() => this.#raw.close());
     this.signer = createTokenSigner({
       spiffeId: svid.spiffeId,
