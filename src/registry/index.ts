@@ -25,3 +25,18 @@ export {
 export type { RegistryPath, RegistryPathSegment } from './registry-path.js';
 export { DEFAULT_REGISTRY_LIMITS, PAYLOADS, checkEndpointUrl } from './validate.js';
 export type { RegistryLimits } from './validate.js';
+export {
+  DEFAULT_BACKOFF,
+  DEFAULT_LOCAL_EXPIRATION_MS,
+  DEFAULT_PROXY_CALL_TIMEOUT_MS,
+  DEFAULT_PROXY_WATCH_BACKLOG,
+  RegistryProxy,
+  UPSTREAM_STATUS_HEADER,
+  fullJitterDelay,
+} from './proxy/index.js';
+export type {
+  BackoffOptions,
+  RegistryProxyMetrics,
+  RegistryProxyOptions,
+  UpstreamState,
+} from './proxy/index.js';

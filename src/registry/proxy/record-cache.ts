@@ -1,0 +1,66 @@
+/** A record the cache keys by name (NetworkService, NetworkServiceEndpoint). */
+export interface Named {
+  readonly name: string;
+}
+
+export type CacheListener<T> = (record: T, deleted: boolean) => void;
+
+/**
+ * The last known upstream state of one registry kind, fed by one upstream watch. After the watch is
+ * lost and re-subscribed, `beginResync` … `endResync` removes what vanished meanwhile: the watch is
+ * opened first and a full listing follows, so a record neither listed nor seen by the new watch is
+ * gone upstream (anything deleted after the listing reaches us through the watch).
+ */
+export class RecordCache<T extends Named> {
+  readonly #records = new Map<string, T>();
+  readonly #listeners = new Set<CacheListener<T>>();
+  #touched: Set<string> | undefined;
+
+  get size(): number {
+    return this.#records.size;
+  }
+
+  get(name: string): T | undefined {
+    return this.#records.get(name);
+  }
+
+  values(): Iterable<T> {
+    return this.#records.values();
+  }
+
+  upsert(record: T): void {
+    this.#records.set(record.name, record);
+    this.#touched?.add(record.name);
+    this.#emit(record, false);
+  }
+
+  remove(name: string): void {
+    const had = this.#records.get(name);
+    this.#touched?.add(name);
+    if (!had) return;
+    this.#records.delete(name);
+    this.#emit(had, true);
+  }
+
+  beginResync(): void {
+    this.#touched = new Set();
+  }
+
+  /** `listed`: every name the listing returned; the rest, unless the watch touched them, are dropped. */
+  endResync(listed: Iterable<string>): void {
+    const keep = this.#touched ?? new Set<string>();
+    this.#touched = undefined;
+    for (const n of listed) keep.add(n);
+    for (const name of [...this.#records.keys()]) if (!keep.has(name)) this.remove(name);
+  }
+
+  /** Calls `listener` on every later change; returns the unsubscribe function. */
+  subscribe(listener: CacheListener<T>): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(record: T, deleted: boolean): void {
+    for (const l of this.#listeners) l(record, deleted);
+  }
+}
