@@ -1,6 +1,6 @@
 // The agent's local registry proxy (issue 5): local registrations forwarded to one upstream registry.
 export { RegistryProxy } from './registry-proxy.js';
-export type { RegistryProxyMetrics, UpstreamState } from './registry-proxy.js';
+export type { RegistryProxyMetrics, UpstreamState } from './proxy-state.js';
 export {
   DEFAULT_LOCAL_EXPIRATION_MS,
   DEFAULT_PROXY_CALL_TIMEOUT_MS,

@@ -1,3 +1,5 @@
+import { describe } from '../../errors/index.js';
+
 /** A record the cache keys by name (NetworkService, NetworkServiceEndpoint). */
 export interface Named {
   readonly name: string;
@@ -62,5 +64,24 @@ export class RecordCache<T extends Named> {
 
   #emit(record: T, deleted: boolean): void {
     for (const l of this.#listeners) l(record, deleted);
+  }
+}
+
+/** Applies one upstream watch to a cache until it ends; resolves with why it ended (never rejects). */
+export async function follow<R extends { deleted: boolean }, T extends { name: string }>(
+  stream: AsyncIterable<R>,
+  record: (r: R) => T | undefined,
+  cache: RecordCache<T>,
+): Promise<string> {
+  try {
+    for await (const r of stream) {
+      const rec = record(r);
+      if (!rec) continue;
+      if (r.deleted) cache.remove(rec.name);
+      else cache.upsert(rec);
+    }
+    return 'the upstream registry ended the watch';
+  } catch (e: unknown) {
+    return describe(e);
   }
 }

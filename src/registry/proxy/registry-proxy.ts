@@ -24,60 +24,11 @@ import {
   UPSTREAM_STATUS_HEADER,
 } from './options.js';
 import type { RegistryProxyOptions } from './options.js';
-import { RecordCache } from './record-cache.js';
+import { RecordCache, follow } from './record-cache.js';
+import type { Counter, RegistryProxyMetrics, UpstreamState } from './proxy-state.js';
 import { serveFind } from './serve-find.js';
 import type { FindChange } from './serve-find.js';
 import { UpstreamRegistry, isTransient } from './upstream-registry.js';
-
-/** Where the proxy stands with its upstream registry. */
-export type UpstreamState =
-  | { readonly kind: 'idle' }
-  | { readonly kind: 'connecting'; readonly attempt: number }
-  | { readonly kind: 'up'; readonly sinceMs: number }
-  | {
-      readonly kind: 'down';
-      readonly sinceMs: number;
-      readonly attempt: number;
-      /** The jittered delay before the next attempt. */
-      readonly retryInMs: number;
-      readonly error: string;
-    }
-  | { readonly kind: 'closed' };
-
-/** Counters for /metrics; a fresh plain object per call. */
-export interface RegistryProxyMetrics {
-  readonly upstreamState: UpstreamState['kind'];
-  /** Times the upstream session came up (first connect included). */
-  readonly upstreamConnects: number;
-  readonly upstreamLosses: number;
-  readonly localEndpoints: number;
-  readonly localServices: number;
-  /** Local registrations upstream does not have yet (queued while it is unreachable). */
-  readonly pendingUpstream: number;
-  /** Local Register calls forwarded and accepted upstream. */
-  readonly registrations: number;
-  /** Local Register calls accepted while upstream was unreachable. */
-  readonly queued: number;
-  /** Upstream refreshes the proxy made on its own (2/3 of the upstream expiration). */
-  readonly refreshes: number;
-  readonly refreshFailures: number;
-  /** Registrations sent again after the upstream session came back. */
-  readonly restored: number;
-  /** Local registrations dropped because their local client stopped refreshing them. */
-  readonly localExpired: number;
-  readonly cachedServices: number;
-  readonly cachedEndpoints: number;
-}
-
-type Counter =
-  | 'upstreamConnects'
-  | 'upstreamLosses'
-  | 'registrations'
-  | 'queued'
-  | 'refreshes'
-  | 'refreshFailures'
-  | 'restored'
-  | 'localExpired';
 
 interface LocalEndpoint {
   /** As the local client sent it, with its own (local) URL. */
@@ -687,24 +638,5 @@ export class RegistryProxy {
         });
       },
     });
-  }
-}
-
-/** Applies one upstream watch to a cache until it ends; resolves with why it ended (never rejects). */
-async function follow<R extends { deleted: boolean }, T extends { name: string }>(
-  stream: AsyncIterable<R>,
-  record: (r: R) => T | undefined,
-  cache: RecordCache<T>,
-): Promise<string> {
-  try {
-    for await (const r of stream) {
-      const rec = record(r);
-      if (!rec) continue;
-      if (r.deleted) cache.remove(rec.name);
-      else cache.upsert(rec);
-    }
-    return 'the upstream registry ended the watch';
-  } catch (e: unknown) {
-    return describe(e);
   }
 }
