@@ -6,3 +6,4 @@ export * from './authorize/index.js';
 export * from './refresh/index.js';
 export * from './timeout/index.js';
 export * from './updatetoken/index.js';
+export * from './edge/index.js';

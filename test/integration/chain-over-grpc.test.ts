@@ -5,28 +5,22 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import type { Connection, NetworkServiceRequest } from '../../src/api/index.js';
 import {
-  EmptySchema,
   MechanismSchema,
   NetworkServiceRequestSchema,
   NetworkServiceService,
   create,
 } from '../../src/api/index.js';
-import type {
-  CallContext,
-  ClientTransportCredentials,
-  ServerTransportCredentials,
-} from '../../src/api/grpc/index.js';
+import type { ClientTransportCredentials, ServerTransportCredentials } from '../../src/api/grpc/index.js';
 import {
   clientCredentials,
   dial,
-  implement,
   insecure,
   serverCredentials,
   startServer,
 } from '../../src/api/grpc/index.js';
 import { beginServer } from '../../src/chain/begin/server.js';
+import { connectClient, networkServiceOf } from '../../src/chain/edge/index.js';
 import { buildChain } from '../../src/chain/core/chain.js';
 import type { Chain } from '../../src/chain/core/chain.js';
 import { ChainContext } from '../../src/chain/core/context.js';
@@ -38,17 +32,6 @@ import { systemClock } from '../../src/host/clock.js';
 import { systemRandom } from '../../src/host/random.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createTestCa, issueSvid } from '../helpers/pki.js';
-
-/** What the daemon's edge will do: a chain context from a gRPC call. */
-function contextOf(call: CallContext): ChainContext {
-  return new ChainContext({
-    log: silentLogger(),
-    clock: systemClock,
-    random: systemRandom,
-    signal: call.signal,
-    peer: { address: call.peer.address, ...(call.peer.spiffeId ? { spiffeId: call.peer.spiffeId } : {}) },
-  });
-}
 
 /** A tiny endpoint: sets a KERNEL mechanism and remembers who called. */
 function endpoint(seen: string[]): ChainElement {
@@ -75,28 +58,14 @@ async function serve(url: string, credentials: ServerTransportCredentials, chain
   return startServer({
     listen: [{ url, credentials }],
     log: silentLogger(),
-    services: [
-      implement(NetworkServiceService, {
-        request: (req: NetworkServiceRequest, call: CallContext) => chain.request(contextOf(call), req),
-        close: async (conn: Connection, call: CallContext) => {
-          await chain.close(contextOf(call), conn);
-          return create(EmptySchema);
-        },
-      }),
-    ],
+    services: [networkServiceOf(chain, { log: silentLogger() })],
   });
 }
 
 function clientChain(url: string, credentials: ClientTransportCredentials) {
   const connection = dial(url, { credentials });
   const remote = connection.client(NetworkServiceService);
-  const connect: ChainElement = {
-    name: 'connect',
-    request: (ctx, request) => remote.request(request, { signal: ctx.signal, timeoutMs: 5_000 }),
-    close: async (ctx, conn) => {
-      await remote.close(conn, { signal: ctx.signal, timeoutMs: 5_000 });
-    },
-  };
+  const connect = connectClient(remote, { timeoutMs: 5_000 });
   return { chain: buildChain('nsc', [updatePathClient('nsc'), connect]), connection };
 }
 

@@ -3,30 +3,16 @@
 // endpoint]; every hop signs its segment with its SVID key and checks the other's.
 import 'reflect-metadata';
 import { X509Certificate } from 'node:crypto';
-import { Metadata } from '@grpc/grpc-js';
 import test from 'ava';
-import type { Connection, NetworkServiceRequest } from '../../src/api/index.js';
-import {
-  EmptySchema,
-  NetworkServiceRequestSchema,
-  NetworkServiceService,
-  create,
-} from '../../src/api/index.js';
-import type { CallContext } from '../../src/api/grpc/index.js';
-import {
-  clientCredentials,
-  dial,
-  implement,
-  serverCredentials,
-  startServer,
-} from '../../src/api/grpc/index.js';
+import { NetworkServiceRequestSchema, NetworkServiceService, create } from '../../src/api/index.js';
+import { clientCredentials, dial, serverCredentials, startServer } from '../../src/api/grpc/index.js';
 import { createTokenSigner, decodeToken, verifyTokenSignature } from '../../src/api/token/index.js';
 import { authorizeClient, authorizeServer } from '../../src/chain/authorize/index.js';
 import { beginClient, beginServer } from '../../src/chain/begin/index.js';
 import { buildChain } from '../../src/chain/core/chain.js';
 import type { Chain } from '../../src/chain/core/chain.js';
-import { outgoingMetadataOf, withIncomingMetadata } from '../../src/chain/core/call-metadata.js';
 import { ChainContext } from '../../src/chain/core/context.js';
+import { connectClient, networkServiceOf } from '../../src/chain/edge/index.js';
 import type { ChainElement } from '../../src/chain/core/element.js';
 import { refreshClient } from '../../src/chain/refresh/index.js';
 import { timeoutServer } from '../../src/chain/timeout/index.js';
@@ -42,22 +28,6 @@ import type { TestCa, TestSvid } from '../helpers/pki.js';
 
 const MGR_ID = 'spiffe://mesh.test/agent/host-a';
 const NSC_ID = 'spiffe://mesh.test/agent/host-b';
-
-/** The daemon's edge: a chain context from a gRPC call, with its peer certificate and metadata. */
-function contextOf(call: CallContext): ChainContext {
-  const ctx = new ChainContext({
-    log: silentLogger(),
-    clock: systemClock,
-    random: systemRandom,
-    signal: call.signal,
-    peer: {
-      address: call.peer.address,
-      ...(call.peer.spiffeId ? { spiffeId: call.peer.spiffeId } : {}),
-      ...(call.peer.certificate ? { certificate: call.peer.certificate } : {}),
-    },
-  });
-  return withIncomingMetadata(ctx, call.metadata);
-}
 
 interface Seen {
   requests: number;
@@ -107,15 +77,7 @@ async function startNsmgr(ca: TestCa, svid: TestSvid, seen: Seen) {
       },
     ],
     log: silentLogger(),
-    services: [
-      implement(NetworkServiceService, {
-        request: (req: NetworkServiceRequest, call: CallContext) => chain.request(contextOf(call), req),
-        close: async (conn: Connection, call: CallContext) => {
-          await chain.close(contextOf(call), conn);
-          return create(EmptySchema);
-        },
-      }),
-    ],
+    services: [networkServiceOf(chain, { log: silentLogger() })],
   });
 }
 
@@ -137,19 +99,7 @@ function nsc(url: string, ca: TestCa, tlsSvid: TestSvid, serverCert: X509Certifi
     }),
   });
   const remote = connection.client(NetworkServiceService);
-  const metadataFor = (ctx: ChainContext): Metadata => {
-    const md = new Metadata();
-    for (const [k, v] of outgoingMetadataOf(ctx)?.entries() ?? []) md.set(k, v);
-    return md;
-  };
-  const connect: ChainElement = {
-    name: 'connect',
-    request: (ctx, request) =>
-      remote.request(request, { signal: ctx.signal, timeoutMs: 5_000, metadata: metadataFor(ctx) }),
-    close: async (ctx, conn) => {
-      await remote.close(conn, { signal: ctx.signal, timeoutMs: 5_000, metadata: metadataFor(ctx) });
-    },
-  };
+  const connect = connectClient(remote, { timeoutMs: 5_000 });
   const tokenSvid = o.tokenSvid ?? tlsSvid;
   const signer = createTokenSigner({
     spiffeId: tokenSvid.spiffeId,
