@@ -1,6 +1,6 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { CallContext } from '../api/grpc/index.js';
-import { decodeToken, readClientToken } from '../api/token/index.js';
+import { clientTokenProblem, decodeToken, readClientToken } from '../api/token/index.js';
 import type { ClientToken, TokenSigner } from '../api/token/index.js';
 import type { AgentError } from '../errors/index.js';
 import type { RegistryPolicy, RegistryPolicyInput } from './registry-policy.js';
@@ -55,12 +55,7 @@ export function beginRegistryCall(ctx: CallContext, deps: RegistryCallDeps): Reg
 
   const tokenResult = readClientToken(ctx.metadata);
   const peerToken = tokenResult.kind === 'present' ? tokenResult.value : undefined;
-  const peerTokenProblem =
-    tokenResult.kind === 'present'
-      ? undefined
-      : tokenResult.kind === 'missing'
-        ? 'the call carries no nsm-client-token metadata'
-        : tokenResult.reason;
+  const peerTokenProblem = clientTokenProblem(tokenResult);
 
   const peerCert = ctx.peer.certificate;
   const peerSpiffeId = ctx.peer.spiffeId;

@@ -8,15 +8,15 @@
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initControlServer } from '../../src/daemon/control-server.js';
 import { systemClock } from '../../src/host/index.js';
-import { issueToolIdentity, loadCa } from '../../src/identity/index.js';
+import { loadCa } from '../../src/identity/index.js';
 import { binaryTest, builtBinary } from '../helpers/binary.js';
 import { freePort, waitForOutput } from '../helpers/child-process.js';
-import { RegistryClient, TD, all } from './registry/fixtures.js';
+import { RegistryClient, TD, all, toolIdentity } from './registry/fixtures.js';
 
 const ROUNDS = 3;
 const CONCURRENCY = 16;
@@ -44,20 +44,7 @@ binaryTest(
     const dataDir = await mkdtemp(join(tmpdir(), 'nsm-agent-cs-kill-'));
     t.teardown(() => rm(dataDir, { recursive: true, force: true }));
     await initControlServer({ trustDomain: TD, dataDir });
-    const pki = await loadCa(dataDir);
-    const files = await issueToolIdentity({
-      ca: pki.ca,
-      spiffeId: `spiffe://${TD}/tool/kill-test`,
-      outDir: join(dataDir, 'tool'),
-    });
-    const certPem = await readFile(files.certPath, 'utf8');
-    const svid = {
-      spiffeId: files.spiffeId,
-      certPem,
-      chainPem: certPem,
-      keyPem: await readFile(files.keyPath, 'utf8'),
-    };
-    const bundle = { certPem: await readFile(files.bundlePath, 'utf8') };
+    const { svid, bundle } = await toolIdentity((await loadCa(dataDir)).ca, dataDir, 'kill-test');
 
     const port = await freePort();
     const url = `tcp://127.0.0.1:${port}`;

@@ -31,6 +31,12 @@ export type ClientTokenResult =
   | { readonly kind: 'invalid'; readonly reason: string };
 
 /** Reads `nsm-client-token` / `nsm-client-token-expires`; never puts the token in a reason. */
+/** Why a call's token is unusable, in the words policies put in refusals; undefined when present. */
+export function clientTokenProblem(result: ClientTokenResult): string | undefined {
+  if (result.kind === 'present') return undefined;
+  return result.kind === 'missing' ? `the call carries no ${CLIENT_TOKEN_KEY} metadata` : result.reason;
+}
+
 export function readClientToken(metadata: ReadableMetadata): ClientTokenResult {
   const tokens = metadata.get(CLIENT_TOKEN_KEY);
   const expires = metadata.get(CLIENT_TOKEN_EXPIRES_KEY);

@@ -5,6 +5,7 @@ export { formatRfc3339Nano, parseRfc3339Nano } from './rfc3339-nano.js';
 export {
   CLIENT_TOKEN_EXPIRES_KEY,
   CLIENT_TOKEN_KEY,
+  clientTokenProblem,
   readClientToken,
   writeClientToken,
 } from './client-token-metadata.js';

@@ -1,5 +1,5 @@
 import type { Connection } from '../../api/index.js';
-import { readClientToken } from '../../api/token/index.js';
+import { clientTokenProblem, readClientToken } from '../../api/token/index.js';
 import type { ChainContext } from '../core/context.js';
 import { incomingMetadataOf } from '../core/call-metadata.js';
 import type { ChainElement } from '../core/element.js';
@@ -45,13 +45,9 @@ function serverInput(ctx: ChainContext, conn: Connection): ConnectionPolicyInput
   const index = conn.path?.index ?? 0;
   const segments = (conn.path?.pathSegments ?? []).slice(0, index + 1).map((s) => ({ token: s.token }));
   const metadata = incomingMetadataOf(ctx);
-  const read = metadata ? readClientToken(metadata) : ({ kind: 'missing' } as const);
-  const peerTokenProblem =
-    read.kind === 'present'
-      ? undefined
-      : read.kind === 'missing'
-        ? 'the call carries no nsm-client-token metadata'
-        : read.reason;
+  const peerTokenProblem = clientTokenProblem(
+    metadata ? readClientToken(metadata) : ({ kind: 'missing' } as const),
+  );
   return {
     side: 'server',
     connection: conn,

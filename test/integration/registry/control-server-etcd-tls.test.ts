@@ -3,7 +3,7 @@
 // watcher on the other, and a TLS mistake stops `server run` with the store's precise error.
 import 'reflect-metadata';
 import { cpSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -11,11 +11,11 @@ import { runCli } from '../../../src/cli/index.js';
 import { initControlServer, startControlServer } from '../../../src/daemon/control-server.js';
 import { handlers } from '../../../src/daemon/handlers.js';
 import { systemClock } from '../../../src/host/index.js';
-import { issueToolIdentity, loadCa } from '../../../src/identity/index.js';
+import { loadCa } from '../../../src/identity/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { etcdAvailable, startEtcd } from '../../helpers/etcd.js';
 import type { EtcdProcess } from '../../helpers/etcd.js';
-import { RegistryClient, TD, Watch } from './fixtures.js';
+import { RegistryClient, TD, Watch, toolIdentity } from './fixtures.js';
 
 let etcd: EtcdProcess | undefined;
 test.before(async () => {
@@ -47,19 +47,7 @@ it('two control servers on one TLS etcd: an NSE registered through one reaches a
   t.teardown(() => serverTwo.close());
   t.regex(serverOne.store, /^etcds:\/\/127\.0\.0\.1:\d+\/nsm-agent\/$/);
 
-  const files = await issueToolIdentity({
-    ca: (await loadCa(one)).ca,
-    spiffeId: `spiffe://${TD}/tool/nse-1`,
-    outDir: join(dataDir, 'tool'),
-  });
-  const certPem = await readFile(files.certPath, 'utf8');
-  const svid = {
-    spiffeId: files.spiffeId,
-    certPem,
-    chainPem: certPem,
-    keyPem: await readFile(files.keyPath, 'utf8'),
-  };
-  const bundle = { certPem: await readFile(files.bundlePath, 'utf8') };
+  const { svid, bundle } = await toolIdentity((await loadCa(one)).ca, dataDir, 'nse-1');
   const viaOne = new RegistryClient(t, serverOne.url, svid, bundle, systemClock);
   const viaTwo = new RegistryClient(t, serverTwo.url, svid, bundle, systemClock);
 

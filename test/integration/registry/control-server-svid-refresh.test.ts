@@ -10,9 +10,9 @@ import { connect } from 'node:tls';
 import test from 'ava';
 import { startControlServer } from '../../../src/daemon/control-server.js';
 import { FakeClock } from '../../../src/host/fake/index.js';
-import { initCa, issueToolIdentity, loadCa } from '../../../src/identity/index.js';
+import { initCa, loadCa } from '../../../src/identity/index.js';
 import { silentLogger } from '../../../src/log/index.js';
-import { RegistryClient, TD } from './fixtures.js';
+import { RegistryClient, TD, toolIdentity } from './fixtures.js';
 
 /** The serial of the certificate a fresh TLS connection to `port` is served. */
 async function servedSerial(port: number, bundlePem: string): Promise<string> {
@@ -77,19 +77,8 @@ test('past half its life the server SVID is re-issued and served to new connecti
   t.is(await readFile(join(dataDir, 'ca', 'server.pem'), 'utf8'), after.server.certPem);
 
   // The registry still registers through the re-issued identity (its path token is signed with it).
-  const files = await issueToolIdentity({
-    ca: after.ca,
-    spiffeId: `spiffe://${TD}/tool/nse-after-refresh`,
-    outDir: join(dataDir, 'tool'),
-  });
-  const certPem = await readFile(files.certPath, 'utf8');
-  const client = new RegistryClient(
-    t,
-    server.url,
-    { spiffeId: files.spiffeId, certPem, chainPem: certPem, keyPem: await readFile(files.keyPath, 'utf8') },
-    { certPem: bundlePem },
-    clock,
-  );
+  const { svid, bundle } = await toolIdentity(after.ca, dataDir, 'nse-after-refresh');
+  const client = new RegistryClient(t, server.url, svid, bundle, clock);
   const { response } = await client.registerNse({
     name: 'after-refresh',
     networkServiceNames: ['db'],

@@ -3,7 +3,7 @@
 // identity from `server issue` registers, finds, watches and unregisters like an NSM component;
 // a caller without a certificate is refused.
 import 'reflect-metadata';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -12,9 +12,9 @@ import { clientCredentials, dial } from '../../../src/api/grpc/index.js';
 import { initControlServer, startControlServer } from '../../../src/daemon/control-server.js';
 import { AgentError } from '../../../src/errors/index.js';
 import { systemClock } from '../../../src/host/index.js';
-import { issueToolIdentity, loadCa } from '../../../src/identity/index.js';
+import { loadCa } from '../../../src/identity/index.js';
 import { silentLogger } from '../../../src/log/index.js';
-import { RegistryClient, SERVER_ID, TD, Watch, all } from './fixtures.js';
+import { RegistryClient, SERVER_ID, TD, Watch, all, toolIdentity } from './fixtures.js';
 
 test('the control server’s registry: an SVID holder registers, finds, watches, unregisters; no certificate, no access', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'nsm-registry-cs-'));
@@ -30,20 +30,7 @@ test('the control server’s registry: an SVID holder registers, finds, watches,
   });
   t.teardown(() => server.close());
 
-  const pki = await loadCa(dataDir);
-  const files = await issueToolIdentity({
-    ca: pki.ca,
-    spiffeId: `spiffe://${TD}/tool/nse-1`,
-    outDir: join(dataDir, 'tool'),
-  });
-  const certPem = await readFile(files.certPath, 'utf8');
-  const svid = {
-    spiffeId: files.spiffeId,
-    certPem,
-    chainPem: certPem,
-    keyPem: await readFile(files.keyPath, 'utf8'),
-  };
-  const bundle = { certPem: await readFile(files.bundlePath, 'utf8') };
+  const { svid, bundle } = await toolIdentity((await loadCa(dataDir)).ca, dataDir, 'nse-1');
   const a = new RegistryClient(t, server.url, svid, bundle, systemClock);
 
   const w = new Watch(a.nse.find({ networkServiceEndpoint: { name: 'cs-nse' }, watch: true }));
@@ -53,7 +40,7 @@ test('the control server’s registry: an SVID holder registers, finds, watches,
     networkServiceNames: ['db-net'],
     url: 'tcp://10.0.0.1:5001',
   });
-  t.deepEqual(response.pathIds, [files.spiffeId, SERVER_ID]);
+  t.deepEqual(response.pathIds, [svid.spiffeId, SERVER_ID]);
   t.truthy(path);
   t.is((await w.take(1))[0]?.networkServiceEndpoint?.name, 'cs-nse');
   t.is((await all(a.nse.find({ networkServiceEndpoint: { networkServiceNames: ['db-net'] } }))).length, 1);

@@ -32,6 +32,10 @@ import { createRegistryServices } from '../../../src/registry/index.js';
 import type { RegistryPolicy } from '../../../src/registry/index.js';
 import type { Store } from '../../../src/store/index.js';
 import { MemoryStore } from '../../../src/store/index.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { issueToolIdentity } from '../../../src/identity/index.js';
+import type { MeshCa } from '../../../src/identity/index.js';
 import { createTestCa, issueSvid } from '../../helpers/pki.js';
 import type { TestCa, TestSvid } from '../../helpers/pki.js';
 
@@ -147,6 +151,35 @@ export interface CallMetadata {
   readonly path?: false | string;
   /** Token audience; default the server's SPIFFE ID. */
   readonly audience?: string;
+}
+
+/**
+ * A tool identity as `nsm-agent server issue` writes it (into `<dir>/tool`), read back in the shapes
+ * RegistryClient takes: the SVID and the trust bundle.
+ */
+export async function toolIdentity(
+  ca: MeshCa,
+  dir: string,
+  name: string,
+): Promise<{
+  svid: Pick<TestSvid, 'spiffeId' | 'certPem' | 'chainPem' | 'keyPem'>;
+  bundle: Pick<TestCa, 'certPem'>;
+}> {
+  const files = await issueToolIdentity({
+    ca,
+    spiffeId: `spiffe://${TD}/tool/${name}`,
+    outDir: join(dir, 'tool'),
+  });
+  const certPem = await readFile(files.certPath, 'utf8');
+  return {
+    svid: {
+      spiffeId: files.spiffeId,
+      certPem,
+      chainPem: certPem,
+      keyPem: await readFile(files.keyPath, 'utf8'),
+    },
+    bundle: { certPem: await readFile(files.bundlePath, 'utf8') },
+  };
 }
 
 /**
