@@ -16,11 +16,19 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
-    const t = setTimeout(fn, Math.max(0, ms));
-    t.unref();
+    // Node fires a timeout longer than 2^31-1 ms (~24.8 days) at once: wait such delays in legs.
+    let t: NodeJS.Timeout;
+    const arm = (left: number): void => {
+      const leg = Math.min(Math.max(0, left), MAX_TIMEOUT_MS);
+      t = setTimeout(() => (left > MAX_TIMEOUT_MS ? arm(left - MAX_TIMEOUT_MS) : fn()), leg);
+      t.unref();
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(t) };
   },
   sleep(ms, signal) {
@@ -64,4 +72,33 @@ export function sleepWith(clock: Pick<Clock, 'setTimer'>, ms: number, signal?: A
     });
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * Runs `task` now (or after `firstInMs`) and then again after the delay each run returns, until stop(). The task handles
+ * its own errors (a throw is not retried: return the retry delay instead). stop() cancels the
+ * next run and waits for one in flight, so the caller can close what the task uses.
+ */
+export function runPeriodically(
+  clock: Clock,
+  task: () => Promise<number>,
+  firstInMs?: number,
+): { stop(): Promise<void> } {
+  let timer: TimerHandle | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const run = (): void => {
+    running = task().then((nextMs) => {
+      if (!stopped) timer = clock.setTimer(nextMs, run);
+    });
+  };
+  if (firstInMs === undefined) run();
+  else timer = clock.setTimer(firstInMs, run);
+  return {
+    stop: async () => {
+      stopped = true;
+      timer?.cancel();
+      await running;
+    },
+  };
 }

@@ -1,4 +1,4 @@
-export { systemClock, sleepWith } from './clock.js';
+export { runPeriodically, systemClock, sleepWith } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
 export {
   ProcessRunner,

@@ -1,6 +1,6 @@
 import { describe } from '../../errors/index.js';
-import { systemClock } from '../../host/index.js';
-import type { Clock, TimerHandle } from '../../host/index.js';
+import { runPeriodically, systemClock } from '../../host/index.js';
+import type { Clock } from '../../host/index.js';
 import { silentLogger } from '../../log/index.js';
 import type { Logger } from '../../log/index.js';
 import type { ServerPki } from './mesh-ca.js';
@@ -18,9 +18,6 @@ export interface ServerSvidRefreshOptions {
   readonly retryMs?: number;
 }
 
-/** Node timers fire at once for delays above 2^31-1 ms (~24.8 days): never wait that long in one go. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * Keeps a running control server's own SVID fresh: at half its lifetime (refreshServerSvid's rule)
  * the certificate is re-issued with the same key and lifetime and handed to `onRefreshed`, so new
@@ -34,22 +31,18 @@ export function keepServerSvidFresh(
 ): { stop(): Promise<void> } {
   const clock = options.clock ?? systemClock;
   const log = (options.log ?? silentLogger()).child({ subsystem: 'server-svid' });
-  const checkEveryMs = Math.min(options.checkEveryMs ?? 6 * 3600_000, MAX_TIMER_MS);
+  const checkEveryMs = options.checkEveryMs ?? 6 * 3600_000;
   const retryMs = options.retryMs ?? 600_000;
   let current = pki;
-  let timer: TimerHandle | undefined;
-  let running: Promise<void> = Promise.resolve();
-  let stopped = false;
-
-  const schedule = (ms: number): void => {
-    if (!stopped) timer = clock.setTimer(Math.max(1_000, Math.min(ms, checkEveryMs)), tick);
+  // The next look: at half-life, but at least every checkEveryMs and never sooner than 1 s.
+  const nextCheck = (): number => {
+    const { notBefore, notAfter } = current.server;
+    const untilDue = notBefore + (notAfter - notBefore) / 2 - clock.now();
+    return Math.max(1_000, Math.min(untilDue, checkEveryMs));
   };
-  const untilDue = (p: ServerPki): number => {
-    const { notBefore, notAfter } = p.server;
-    return notBefore + (notAfter - notBefore) / 2 - clock.now();
-  };
-  const tick = (): void => {
-    running = (async () => {
+  return runPeriodically(
+    clock,
+    async () => {
       try {
         const { notBefore, notAfter } = current.server;
         const next = await refreshServerSvid(current, {
@@ -65,22 +58,16 @@ export function keepServerSvidFresh(
             'server SVID re-issued; new connections use it',
           );
         }
-        schedule(untilDue(current));
+        return nextCheck();
       } catch (e: unknown) {
         log.error(
           { err: describe(e), expiresAt: new Date(current.server.notAfter).toISOString() },
           'could not re-issue the server SVID; will try again (the current one is still served)',
         );
-        schedule(retryMs);
+        return retryMs;
       }
-    })();
-  };
-  schedule(untilDue(current));
-  return {
-    stop: async () => {
-      stopped = true;
-      timer?.cancel();
-      await running;
     },
-  };
+    // startControlServer has just checked the SVID: the first look is at the next check time.
+    nextCheck(),
+  );
 }

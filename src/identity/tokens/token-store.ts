@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { parseGrpcUrl } from '../../api/grpc/index.js';
 import { AgentError } from '../../errors/index.js';
-import { systemClock, systemRandom } from '../../host/index.js';
-import type { Clock, Random, TimerHandle } from '../../host/index.js';
+import { runPeriodically, systemClock, systemRandom } from '../../host/index.js';
+import type { Clock, Random } from '../../host/index.js';
 import { silentLogger } from '../../log/index.js';
 import type { Logger } from '../../log/index.js';
 import { isConflict } from '../../store/index.js';
@@ -221,30 +221,15 @@ export class TokenStore {
   startPruning(options: { everyMs?: number; graceMs?: number } = {}): { stop(): Promise<void> } {
     const everyMs = options.everyMs ?? 3600_000;
     const graceMs = options.graceMs ?? 24 * 3600_000;
-    let timer: TimerHandle | undefined;
-    let running: Promise<void> = Promise.resolve();
-    let stopped = false;
-    const tick = (): void => {
-      running = this.prune(graceMs).then(
-        (removed) => {
-          if (removed > 0) this.#log.info({ removed }, 'ended tokens removed');
-        },
-        (e: unknown) => {
-          this.#log.warn({ err: e }, 'could not remove ended tokens; will try again');
-        },
-      );
-      void running.then(() => {
-        if (!stopped) timer = this.#clock.setTimer(everyMs, tick);
-      });
-    };
-    tick();
-    return {
-      stop: async () => {
-        stopped = true;
-        timer?.cancel();
-        await running;
-      },
-    };
+    return runPeriodically(this.#clock, async () => {
+      try {
+        const removed = await this.prune(graceMs);
+        if (removed > 0) this.#log.info({ removed }, 'ended tokens removed');
+      } catch (e: unknown) {
+        this.#log.warn({ err: e }, 'could not remove ended tokens; will try again');
+      }
+      return everyMs;
+    });
   }
 
   /** Deletes records of tokens that expired or were revoked before `now - graceMs`; returns how many. */
