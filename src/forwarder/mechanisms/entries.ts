@@ -1,5 +1,5 @@
 import { describe } from '../../errors/index.js';
-import type { Connection, IPContext, NetworkServiceRequest } from '../../api/index.js';
+import type { Connection, IPContext, Mechanism, NetworkServiceRequest } from '../../api/index.js';
 import type { ChainContext, Next } from '../../chain/core/index.js';
 import type { DesiredEntry } from '../desired-state.js';
 import { entryKey } from '../desired-state.js';
@@ -109,4 +109,26 @@ export async function closeWithEntry(
   } finally {
     if (forwarder.entry(key) !== undefined) await forwarder.setEntry(key, undefined);
   }
+}
+
+/**
+ * The mechanism of `type` a server element works with: the connection's own (a refresh), else the
+ * first acceptable preference the client offered; undefined when there is none.
+ */
+export function offeredMechanism(
+  request: NetworkServiceRequest,
+  type: string,
+  acceptable: (m: Mechanism) => boolean = () => true,
+): Mechanism | undefined {
+  const current = request.connection?.mechanism;
+  if (current?.type === type) return current;
+  return request.mechanismPreferences.find((m) => m.type === type && acceptable(m));
+}
+
+/** A client element's offer: replaces any earlier preference of the same type. */
+export function offerMechanism(request: NetworkServiceRequest, offer: Mechanism): void {
+  request.mechanismPreferences = [
+    ...request.mechanismPreferences.filter((m) => m.type !== offer.type),
+    offer,
+  ];
 }

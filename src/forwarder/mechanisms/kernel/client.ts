@@ -1,6 +1,6 @@
 import { create, KernelParam, MechanismClass, MechanismSchema } from '../../../api/index.js';
 import type { ChainElement } from '../../../chain/core/index.js';
-import { closeWithEntry, requestWithEntry } from '../entries.js';
+import { closeWithEntry, offerMechanism, requestWithEntry } from '../entries.js';
 import { defaultInterfaceName, kernelType, localEntry } from './common.js';
 import type { KernelOptions } from './common.js';
 
@@ -22,10 +22,7 @@ export function kernelClient(o: KernelOptions): ChainElement {
         type: kernelType,
         parameters: { [KernelParam.INTERFACE_NAME]: defaultInterfaceName(id) },
       });
-      request.mechanismPreferences = [
-        ...request.mechanismPreferences.filter((m) => m.type !== kernelType),
-        offer,
-      ];
+      offerMechanism(request, offer);
       return requestWithEntry({
         forwarder: o.forwarder,
         part,

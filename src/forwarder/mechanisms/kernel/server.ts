@@ -1,7 +1,7 @@
 import { clone } from '@bufbuild/protobuf';
 import { MechanismClass, MechanismSchema } from '../../../api/index.js';
 import type { ChainElement } from '../../../chain/core/index.js';
-import { closeWithEntry, requestWithEntry } from '../entries.js';
+import { closeWithEntry, offeredMechanism, requestWithEntry } from '../entries.js';
 import { kernelType, localEntry } from './common.js';
 import type { KernelOptions } from './common.js';
 
@@ -19,12 +19,11 @@ export function kernelServer(o: KernelOptions): ChainElement {
     name: part,
     async request(ctx, request, next) {
       const conn = request.connection;
-      const offered =
-        conn?.mechanism?.type === kernelType
-          ? conn.mechanism
-          : request.mechanismPreferences.find(
-              (m) => m.type === kernelType && (m.cls === '' || m.cls === MechanismClass.LOCAL),
-            );
+      const offered = offeredMechanism(
+        request,
+        kernelType,
+        (m) => m.cls === '' || m.cls === MechanismClass.LOCAL,
+      );
       if (conn === undefined || offered === undefined) return next.request(ctx, request);
       const selected = clone(MechanismSchema, offered);
       conn.mechanism = selected;

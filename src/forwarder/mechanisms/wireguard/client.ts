@@ -9,7 +9,7 @@ import {
 } from '../../../api/index.js';
 import type { ChainElement } from '../../../chain/core/index.js';
 import type { TunnelEntry } from '../../desired-state.js';
-import { closeWithEntry, farPrefixes, requestWithEntry } from '../entries.js';
+import { closeWithEntry, offerMechanism, farPrefixes, requestWithEntry } from '../entries.js';
 import { carriesIp, endpointOf, wireguardType } from './common.js';
 import type { WireguardOptions } from './common.js';
 
@@ -32,10 +32,7 @@ export function wireguardClient(o: WireguardOptions): ChainElement {
         srcPublicKey: o.publicKey,
         ...(o.mtu === undefined ? {} : { mtu: o.mtu }),
       });
-      request.mechanismPreferences = [
-        ...request.mechanismPreferences.filter((m) => m.type !== wireguardType),
-        offer,
-      ];
+      offerMechanism(request, offer);
       return requestWithEntry({
         forwarder: o.forwarder,
         part,

@@ -12,7 +12,7 @@ import {
 import type { Mechanism } from '../../../api/index.js';
 import type { ChainElement } from '../../../chain/core/index.js';
 import type { TunnelEntry } from '../../desired-state.js';
-import { closeWithEntry, farPrefixes, requestWithEntry } from '../entries.js';
+import { closeWithEntry, farPrefixes, offeredMechanism, requestWithEntry } from '../entries.js';
 import { carriesIp, endpointOf, wireguardType } from './common.js';
 import type { WireguardOptions } from './common.js';
 
@@ -29,10 +29,7 @@ export function wireguardServer(o: WireguardOptions): ChainElement {
     name: part,
     async request(ctx, request, next) {
       const conn = request.connection;
-      const offered =
-        conn?.mechanism?.type === wireguardType
-          ? conn.mechanism
-          : request.mechanismPreferences.find((m) => m.type === wireguardType);
+      const offered = offeredMechanism(request, wireguardType);
       if (conn === undefined || offered === undefined || !carriesIp(conn)) return next.request(ctx, request);
       const peerKey = required(
         readWireguardKey(offered, WireguardParam.SRC_PUBLIC_KEY),
