@@ -4,13 +4,14 @@
 //   node --import tsx bench/dataplane-knobs.ts [--reps N] [--seconds S] [--only id,id,…] [--gro]
 // --gro: also run every row with GRO enabled on the test bed's veths (a bed-wide setting, so it is
 // a second phase rather than a row).
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner } from '../src/host/command-runner.js';
-import { testbedDown, testbedUp } from '../test/helpers/testbed.js';
+import { testbedUp } from '../test/helpers/testbed.js';
 import type { Testbed } from '../test/helpers/testbed.js';
-import { runWithCleanup } from './lib/cleanup.js';
+import { runOnTestbed } from './lib/cleanup.js';
+import type { TestbedBenchState } from './lib/cleanup.js';
 import { formatTable, measureRows } from './lib/measure.js';
 import type { RowSummary } from './lib/measure.js';
 import { BenchProcesses } from './lib/processes.js';
@@ -150,7 +151,7 @@ async function setGro(runner: ProcessRunner, bed: Testbed, on: boolean): Promise
   }
 }
 
-async function main(args: Args, state: { procs?: BenchProcesses; workDir?: string }): Promise<void> {
+async function main(args: Args, state: TestbedBenchState): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root: the benchmark creates network namespaces');
   const runner = new ProcessRunner();
   const workDir = await mkdtemp(join(tmpdir(), 'nsm-dataplane-knobs-'));
@@ -235,15 +236,4 @@ function relative(rows: readonly RowSummary[]): string {
     .join('\n');
 }
 
-const state: { procs?: BenchProcesses; workDir?: string } = {};
-const code = await runWithCleanup(
-  () => main(parseArgs(process.argv.slice(2)), state),
-  async () => {
-    await state.procs?.stopAll();
-    await testbedDown(prefix).catch((e: unknown) => {
-      process.stderr.write(`cleanup: ${String(e)}; run 'npm run testbed -- down ${prefix}'\n`);
-    });
-    if (state.workDir !== undefined) await rm(state.workDir, { recursive: true, force: true });
-  },
-);
-process.exitCode = code;
+process.exitCode = await runOnTestbed(prefix, (state) => main(parseArgs(process.argv.slice(2)), state));

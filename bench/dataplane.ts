@@ -13,14 +13,15 @@
 // Needs root, iperf3, ping, wg, wireguard-go (or kernel WireGuard) and nebula (apt-get install nebula).
 // Everything lives in the netns `nsmdp-*`; nothing touches the root namespace, and every exit path
 // (end, error, SIGINT/SIGTERM) removes the namespaces and kills the processes it started, by pid.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner } from '../src/host/command-runner.js';
 import { defaultUdpBufferBytes } from '../src/host/socket-buffers/index.js';
 import { chooseBackend, probeBackends } from '../src/host/wireguard/index.js';
-import { testbedDown, testbedUp } from '../test/helpers/testbed.js';
-import { runWithCleanup } from './lib/cleanup.js';
+import { testbedUp } from '../test/helpers/testbed.js';
+import { runOnTestbed } from './lib/cleanup.js';
+import type { TestbedBenchState } from './lib/cleanup.js';
 import { formatTable, measureRows } from './lib/measure.js';
 import type { RowSummary } from './lib/measure.js';
 import { NetnsRunner } from './lib/netns-runner.js';
@@ -89,7 +90,7 @@ function parseArgs(argv: readonly string[]): Args {
   };
 }
 
-async function main(args: Args, state: { procs?: BenchProcesses; workDir?: string }): Promise<void> {
+async function main(args: Args, state: TestbedBenchState): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root: the benchmark creates network namespaces');
   const runner = new ProcessRunner();
   const workDir = await mkdtemp(join(tmpdir(), 'nsm-dataplane-'));
@@ -348,15 +349,4 @@ function report(
   );
 }
 
-const state: { procs?: BenchProcesses; workDir?: string } = {};
-const code = await runWithCleanup(
-  () => main(parseArgs(process.argv.slice(2)), state),
-  async () => {
-    await state.procs?.stopAll();
-    await testbedDown(prefix).catch((e: unknown) => {
-      process.stderr.write(`cleanup: ${String(e)}; run 'npm run testbed -- down ${prefix}'\n`);
-    });
-    if (state.workDir !== undefined) await rm(state.workDir, { recursive: true, force: true });
-  },
-);
-process.exitCode = code;
+process.exitCode = await runOnTestbed(prefix, (state) => main(parseArgs(process.argv.slice(2)), state));

@@ -1,5 +1,8 @@
 // Runs a benchmark so that its cleanup runs on every way out: normal end, a thrown error, and
 // SIGINT/SIGTERM/SIGHUP (after which the process exits with 128 + signal number).
+import { rm } from 'node:fs/promises';
+import { testbedDown } from '../../test/helpers/testbed.js';
+import type { BenchProcesses } from './processes.js';
 
 export async function runWithCleanup(
   main: () => Promise<void>,
@@ -26,4 +29,31 @@ export async function runWithCleanup(
     await once();
     for (const [sig, h] of handlers) process.off(sig, h);
   }
+}
+
+/** What a test-bed benchmark started, for the cleanup to stop and remove. */
+export interface TestbedBenchState {
+  procs?: BenchProcesses;
+  workDir?: string;
+}
+
+/**
+ * Runs a benchmark on the netns test bed `prefix` with runWithCleanup: on every way out its
+ * processes are stopped by pid, the test bed is taken down and its work directory removed.
+ */
+export function runOnTestbed(
+  prefix: string,
+  main: (state: TestbedBenchState) => Promise<void>,
+): Promise<number> {
+  const state: TestbedBenchState = {};
+  return runWithCleanup(
+    () => main(state),
+    async () => {
+      await state.procs?.stopAll();
+      await testbedDown(prefix).catch((e: unknown) => {
+        process.stderr.write(`cleanup: ${String(e)}; run 'npm run testbed -- down ${prefix}'\n`);
+      });
+      if (state.workDir !== undefined) await rm(state.workDir, { recursive: true, force: true });
+    },
+  );
 }
