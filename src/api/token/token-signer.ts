@@ -58,7 +58,9 @@ export function createTokenSigner(options: TokenSignerOptions): TokenSigner {
     });
   }
   if (!cert.checkPrivateKey(key)) {
-    throw new AgentError('CONFIG_INVALID', 'the token signing key does not belong to the SVID certificate');
+    throw new AgentError('CONFIG_INVALID', 'the token signing key does not belong to the SVID certificate', {
+      hint: 'the key and the certificate must be one SVID’s pair: check the identity files (re-enrol the host, or re-run server init on a fresh data dir, if they were replaced)',
+    });
   }
   const notAfterMs = Date.parse(cert.validTo);
   const maxLifetimeMs = options.maxLifetimeMs ?? DEFAULT_MAX_TOKEN_LIFETIME_MS;

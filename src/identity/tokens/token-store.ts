@@ -84,6 +84,7 @@ export class TokenStore {
       throw new AgentError(
         'INVALID_ARGUMENT',
         `token uses must be a whole number from 1 to ${MAX_USES}, got ${uses}`,
+        { hint: 'e.g. --uses 1 for one host, --uses 20 for a batch of 20' },
       );
     }
     parseGrpcUrl(options.serverUrl);
