@@ -86,6 +86,10 @@ export const handlers: Handlers = {
         expiresAt: new Date(id.expiresAt).toISOString(),
       };
     },
+    async run(o, signal, ready) {
+      const { runAgent } = await import('./agent/run-agent.js');
+      await runAgent(o, signal, ready);
+    },
   },
 };
 

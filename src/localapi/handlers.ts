@@ -1,4 +1,5 @@
 import { AgentError } from '../errors/index.js';
+import type { AgentReadyInfo, AgentRunOptions } from './agent-control.js';
 
 /**
  * The contract between the CLI and the runtime: what the CLI asks of the rest of the product for commands that do more than read config. The CLI
@@ -77,6 +78,8 @@ export interface AgentHandlers {
     trustDomain: string;
     expiresAt: string;
   }>;
+  /** `nsm-agent run`: serves until `signal` aborts; `ready` is called once every listener is up. */
+  run(options: AgentRunOptions, signal: AbortSignal, ready: (info: AgentReadyInfo) => void): Promise<void>;
 }
 
 export interface Handlers {

@@ -7,3 +7,20 @@ export type {
   ServerRunOptions,
   TokenRow,
 } from './handlers.js';
+export type {
+  AgentControl,
+  AgentReadyInfo,
+  AgentRunOptions,
+  ConnectRequest,
+  ConnectionRow,
+  ConnectionState,
+  DisconnectRequest,
+  ExposeRequest,
+  ExposeRow,
+  ServiceEndpointRow,
+  ServiceRow,
+  ServicesReport,
+  SpecSource,
+  StatusReport,
+  UnexposeRequest,
+} from './agent-control.js';
