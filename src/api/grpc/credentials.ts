@@ -90,6 +90,11 @@ export interface ClientCredentialsOptions {
   readonly keyPem?: string;
   /** Without it, any valid SVID that chains to the bundle is accepted: the bundle is the boundary. */
   readonly expectedServerId?: ExpectedPeer;
+  /**
+   * Hears the certificate of every server this client accepted (after the bundle and SPIFFE ID
+   * checks): the daemon addresses its per-hop tokens to that server and checks the tokens it signs.
+   */
+  readonly onServerCertificate?: (cert: PeerCertificate) => void;
 }
 
 export function clientCredentials(options: ClientCredentialsOptions): ClientTlsCredentials {
@@ -115,7 +120,13 @@ export function clientCredentials(options: ClientCredentialsOptions): ClientTlsC
     keyPem === undefined ? null : Buffer.from(keyPem),
     certChainPem === undefined ? null : Buffer.from(certChainPem),
     // Runs after Node has verified the chain against the bundle (rejectUnauthorized stays true).
-    { checkServerIdentity: (_host, cert) => checkServerSpiffeId(cert, expectedServerId) },
+    {
+      checkServerIdentity: (_host, cert) => {
+        const refused = checkServerSpiffeId(cert, expectedServerId);
+        if (refused === undefined) options.onServerCertificate?.(cert);
+        return refused;
+      },
+    },
   );
   return { kind: 'tls', grpc };
 }
@@ -203,6 +214,16 @@ function ownIdentity(certChainPem: string, keyPem: string): string {
   } catch (e: unknown) {
     throw configInvalid('our own certificate is not usable', e);
   }
+}
+
+/** Checks a server identity as serverCredentials() does (bundle, chain, key); returns its SPIFFE ID. */
+export function checkedServerIdentity(pem: {
+  readonly bundlePem: string;
+  readonly certChainPem: string;
+  readonly keyPem: string;
+}): string {
+  bundleBuffer(pem.bundlePem);
+  return ownIdentity(pem.certChainPem, pem.keyPem);
 }
 
 /** Always CONFIG_INVALID: errors from the parsers carry other codes that do not fit a config mistake. */

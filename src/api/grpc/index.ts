@@ -35,7 +35,15 @@ export { startServer } from './server.js';
 export type { BoundListener, GrpcServer, Listener, StartServerOptions } from './server.js';
 export { dial } from './dial.js';
 export type { DialOptions, GrpcConnection } from './dial.js';
-export { checkServerSpiffeId, clientCredentials, insecure, serverCredentials } from './credentials.js';
+export {
+  checkServerSpiffeId,
+  checkedServerIdentity,
+  clientCredentials,
+  insecure,
+  serverCredentials,
+} from './credentials.js';
+export { updatableServerCredentials } from './updatable-credentials.js';
+export type { ServerIdentityPem, UpdatableServerCredentials } from './updatable-credentials.js';
 export type {
   AuthorizePeer,
   ClientCredentialsOptions,

@@ -38,7 +38,7 @@ function clientInput(
   conn: Connection,
   options: AuthorizeClientOptions,
 ): ConnectionPolicyInput {
-  const serverCertificate = options.serverCertificate?.();
+  const serverCertificate = options.serverCertificate?.(ctx);
   return {
     side: 'client',
     connection: conn,

@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import type { ChainContext } from '../core/context.js';
 import type { ConnectionPolicy } from './policies.js';
 
 export interface AuthorizeServerOptions {
@@ -16,5 +17,5 @@ export interface AuthorizeClientOptions {
    * The certificate the server we call presented (its SVID leaf), for next_token_signed. The element
    * that dials knows it; without it next_token_signed refuses, as upstream does without TLS.
    */
-  readonly serverCertificate?: () => X509Certificate | undefined;
+  readonly serverCertificate?: (ctx: ChainContext) => X509Certificate | undefined;
 }

@@ -63,7 +63,7 @@ export interface ConnectClientOptions {
  * cancellation and the outgoing metadata the elements above wrote.
  */
 export function connectClient(
-  remote: ServiceClient<typeof NetworkServiceService>,
+  remote: NetworkServiceClient | ((ctx: ChainContext) => NetworkServiceClient),
   options: ConnectClientOptions = {},
 ): ChainElement {
   const callOptions = (ctx: ChainContext) => ({
@@ -71,14 +71,19 @@ export function connectClient(
     metadata: outgoingMetadata(ctx),
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
   });
+  // A function: the client is chosen per call (the daemon dials the agent of the selected endpoint).
+  const remoteOf = typeof remote === 'function' ? remote : () => remote;
   return {
     name: 'connect',
-    request: (ctx, request) => remote.request(request, callOptions(ctx)),
+    request: (ctx, request) => remoteOf(ctx).request(request, callOptions(ctx)),
     close: async (ctx, connection) => {
-      await remote.close(connection, callOptions(ctx));
+      await remoteOf(ctx).close(connection, callOptions(ctx));
     },
   };
 }
+
+/** A typed NetworkService client (what connect calls). */
+export type NetworkServiceClient = ServiceClient<typeof NetworkServiceService>;
 
 function outgoingMetadata(ctx: ChainContext): Metadata {
   const md = new Metadata();

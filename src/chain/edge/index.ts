@@ -1,2 +1,3 @@
 export { chainContextOf, connectClient, networkServiceOf } from './grpc-edge.js';
-export type { ChainEdgeOptions, ConnectClientOptions } from './grpc-edge.js';
+export type { ChainEdgeOptions, ConnectClientOptions, NetworkServiceClient } from './grpc-edge.js';
+export { inProcessConnect } from './in-process.js';

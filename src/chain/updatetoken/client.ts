@@ -15,9 +15,10 @@ import type { UpdateTokenClientOptions } from './options.js';
  */
 export function updateTokenClient(options: UpdateTokenClientOptions): ChainElement {
   const { signer, server } = options;
-  const audience = (): TokenPeer | undefined => (typeof server === 'function' ? server() : server);
+  const audience = (ctx: ChainContext): TokenPeer | undefined =>
+    typeof server === 'function' ? server(ctx) : server;
   function withToken(ctx: ChainContext, conn: Connection | undefined): ChainContext {
-    const token: ClientToken = signer.mint(audience());
+    const token: ClientToken = signer.mint(audience(ctx));
     const own = conn?.path?.pathSegments[conn.path.index];
     if (own) setSegmentToken(own, token);
     // A copy per call: a metadata object from further up is never changed under its other users.

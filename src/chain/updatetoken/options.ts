@@ -1,3 +1,4 @@
+import type { ChainContext } from '../core/context.js';
 import type { TokenPeer, TokenSigner } from '../../api/token/index.js';
 
 export interface UpdateTokenServerOptions {
@@ -12,5 +13,5 @@ export interface UpdateTokenClientOptions {
    * here the dialling side knows whom it expects). Undefined: a token without aud, as upstream
    * without a TLS peer — tokens_chained at the server then refuses it.
    */
-  readonly server?: TokenPeer | (() => TokenPeer | undefined);
+  readonly server?: TokenPeer | ((ctx: ChainContext) => TokenPeer | undefined);
 }
