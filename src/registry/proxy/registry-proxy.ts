@@ -408,7 +408,48 @@ export class RegistryProxy {
     return 'queued';
   }
 
-  async #registerNse(request: NetworkServiceEndpoint, ctx: CallContext): Promise<NetworkServiceEndpoint> {
+  /**
+   * Registers a local endpoint in-process (the agent's own exposes), as a local Register call does:
+   * `upstream` says whether the control server has it now or it is queued until it is reachable.
+   */
+  async registerEndpoint(
+    request: NetworkServiceEndpoint,
+  ): Promise<{ readonly nse: NetworkServiceEndpoint; readonly upstream: 'registered' | 'queued' }> {
+    let upstream: 'registered' | 'queued' = 'queued';
+    const nse = await this.#registerNse(request, (status) => (upstream = status));
+    return { nse, upstream };
+  }
+
+  /** Unregisters a local endpoint in-process; `queued` when upstream will hear it once reachable. */
+  async unregisterEndpoint(request: NetworkServiceEndpoint): Promise<'unregistered' | 'queued'> {
+    let outcome: 'unregistered' | 'queued' = 'queued';
+    await this.#unregisterNseLocal(request, (status) => (outcome = status));
+    return outcome;
+  }
+
+  /** Registers a network service in-process (what a local NetworkService Register call does). */
+  async registerService(
+    request: NetworkService,
+  ): Promise<{ readonly ns: NetworkService; readonly upstream: 'registered' | 'queued' }> {
+    let upstream: 'registered' | 'queued' = 'queued';
+    const ns = await this.#registerNs(request, (status) => (upstream = status));
+    return { ns, upstream };
+  }
+
+  /** The endpoints a local Find (watch=false) with `template` would list. */
+  findEndpoints(template: NetworkServiceEndpoint | undefined): NetworkServiceEndpoint[] {
+    return this.#nseSnapshot(template);
+  }
+
+  /** The network services a local Find (watch=false) with `template` would list. */
+  findServices(template: NetworkService | undefined): NetworkService[] {
+    return this.#nsSnapshot(template);
+  }
+
+  async #registerNse(
+    request: NetworkServiceEndpoint,
+    status: (s: 'registered' | 'queued') => void,
+  ): Promise<NetworkServiceEndpoint> {
     if (request.name === '' || request.url === '') {
       throw new AgentError('INVALID_ARGUMENT', 'a network service endpoint needs a name and a url', {
         hint: 'set name and url (the unix:// or tcp:// URL this endpoint serves on)',
@@ -456,25 +497,26 @@ export class RegistryProxy {
     } else {
       this.#schedule(local, Infinity);
     }
-    const header = new Metadata();
     const out = clone(NetworkServiceEndpointSchema, answer ?? this.#upstreamForm(nse));
     out.expirationTime = toTimestamp(localExpiresAtMs);
     if (answer) {
       this.#counters.registrations++;
-      header.set(UPSTREAM_STATUS_HEADER, 'registered');
+      status('registered');
     } else {
       this.#counters.queued++;
-      header.set(UPSTREAM_STATUS_HEADER, 'queued');
+      status('queued');
       this.#log.info(
         { nse: nse.name, state: this.#state.kind },
         'upstream registry unreachable; registration queued',
       );
     }
-    ctx.sendHeader(header);
     return out;
   }
 
-  async #unregisterNseLocal(request: NetworkServiceEndpoint, ctx: CallContext): Promise<void> {
+  async #unregisterNseLocal(
+    request: NetworkServiceEndpoint,
+    status: (s: 'unregistered' | 'queued') => void,
+  ): Promise<void> {
     const local = this.#endpoints.get(request.name);
     if (local) {
       local.timer?.cancel();
@@ -494,9 +536,7 @@ export class RegistryProxy {
         hint: 'retry the unregister',
       });
     }
-    const header = new Metadata();
-    header.set(UPSTREAM_STATUS_HEADER, outcome === 'done' ? 'unregistered' : 'queued');
-    ctx.sendHeader(header);
+    status(outcome === 'done' ? 'unregistered' : 'queued');
   }
 
   /** Local view of an upstream record (localbypass): undefined = hide it from local callers. */
@@ -533,9 +573,9 @@ export class RegistryProxy {
 
   #nseService(): ServiceRegistration {
     return implement(NetworkServiceEndpointRegistryService, {
-      register: (nse, ctx) => this.#registerNse(nse, ctx),
+      register: (nse, ctx) => this.#registerNse(nse, (status) => sendStatus(ctx, status)),
       unregister: async (nse, ctx) => {
-        await this.#unregisterNseLocal(nse, ctx);
+        await this.#unregisterNseLocal(nse, (status) => sendStatus(ctx, status));
         return {};
       },
       find: (query, stream, ctx) => {
@@ -561,31 +601,41 @@ export class RegistryProxy {
 
   // ---- network services ---------------------------------------------------------------------
 
+  async #registerNs(
+    request: NetworkService,
+    status: (s: 'registered' | 'queued') => void,
+  ): Promise<NetworkService> {
+    if (request.name === '') {
+      throw new AgentError('INVALID_ARGUMENT', 'a network service needs a name', { hint: 'set name' });
+    }
+    const ns = clone(NetworkServiceSchema, request);
+    const upstream = this.#upstream;
+    let answer: NetworkService | undefined;
+    if (this.#state.kind === 'up' && upstream) {
+      try {
+        answer = await upstream.registerNs(ns);
+      } catch (e: unknown) {
+        if (!isTransient(e)) throw e;
+      }
+    }
+    this.#services.set(ns.name, { ns, upstream: answer ? 'registered' : 'pending' });
+    this.#unregisterNs.delete(ns.name);
+    if (answer) this.#counters.registrations++;
+    else this.#counters.queued++;
+    status(answer ? 'registered' : 'queued');
+    return answer ?? ns;
+  }
+
+  #nsSnapshot(template: NetworkService | undefined): NetworkService[] {
+    const out = [...this.#nsCache.values()].filter((r) => matchNetworkService(template, r));
+    for (const local of this.#services.values())
+      if (!this.#nsCache.get(local.ns.name) && matchNetworkService(template, local.ns)) out.push(local.ns);
+    return out;
+  }
+
   #nsService(): ServiceRegistration {
     return implement(NetworkServiceRegistryService, {
-      register: async (request, ctx) => {
-        if (request.name === '') {
-          throw new AgentError('INVALID_ARGUMENT', 'a network service needs a name', { hint: 'set name' });
-        }
-        const ns = clone(NetworkServiceSchema, request);
-        const upstream = this.#upstream;
-        const header = new Metadata();
-        let answer: NetworkService | undefined;
-        if (this.#state.kind === 'up' && upstream) {
-          try {
-            answer = await upstream.registerNs(ns);
-          } catch (e: unknown) {
-            if (!isTransient(e)) throw e;
-          }
-        }
-        this.#services.set(ns.name, { ns, upstream: answer ? 'registered' : 'pending' });
-        this.#unregisterNs.delete(ns.name);
-        if (answer) this.#counters.registrations++;
-        else this.#counters.queued++;
-        header.set(UPSTREAM_STATUS_HEADER, answer ? 'registered' : 'queued');
-        ctx.sendHeader(header);
-        return answer ?? ns;
-      },
+      register: (request, ctx) => this.#registerNs(request, (status) => sendStatus(ctx, status)),
       unregister: async (request, ctx) => {
         const known = this.#services.delete(request.name);
         const upstream = this.#upstream;
@@ -620,13 +670,7 @@ export class RegistryProxy {
         const template = query.networkService;
         return serveFind<NetworkService>({
           watch: query.watch,
-          snapshot: () => {
-            const out = [...this.#nsCache.values()].filter((r) => matchNetworkService(template, r));
-            for (const local of this.#services.values())
-              if (!this.#nsCache.get(local.ns.name) && matchNetworkService(template, local.ns))
-                out.push(local.ns);
-            return out;
-          },
+          snapshot: () => this.#nsSnapshot(template),
           subscribe: (push) =>
             this.#nsCache.subscribe((r, deleted) => {
               if (matchNetworkService(template, r)) push({ record: r, deleted });
@@ -639,4 +683,11 @@ export class RegistryProxy {
       },
     });
   }
+}
+
+/** Tells a local registrant whether upstream has its record yet (header nsm-agent-upstream). */
+function sendStatus(ctx: CallContext, status: string): void {
+  const header = new Metadata();
+  header.set(UPSTREAM_STATUS_HEADER, status);
+  ctx.sendHeader(header);
 }
