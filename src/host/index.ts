@@ -26,3 +26,13 @@ export type { NetnsRef } from './netns.js';
 export { isUdpPortFree } from './udp-port.js';
 export { systemRandom } from './random.js';
 export type { Random } from './random.js';
+export {
+  HostsFile,
+  defaultHostsPath,
+  hostsBlockBegin,
+  hostsBlockEnd,
+  parseHostsBlock,
+  renderHostsBlock,
+} from './hosts-file.js';
+export type { HostsEntry, HostsFileOptions } from './hosts-file.js';
+export { PUBLIC_FILE_MODE, SECRET_FILE_MODE, syncDir, writeFileAtomic } from './atomic-write.js';

@@ -6,7 +6,7 @@ import type { Clock } from '../../host/index.js';
 import { generateEcKeyPair, spkiSha256 } from '../crypto/ec-keys.js';
 import { toPem } from '../crypto/pem.js';
 import { EC_P256, useNodeCrypto, x509 } from '../crypto/x509-provider.js';
-import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, writeFileAtomic } from '../fs/atomic-write.js';
+import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, writeFileAtomic } from '../../host/atomic-write.js';
 import { issueSvid, randomSerial } from './issue-svid.js';
 import { caFiles, serverSpiffeId } from './mesh-ca.js';
 import type { MeshCa, ServerPki } from './mesh-ca.js';

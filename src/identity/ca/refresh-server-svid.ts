@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { systemClock } from '../../host/index.js';
 import type { Clock } from '../../host/index.js';
-import { PUBLIC_FILE_MODE, writeFileAtomic } from '../fs/atomic-write.js';
+import { PUBLIC_FILE_MODE, writeFileAtomic } from '../../host/atomic-write.js';
 import { DEFAULT_SERVER_SVID_TTL_MS } from './init-ca.js';
 import { issueSvid } from './issue-svid.js';
 import { caFiles } from './mesh-ca.js';

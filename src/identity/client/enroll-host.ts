@@ -12,7 +12,7 @@ import { serverSpiffeId } from '../ca/mesh-ca.js';
 import { createAgentCsr } from '../crypto/create-csr.js';
 import { formatPin, generateEcKeyPair } from '../crypto/ec-keys.js';
 import type { EcKeyPair } from '../crypto/ec-keys.js';
-import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, syncDir, writeFileAtomic } from '../fs/atomic-write.js';
+import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, syncDir, writeFileAtomic } from '../../host/atomic-write.js';
 import type { HostFactsRecord } from '../hosts/host-record.js';
 import { parseToken } from '../tokens/token-format.js';
 import { acceptResponse } from './accept-response.js';

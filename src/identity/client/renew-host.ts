@@ -9,7 +9,7 @@ import { serverSpiffeId } from '../ca/mesh-ca.js';
 import { createAgentCsr } from '../crypto/create-csr.js';
 import { generateEcKeyPair } from '../crypto/ec-keys.js';
 import { pemBlocks } from '../crypto/pem.js';
-import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, syncDir, writeFileAtomic } from '../fs/atomic-write.js';
+import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, syncDir, writeFileAtomic } from '../../host/atomic-write.js';
 import type { HostFactsRecord } from '../hosts/host-record.js';
 import { acceptResponse } from './accept-response.js';
 import { identityFiles } from './identity-files.js';

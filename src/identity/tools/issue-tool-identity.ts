@@ -6,7 +6,7 @@ import type { Clock } from '../../host/index.js';
 import { issueSvid } from '../ca/issue-svid.js';
 import type { MeshCa } from '../ca/mesh-ca.js';
 import { generateEcKeyPair } from '../crypto/ec-keys.js';
-import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, writeFileAtomic } from '../fs/atomic-write.js';
+import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, writeFileAtomic } from '../../host/atomic-write.js';
 
 export interface IssueToolIdentityOptions {
   readonly ca: MeshCa;
