@@ -1,5 +1,5 @@
-export { addonAssetName, loadUdpBuffersAddon } from './native-addon.js';
-export type { NativeAddonOptions, UdpBuffersAddon } from './native-addon.js';
+export { addonAssetName, loadNativeHelper, loadUdpBuffersAddon } from './native-addon.js';
+export type { NativeAddonOptions, NativeHelper, UdpBuffersAddon } from './native-addon.js';
 export { NativeUdpSocketBuffers } from './native-udp-socket-buffers.js';
 export { defaultUdpBufferBytes } from './udp-socket-buffers.js';
 export type { UdpSocketBuffer, UdpSocketBuffers } from './udp-socket-buffers.js';

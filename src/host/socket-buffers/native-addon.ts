@@ -7,12 +7,21 @@ import { fileURLToPath } from 'node:url';
 import * as sea from 'node:sea';
 import { AgentError, describe } from '../../errors/index.js';
 
-/** What the addon (native/udp-socket-buffers.c) exports. */
+/** The UDP-buffer half of what the addon (native/udp-socket-buffers.c) exports. */
 export interface UdpBuffersAddon {
   udpBuffers(
     pid: number,
     bytes: number,
   ): { fd: number; family: number; rcvbuf: number; sndbuf: number; changed: boolean }[];
+}
+
+/** Everything the addon exports: the UDP-buffer sizing and the AF_UNIX datagram for sd_notify. */
+export interface NativeHelper extends UdpBuffersAddon {
+  /**
+   * Sends `message` as one datagram to the AF_UNIX socket `path` (absolute, or `@name` for an
+   * abstract one); returns the bytes sent. Throws errors with `code` (errno name) and `syscall`.
+   */
+  notify(path: string, message: string): number;
 }
 
 export interface NativeAddonOptions {
@@ -30,9 +39,24 @@ export const addonAssetName = 'udp-socket-buffers.node';
  * to a private directory under a content-hash name and checked against the asset's hash before it
  * is loaded; when running from the sources or the bundle, from dist/native (packaging/build-native.mjs).
  */
+export async function loadNativeHelper(o: NativeAddonOptions = {}): Promise<NativeHelper> {
+  const { exports, file } = await load(o);
+  const { udpBuffers, notify } = exports;
+  if (typeof udpBuffers !== 'function' || typeof notify !== 'function') throw notTheHelper(file);
+  return { udpBuffers, notify };
+}
+
+/** Like loadNativeHelper, needing only udpBuffers (so an older build still sizes buffers). */
 export async function loadUdpBuffersAddon(o: NativeAddonOptions = {}): Promise<UdpBuffersAddon> {
+  const { exports, file } = await load(o);
+  const udpBuffers = exports.udpBuffers;
+  if (typeof udpBuffers !== 'function') throw notTheHelper(file);
+  return { udpBuffers };
+}
+
+async function load(o: NativeAddonOptions): Promise<{ exports: Partial<NativeHelper>; file: string }> {
   const file = o.path ?? (sea.isSea() ? await extractAsset(o.extractDir) : builtAddonPath());
-  const m: { exports: Partial<UdpBuffersAddon> } = { exports: {} };
+  const m: { exports: Partial<NativeHelper> } = { exports: {} };
   try {
     process.dlopen(m, file);
   } catch (e: unknown) {
@@ -41,13 +65,17 @@ export async function loadUdpBuffersAddon(o: NativeAddonOptions = {}): Promise<U
       hint: 'rebuild it (node packaging/build-native.mjs, or npm run build:binary)',
     });
   }
-  const udpBuffers = m.exports.udpBuffers;
-  if (typeof udpBuffers !== 'function') {
-    throw new AgentError('UNAVAILABLE', `${file} is not the udp-socket-buffers helper`, {
+  return { exports: m.exports, file };
+}
+
+function notTheHelper(file: string): AgentError {
+  return new AgentError(
+    'UNAVAILABLE',
+    `${file} is not the nsm-agent native helper, or an older build of it`,
+    {
       hint: 'rebuild it (node packaging/build-native.mjs, or npm run build:binary)',
-    });
-  }
-  return { udpBuffers };
+    },
+  );
 }
 
 /** dist/native/<asset> next to the bundle (dist/nsm-agent.cjs), or under the checkout (tsx). */

@@ -13,6 +13,15 @@
  *   `bytes` gives (the kernel doubles the value set), so calling it again changes nothing.
  *   Errors are thrown with `code` set to the errno name (EPERM, ENOSYS, ESRCH …) and `syscall`.
  *
+ * It also carries the agent's one other need for a system call Node does not offer: sending a
+ * datagram on an AF_UNIX socket, which is how a service tells systemd it is ready (sd_notify(3)).
+ * Both live in one addon so the single binary embeds one asset.
+ *
+ * JS: notify(path: string, message: string) -> number of bytes sent
+ *   `path` is NOTIFY_SOCKET: a filesystem path ("/run/systemd/notify") or an abstract name written
+ *   with a leading "@" (sent with a leading NUL, like sd_notify). One SOCK_DGRAM|SOCK_CLOEXEC socket
+ *   per call, closed before returning. Errors as above (ENOENT, ECONNREFUSED, ENAMETOOLONG …).
+ *
  * Built with only the Node-API C headers (ABI-stable, NAPI_VERSION 8), so one build serves every
  * Node >= 16 runtime: the development Node and the one inside the single binary.
  */
@@ -21,12 +30,14 @@
 #include <node_api.h>
 
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #ifndef SYS_pidfd_open
@@ -63,6 +74,14 @@ static const char *errno_name(int e) {
     case EMFILE: return "EMFILE";
     case ENOENT: return "ENOENT";
     case ENOMEM: return "ENOMEM";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOTSOCK: return "ENOTSOCK";
+    case ENOTDIR: return "ENOTDIR";
+    case EAGAIN: return "EAGAIN";
+    case EMSGSIZE: return "EMSGSIZE";
+    case ENOBUFS: return "ENOBUFS";
+    case EPROTOTYPE: return "EPROTOTYPE";
     default: return "EUNKNOWN";
   }
 }
@@ -182,9 +201,55 @@ static napi_value udp_buffers(napi_env env, napi_callback_info info) {
   return list;
 }
 
+static napi_value notify(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  size_t path_len = 0, msg_len = 0;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], NULL, 0, &msg_len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "notify(path: string, message: string)");
+    return NULL;
+  }
+  /* A filesystem path needs room for its NUL; an abstract name's "@" becomes the leading NUL. */
+  if (path_len >= sizeof sa.sun_path) return throw_errno(env, "sendto NOTIFY_SOCKET", ENAMETOOLONG);
+  char path[sizeof sa.sun_path];
+  napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len);
+  if (path_len < 2 || (path[0] != '/' && path[0] != '@') || strlen(path) != path_len) {
+    napi_throw_type_error(env, "EINVAL", "notify: path must be absolute or @abstract");
+    return NULL;
+  }
+  memcpy(sa.sun_path, path, path_len);
+  socklen_t addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
+  if (path[0] == '@') sa.sun_path[0] = 0;
+  else addr_len += 1;
+  char *msg = malloc(msg_len + 1);
+  if (msg == NULL) return throw_errno(env, "malloc", ENOMEM);
+  napi_get_value_string_utf8(env, argv[1], msg, msg_len + 1, &msg_len);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int e = errno;
+    free(msg);
+    return throw_errno(env, "socket AF_UNIX", e);
+  }
+  ssize_t sent = sendto(fd, msg, msg_len, MSG_NOSIGNAL, (struct sockaddr *)&sa, addr_len);
+  int e = errno;
+  close(fd);
+  free(msg);
+  if (sent < 0) return throw_errno(env, "sendto NOTIFY_SOCKET", e);
+  napi_value n;
+  napi_create_int64(env, (int64_t)sent, &n);
+  return n;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "udpBuffers", NAPI_AUTO_LENGTH, udp_buffers, NULL, &fn);
   napi_set_named_property(env, exports, "udpBuffers", fn);
+  napi_create_function(env, "notify", NAPI_AUTO_LENGTH, notify, NULL, &fn);
+  napi_set_named_property(env, exports, "notify", fn);
   return exports;
 }
