@@ -3,6 +3,8 @@
 const layers = [
   ['log', 'errors', 'util'],
   ['host'],
+  // metrics (prom-client families, /metrics server) uses host's Clock and is fed by anything above it.
+  ['metrics'],
   ['config'],
   ['api'],
   // store is the registry/identity storage contract; chain is the NetworkService chain framework.
