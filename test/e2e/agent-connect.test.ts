@@ -1,0 +1,116 @@
+// Issue 5 acceptance, as a user runs it: a control server and two agent daemons, each host its own
+// network namespace (scripts/lib/local-mesh.ts). Host A serves a page with a plain
+// `python3 -m http.server`; `nsm-agent expose web` on A, `nsm-agent connect web` on B, and an HTTP
+// GET from B's host netns to the service address returns the page; `disconnect` leaves both hosts'
+// links, addresses, routes and WireGuard peers exactly as before the connect. A client whose SPIFFE
+// ID the expose policy does not allow gets PermissionDenied and nothing is created on its host.
+import test from 'ava';
+import {
+  connect,
+  connectionOf,
+  dataplaneSnapshot,
+  expose,
+  getPage,
+  pageFor,
+  rootSerial,
+  serveWeb,
+  serviceIp,
+  useLocalMesh,
+  waitFor,
+} from '../helpers/local-mesh.js';
+import type { DataplaneSnapshot } from '../helpers/local-mesh.js';
+import { hostSnapshot } from '../helpers/host-snapshot.js';
+
+const prefix = 'nsmagc';
+const mesh = useLocalMesh({ prefix, agents: 2 });
+
+test.after.always(async () => {
+  // After the mesh closed (registered later, runs later): nothing of the bed is left.
+  if (process.getuid?.() !== 0) return;
+  const left = await hostSnapshot(prefix);
+  if (left.netns.length + left.wireguardGo.length + left.sockets.length + left.rootLinks.length > 0)
+    throw new Error(`the local mesh left: ${JSON.stringify(left)}`);
+});
+
+const same = (a: DataplaneSnapshot, b: DataplaneSnapshot): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+rootSerial(
+  'A exposes web, B connects, GET from B returns the page; disconnect leaves no trace',
+  async (t) => {
+    t.timeout(120_000);
+    const a = mesh().agent(1);
+    const b = mesh().agent(2);
+    await serveWeb(mesh(), a);
+    const exposed = await expose(t, a, 'web');
+    t.is(exposed.service, 'web');
+    t.regex(exposed.serviceAddress, /^169\.254\.\d+\.\d+\/\d+$/, 'a stable address in 169.254.0.0/16');
+
+    const beforeA = await dataplaneSnapshot(a);
+    const beforeB = await dataplaneSnapshot(b);
+    const row = await connect(t, b, 'web');
+    t.is(row.state, 'up');
+    const ip = serviceIp(row);
+    t.regex(ip, /^169\.254\./);
+    t.log(
+      `service address ${ip}, B's side ${row.localAddresses.join(', ')}, interface ${row.interface ?? '-'}`,
+    );
+
+    const page = await getPage(b, ip);
+    t.is(page.status, 200, page.error);
+    t.is(page.body, pageFor(a), 'the page A serves');
+    t.log(`GET http://${ip}:8080/ from B: HTTP ${String(page.status)} in ${page.ms} ms`);
+
+    const statusB = await b.status();
+    t.like(connectionOf(statusB, 'web'), { state: 'up', id: row.id });
+    const servedA = (await a.status()).exposes.find((e) => e.service === 'web');
+    t.is(servedA?.connections, 1, 'A serves one connection for web');
+
+    const during = await dataplaneSnapshot(b);
+    t.notDeepEqual(during, beforeB, 'the connection shows on B (an address, route or peer)');
+
+    const disconnected = await b.cli(['disconnect', 'web']);
+    t.is(disconnected.code, 0, disconnected.stderr);
+    t.log(`disconnect web on B: ${disconnected.ms} ms`);
+    // B undoes its side before the CLI returns; A undoes its side when B's Close arrives.
+    const cleanB = await waitFor(
+      "B's data plane back to before",
+      async () => (same(await dataplaneSnapshot(b), beforeB) ? true : undefined),
+      5_000,
+    );
+    const cleanA = await waitFor(
+      "A's data plane back to before",
+      async () => (same(await dataplaneSnapshot(a), beforeA) ? true : undefined),
+      5_000,
+    );
+    t.log(`no trace left: B after ${cleanB.ms} ms, A after ${cleanA.ms} ms`);
+    t.deepEqual(await dataplaneSnapshot(b), beforeB);
+    t.deepEqual(await dataplaneSnapshot(a), beforeA);
+    t.is(connectionOf(await b.status(), 'web'), undefined, 'no connection listed on B');
+    t.is((await a.status()).exposes.find((e) => e.service === 'web')?.connections, 0);
+    const gone = await getPage(b, ip, 8080, 0);
+    t.is(gone.status, undefined, 'the service address no longer answers from B');
+  },
+);
+
+rootSerial('a client whose SPIFFE ID the expose policy does not allow gets PermissionDenied', async (t) => {
+  t.timeout(60_000);
+  const a = mesh().agent(1);
+  const b = mesh().agent(2);
+  const other = `spiffe://${mesh().trustDomain}/agent/some-other-host`;
+  await expose(t, a, 'web2', ['--allow', other]);
+  const beforeA = await dataplaneSnapshot(a);
+  const beforeB = await dataplaneSnapshot(b);
+
+  const r = await b.cli(['connect', 'web2']);
+  t.log(`connect web2 on B: exit ${String(r.code)} in ${r.ms} ms: ${r.stderr.trim()}`);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /permission ?denied/i);
+  t.true(r.stderr.includes(b.spiffeId) || /not allowed/i.test(r.stderr), 'it says who was refused or why');
+
+  t.deepEqual(await dataplaneSnapshot(b), beforeB, 'no interface, address, route or peer on B');
+  t.deepEqual(await dataplaneSnapshot(a), beforeA, 'nothing on A either');
+  t.is(connectionOf(await b.status(), 'web2'), undefined, 'a refused connect is not kept');
+
+  const un = await a.cli(['unexpose', 'web2']);
+  t.is(un.code, 0, un.stderr);
+});
