@@ -7,3 +7,5 @@ export * from './refresh/index.js';
 export * from './timeout/index.js';
 export * from './updatetoken/index.js';
 export * from './edge/index.js';
+export * from './monitor/index.js';
+export * from './heal/index.js';

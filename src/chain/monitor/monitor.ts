@@ -1,0 +1,188 @@
+import { clone, create } from '@bufbuild/protobuf';
+import type { Connection, ConnectionEvent, MonitorScopeSelector } from '../../api/index.js';
+import { ConnectionEventSchema, ConnectionEventType, ConnectionSchema, State } from '../../api/index.js';
+import { AgentError } from '../../errors/agent-error.js';
+import { matchesSelector } from './selector.js';
+
+export interface ConnectionMonitorOptions {
+  /**
+   * Events one subscriber may have waiting before its stream is ended with RESOURCE_EXHAUSTED
+   * (default 4096): a subscriber that stopped reading must not grow the agent's memory without bound.
+   */
+  readonly maxBacklog?: number;
+}
+
+const defaultMaxBacklog = 4096;
+
+interface Subscriber {
+  readonly selector: MonitorScopeSelector | undefined;
+  push(event: ConnectionEvent): void;
+  end(error?: Error): void;
+}
+
+/**
+ * The connections this hop returned, keyed by this hop's connection id, and the subscribers that
+ * watch them (NSM sdk monitor server's state; one per agent). `monitorServer` feeds it from the
+ * chain, `monitorConnectionService` serves it as `connection.MonitorConnection`. Events carry
+ * copies of the connections as this hop returned them.
+ */
+export class ConnectionMonitor {
+  readonly #connections = new Map<string, Connection>();
+  readonly #subscribers = new Set<Subscriber>();
+  readonly #maxBacklog: number;
+  #closed = false;
+
+  constructor(options: ConnectionMonitorOptions = {}) {
+    this.#maxBacklog = Math.max(1, options.maxBacklog ?? defaultMaxBacklog);
+  }
+
+  /** Number of connections held. */
+  get size(): number {
+    return this.#connections.size;
+  }
+
+  /** Number of open subscriptions (for status and tests). */
+  get subscriberCount(): number {
+    return this.#subscribers.size;
+  }
+
+  /** Copies of every connection held, in insertion order. */
+  list(): Connection[] {
+    return [...this.#connections.values()].map((c) => clone(ConnectionSchema, c));
+  }
+
+  /** A copy of one connection, by this hop's id. */
+  get(id: string): Connection | undefined {
+    const conn = this.#connections.get(id);
+    return conn ? clone(ConnectionSchema, conn) : undefined;
+  }
+
+  /** Stores a copy of `conn` (keyed by `conn.id`) and sends UPDATE to matching subscribers. */
+  update(conn: Connection): void {
+    const stored = clone(ConnectionSchema, conn);
+    this.#connections.set(stored.id, stored);
+    this.#emit(ConnectionEventType.UPDATE, stored);
+  }
+
+  /** Forgets a connection and sends DELETE to matching subscribers; unknown ids do nothing. */
+  delete(id: string): void {
+    const stored = this.#connections.get(id);
+    if (!stored) return;
+    this.#connections.delete(id);
+    this.#emit(ConnectionEventType.DELETE, stored);
+  }
+
+  /**
+   * Marks a connection DOWN (its data plane is lost) and sends UPDATE, so the hop before re-requests.
+   * Returns false for an unknown id.
+   */
+  markDown(id: string): boolean {
+    const stored = this.#connections.get(id);
+    if (!stored) return false;
+    stored.state = State.DOWN;
+    this.#emit(ConnectionEventType.UPDATE, stored);
+    return true;
+  }
+
+  /**
+   * Events for connections matching `selector`: first one INITIAL_STATE_TRANSFER with every matching
+   * connection (possibly none), then UPDATE/DELETE as they happen. Ends when `signal` aborts or the
+   * monitor closes; fails with RESOURCE_EXHAUSTED when the consumer falls `maxBacklog` events behind.
+   * The snapshot is taken now, so no change between this call and the first read is missed.
+   */
+  subscribe(
+    selector: MonitorScopeSelector | undefined,
+    signal?: AbortSignal,
+  ): AsyncIterable<ConnectionEvent> {
+    const initial = create(ConnectionEventSchema, { type: ConnectionEventType.INITIAL_STATE_TRANSFER });
+    for (const [id, conn] of this.#connections) {
+      if (matchesSelector(conn, selector)) initial.connections[id] = clone(ConnectionSchema, conn);
+    }
+    const queue: ConnectionEvent[] = [initial];
+    let ended = false;
+    let failure: Error | undefined;
+    let wake: (() => void) | undefined;
+    const maxBacklog = this.#maxBacklog;
+
+    const finish = (): void => {
+      this.#subscribers.delete(subscriber);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const subscriber: Subscriber = {
+      selector,
+      push: (event) => {
+        if (ended) return;
+        if (queue.length >= maxBacklog) {
+          subscriber.end(
+            new AgentError(
+              'RESOURCE_EXHAUSTED',
+              `the monitor subscriber fell ${maxBacklog} events behind; its stream is ended`,
+              { hint: 'subscribe again: the new stream starts with the current state' },
+            ),
+          );
+          return;
+        }
+        queue.push(event);
+        wake?.();
+      },
+      end: (error) => {
+        if (ended) return;
+        ended = true;
+        failure = error;
+        // A failed stream drops what it had not delivered: the consumer must resubscribe anyway.
+        if (error) queue.length = 0;
+        finish();
+        wake?.();
+      },
+    };
+    const onAbort = (): void => subscriber.end();
+    if (this.#closed || signal?.aborted) {
+      ended = true;
+    } else {
+      this.#subscribers.add(subscriber);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }
+
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (;;) {
+            const event = queue.shift();
+            if (event) {
+              yield event;
+              continue;
+            }
+            if (failure) throw failure;
+            if (ended) return;
+            await new Promise<void>((resolve) => (wake = resolve));
+            wake = undefined;
+          }
+        } finally {
+          if (!ended) {
+            ended = true;
+            finish();
+          }
+          queue.length = 0;
+        }
+      },
+    };
+  }
+
+  /** Ends every subscription (normally) and refuses new ones; connections stay listed. */
+  close(): void {
+    this.#closed = true;
+    for (const s of [...this.#subscribers]) s.end();
+  }
+
+  #emit(type: ConnectionEventType, conn: Connection): void {
+    let event: ConnectionEvent | undefined;
+    for (const s of [...this.#subscribers]) {
+      if (!matchesSelector(conn, s.selector)) continue;
+      event ??= create(ConnectionEventSchema, {
+        type,
+        connections: { [conn.id]: clone(ConnectionSchema, conn) },
+      });
+      s.push(event);
+    }
+  }
+}
