@@ -3,6 +3,13 @@ import { agentVersion } from '../util/index.js';
 
 /** The commands this version really implements; named in the hint so the user knows what works. */
 const available = [
+  'run',
+  'status',
+  'connect',
+  'disconnect',
+  'expose',
+  'unexpose',
+  'services',
   'server init',
   'server run',
   'server issue',

@@ -1,11 +1,25 @@
 import { Command } from 'commander';
+import { agentClient, callOptions, withApiOption } from './agent-api.js';
+import { printJson, printLine } from './cli-io.js';
 import type { CliIo } from './cli-io.js';
-import { notAvailable } from './not-available.js';
 
-export function unexposeCommand(_io: CliIo): Command {
-  return new Command('unexpose')
-    .summary('stop offering an exposed service')
-    .description('stop offering a service exposed with expose')
-    .argument('<service>', 'network service name')
-    .action(() => notAvailable('unexpose', 'withdrawing an exposed service'));
+export function unexposeCommand(io: CliIo): Command {
+  return withApiOption(
+    new Command('unexpose')
+      .summary('stop offering an exposed service')
+      .description(
+        'stop offering a service exposed with expose: unregister its endpoint and close its connections',
+      )
+      .argument('<service>', 'network service name')
+      .option('--json', 'the removed service as JSON on stdout'),
+  ).action(async (service: string, o: { json?: boolean }, cmd: Command) => {
+    const client = await agentClient(cmd, io);
+    const row = await client.unexpose({ service }, callOptions(io));
+    if (o.json) {
+      printJson(io, row);
+      return;
+    }
+    const closed = row.connections === 0 ? '' : `; closed ${row.connections} connection(s) from consumers`;
+    printLine(io.stdout, `unexposed ${row.service} (endpoint ${row.endpoint} unregistered${closed})`);
+  });
 }

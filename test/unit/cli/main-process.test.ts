@@ -50,7 +50,7 @@ test('unknown command exits 2', async (t) => {
 });
 
 test('not-yet-available command exits 1', async (t) => {
-  const r = await main(['run']);
+  const r = await main(['update']);
   t.is(r.code, 1);
   t.regex(r.stderr, /not available yet/);
 });
