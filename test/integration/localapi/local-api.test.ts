@@ -1,10 +1,11 @@
 // The local API over a real unix socket: the server in front of a fake AgentControl, reached by the
 // typed client and by raw HTTP (what `curl --unix-socket` sends).
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { AgentError } from '../../../src/errors/index.js';
@@ -308,4 +309,28 @@ test('close() aborts requests in flight', async (t) => {
   await api.close();
   t.true((await aborted).aborted);
   await t.throwsAsync(call, { instanceOf: AgentError });
+});
+
+test('a user other than root is told the socket is root-only (nsm-agent status as nobody)', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.pass('needs root to run a child as another user');
+    return;
+  }
+  const dir = tempDir(t);
+  chmodSync(dir, 0o755); // the directory is open; the 0600 socket is what refuses
+  const { path } = await serve(t, join(dir, 'api.sock'));
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/main.ts', 'status', '--api', `unix://${path}`],
+      { cwd: root, uid: 65534, gid: 65534, env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 },
+    );
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /error: not allowed to open the agent's local API socket/);
+  t.regex(r.stderr, /hint: run as root \(the local API socket is root-only\)/);
 });
