@@ -103,6 +103,8 @@ export class LocalApiClient {
       };
       const req = request({
         socketPath: this.#path,
+        // One request per process in the CLI: no pooled keep-alive socket to hold the process open.
+        agent: false,
         method,
         path,
         // Any host name does; the socket is the address. `local` is what the curl examples use.
