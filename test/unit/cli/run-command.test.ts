@@ -130,3 +130,15 @@ test('run: the agent failing to start prints its error and hint, exit 1', async 
     'error: this host is not enrolled\nhint: enrol it first: nsm-agent enroll --token-file <file>\n',
   );
 });
+
+test('run: --config and --log-level may also follow the subcommand, as in `nsm-agent run --config F`', async (t) => {
+  const seen: { options?: AgentRunOptions; signal?: AbortSignal } = {};
+  const stop = new AbortController();
+  stop.abort();
+  const r = await cliWith(['run', '--config', '/x.json', '--log-level', 'warn'], {
+    handlers: fakeAgent(seen),
+    stopSignal: stop.signal,
+  });
+  t.is(r.code, 0);
+  t.deepEqual(seen.options, { config: '/x.json', logLevel: 'warn' });
+});
