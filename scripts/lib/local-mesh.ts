@@ -13,7 +13,7 @@
 // dir. close() runs on SIGINT/SIGTERM/SIGHUP too, and a last synchronous sweep runs at exit.
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,7 +202,8 @@ export function tail(path: string, n = 30): string {
 
 /** Every long-running child of every mesh of this process, for the exit sweep. */
 const live = new Set<MeshProcess>();
-const openBeds = new Set<string>();
+/** Beds this process made and has not closed, with the work dir to remove (undefined: keep it). */
+const openBeds = new Map<string, string | undefined>();
 let exitHook = false;
 
 function installExitHook(): void {
@@ -216,7 +217,10 @@ function installExitHook(): void {
         // gone
       }
     }
-    for (const prefix of openBeds) testbedDownSync(prefix);
+    for (const [prefix, dir] of openBeds) {
+      testbedDownSync(prefix);
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    }
   });
 }
 
@@ -294,7 +298,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   const workDir = o.workDir ?? (await mkdtemp(join(tmpdir(), `nsm-mesh-${o.prefix}-`)));
   await mkdir(workDir, { recursive: true });
   installExitHook();
-  openBeds.add(o.prefix);
+  openBeds.set(o.prefix, o.keepWorkDir === true ? undefined : workDir);
 
   const procs = new Set<MeshProcess>();
   let closed: Promise<void> | undefined;
