@@ -1,0 +1,3 @@
+export { serviceDnsName, serviceDomain } from './dns-name.js';
+export { dnsContextServer } from './server.js';
+export type { DnsContextServerOptions } from './server.js';
