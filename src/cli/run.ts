@@ -14,6 +14,7 @@ interface RunFlags {
   publicUrl?: string;
   wireguardPort?: number;
   wireguardInterface?: string;
+  hostsFile?: string;
 }
 
 /** `nsm-agent run`: the agent daemon, until SIGINT/SIGTERM. Every flag overrides the config file. */
@@ -39,6 +40,10 @@ export function runCommand(io: CliIo): Command {
     )
     .option('--wireguard-port <port>', 'WireGuard UDP port (default 51820)', port)
     .option('--wireguard-interface <name>', 'WireGuard device name (default nsm-wg0)')
+    .option(
+      '--hosts-file <path|none>',
+      "where connected services' <service>.nsm names go (default /etc/hosts; none: nowhere)",
+    )
     .action(async (flags: RunFlags, cmd: Command) => {
       const global = globalOptions(cmd, io);
       const options: AgentRunOptions = {

@@ -178,6 +178,8 @@ export interface AgentRunOptions {
   readonly publicUrl?: string;
   readonly wireguardPort?: number;
   readonly wireguardInterface?: string;
+  /** Where `<service>.nsm` names go (default /etc/hosts; `none`: nowhere). */
+  readonly hostsFile?: string;
   readonly logLevel?: string;
 }
 

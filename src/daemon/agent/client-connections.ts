@@ -1,0 +1,395 @@
+import { isAbsolute } from 'node:path';
+import {
+  clone,
+  ConnectionSchema,
+  create,
+  KernelParam,
+  MechanismClass,
+  MechanismType,
+  NetworkServiceRequestSchema,
+} from '../../api/index.js';
+import type { Connection, NetworkServiceRequest } from '../../api/index.js';
+import {
+  beginClient,
+  buildChain,
+  ChainContext,
+  inProcessConnect,
+  refreshClient,
+  updatePathClient,
+  updateTokenClient,
+} from '../../chain/index.js';
+import type { Chain, ChainElement, PeerInfo } from '../../chain/index.js';
+import type { TokenSigner } from '../../api/token/index.js';
+import { AgentError, describe } from '../../errors/index.js';
+import { defaultInterfaceName } from '../../forwarder/mechanisms/index.js';
+import type { Clock, Random } from '../../host/index.js';
+import { HostsFile } from '../../host/index.js';
+import type { Logger } from '../../log/index.js';
+import type { ConnectionRow, ConnectionState } from '../../localapi/index.js';
+import { connectKey, connectionId, serviceDnsName } from '../../workloads/index.js';
+import type { SourcedConnect } from '../../workloads/index.js';
+import type { Journal } from './journal.js';
+
+/** One of this agent's own connections (a connect), as status shows it. */
+export interface ClientConnection {
+  readonly key: string;
+  readonly id: string;
+  spec: SourcedConnect;
+  state: ConnectionState;
+  conn: Connection | undefined;
+  establishedAt: number | undefined;
+  refreshedAt: number | undefined;
+  heals: number;
+  lastError: string | undefined;
+  /** Background retry of a declared connect that failed. */
+  retry: ReturnType<typeof setTimeout> | undefined;
+  closed: boolean;
+}
+
+export interface ClientConnectionsOptions {
+  readonly agentName: string;
+  readonly nsmgr: Chain;
+  readonly signer: TokenSigner;
+  readonly self: () => PeerInfo;
+  readonly journal: Journal;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Where `<service>.nsm` names go for host connects; undefined: no hosts file. */
+  readonly hostsFile: string | undefined;
+  /** Setup latency, for /metrics. */
+  readonly onSetup?: (seconds: number, ok: boolean) => void;
+}
+
+const SETUP_TIMEOUT_MS = 15_000;
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
+/**
+ * The agent acting as the NSM client (NSC) for legacy workloads: each connect is a Request into the
+ * agent's own nsmgr chain, in-process, through an NSC chain (updatepath, begin, refresh, updatetoken,
+ * connect) — the same elements and tokens as an NSM client on nsm.sock. The last connection returned
+ * is journaled, so after a restart the same connection is refreshed (adopted), not made anew.
+ */
+export class ClientConnections {
+  readonly #o: ClientConnectionsOptions;
+  readonly #chain: Chain;
+  readonly #byKey = new Map<string, ClientConnection>();
+  readonly #hosts: HostsFile | undefined;
+  readonly nscName: string;
+
+  constructor(o: ClientConnectionsOptions) {
+    this.#o = o;
+    this.nscName = `${o.agentName}-nsc`;
+    this.#hosts = o.hostsFile === undefined ? undefined : new HostsFile(o.hostsFile);
+    this.#chain = buildChain('nsc', [
+      updatePathClient(this.nscName),
+      beginClient(),
+      refreshClient(),
+      this.#observer(),
+      updateTokenClient({ signer: o.signer, server: () => ({ spiffeId: o.signer.spiffeId }) }),
+      inProcessConnect(o.nsmgr, o.self),
+    ]);
+  }
+
+  list(): ClientConnection[] {
+    return [...this.#byKey.values()];
+  }
+
+  find(service: string, netns: string | undefined): ClientConnection | undefined {
+    return this.#byKey.get(connectKey({ service, ...(netns === undefined ? {} : { netns }) }));
+  }
+
+  /** The connection whose nsmgr-side id (path segment 1) is `id` (heal reports those). */
+  byNsmgrId(id: string): ClientConnection | undefined {
+    for (const c of this.#byKey.values()) if (c.conn?.path?.pathSegments[1]?.id === id) return c;
+    return undefined;
+  }
+
+  /**
+   * Establishes `spec` and resolves when it is up; rejects with why not (and forgets it). A
+   * journaled connection for the same spec is refreshed with its old path (adopted).
+   */
+  async connect(spec: SourcedConnect, signal?: AbortSignal): Promise<ClientConnection> {
+    const key = connectKey(spec);
+    const existing = this.#byKey.get(key);
+    if (existing && !existing.closed) return existing;
+    const c: ClientConnection = {
+      key,
+      id: connectionId(spec, this.#o.agentName),
+      spec,
+      state: 'connecting',
+      conn: undefined,
+      establishedAt: undefined,
+      refreshedAt: undefined,
+      heals: 0,
+      lastError: undefined,
+      retry: undefined,
+      closed: false,
+    };
+    this.#byKey.set(key, c);
+    try {
+      await this.#request(c, signal);
+    } catch (e: unknown) {
+      this.#byKey.delete(key);
+      throw e;
+    }
+    return c;
+  }
+
+  /**
+   * A declared connect (config, or CLI from an earlier run): established in the background and
+   * retried with backoff until it works, so a start while the control server is down recovers alone.
+   */
+  keep(spec: SourcedConnect): ClientConnection {
+    const key = connectKey(spec);
+    const existing = this.#byKey.get(key);
+    if (existing) return existing;
+    const c: ClientConnection = {
+      key,
+      id: connectionId(spec, this.#o.agentName),
+      spec,
+      state: 'connecting',
+      conn: undefined,
+      establishedAt: undefined,
+      refreshedAt: undefined,
+      heals: 0,
+      lastError: undefined,
+      retry: undefined,
+      closed: false,
+    };
+    this.#byKey.set(key, c);
+    void this.#keepTrying(c, 0);
+    return c;
+  }
+
+  async #keepTrying(c: ClientConnection, attempt: number): Promise<void> {
+    if (c.closed) return;
+    try {
+      await this.#request(c);
+    } catch (e: unknown) {
+      if (isClosed(c)) return;
+      c.state = 'failed';
+      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt) * (0.5 + this.#o.random.float() / 2);
+      this.#o.log.warn(
+        { service: c.spec.service, netns: c.spec.netns, err: describe(e), retryInMs: Math.round(delay) },
+        'connect failed; retrying',
+      );
+      c.retry = setTimeout(() => void this.#keepTrying(c, attempt + 1), delay);
+    }
+  }
+
+  /** Closes and forgets the connection; the data plane of it goes on both sides. */
+  async disconnect(c: ClientConnection, signal?: AbortSignal): Promise<void> {
+    c.closed = true;
+    if (c.retry) clearTimeout(c.retry);
+    const conn = c.conn ?? this.#o.journal.data.clients.get(c.key);
+    try {
+      if (conn) await this.#chain.close(this.#ctx(signal), clone(ConnectionSchema, conn));
+    } finally {
+      this.#byKey.delete(c.key);
+      if (this.#o.journal.data.clients.has(c.key)) {
+        this.#o.journal.data.clients.delete(c.key);
+        await this.#o.journal.flush();
+      }
+      await this.#syncHosts();
+    }
+  }
+
+  /** Journaled connections no spec claims any more (config edited while the agent was down): closed. */
+  async closeUnclaimed(claimed: ReadonlySet<string>): Promise<void> {
+    for (const [key, conn] of [...this.#o.journal.data.clients]) {
+      if (claimed.has(key)) continue;
+      this.#o.log.info(
+        { connId: conn.id, service: conn.networkService },
+        'closing a connection no connect claims',
+      );
+      try {
+        await this.#chain.close(this.#ctx(), clone(ConnectionSchema, conn));
+      } catch (e: unknown) {
+        this.#o.log.warn({ connId: conn.id, err: describe(e) }, 'closing it failed; its timeout will');
+      }
+      this.#o.journal.data.clients.delete(key);
+      await this.#o.journal.flush();
+    }
+  }
+
+  /** Ends refreshes without closing anything (the agent stops; the data plane stays). */
+  stop(): void {
+    for (const c of this.#byKey.values()) {
+      c.closed = true;
+      if (c.retry) clearTimeout(c.retry);
+    }
+  }
+
+  row(c: ClientConnection, handshakeAgeSeconds?: number): ConnectionRow {
+    const ip = c.conn?.context?.ipContext;
+    const mech = c.conn?.mechanism;
+    const iface = c.spec.netns === undefined ? undefined : mech?.parameters[KernelParam.INTERFACE_NAME];
+    const endpoint = c.conn?.networkServiceEndpointName;
+    return {
+      id: c.id,
+      service: c.spec.service,
+      ...(c.spec.netns === undefined ? {} : { netns: c.spec.netns }),
+      labels: c.spec.labels,
+      source: c.spec.source,
+      state: c.state,
+      ...(endpoint ? { endpoint } : {}),
+      localAddresses: [...(ip?.srcIpAddrs ?? [])],
+      serviceAddresses: [...(ip?.dstIpAddrs ?? [])],
+      ...(c.conn ? { dnsName: serviceDnsName(c.spec.service) } : {}),
+      ...(iface ? { interface: iface } : {}),
+      ...(handshakeAgeSeconds === undefined ? {} : { handshakeAgeSeconds }),
+      ...(c.establishedAt === undefined ? {} : { establishedAt: new Date(c.establishedAt).toISOString() }),
+      ...(c.refreshedAt === undefined ? {} : { refreshedAt: new Date(c.refreshedAt).toISOString() }),
+      heals: c.heals,
+      ...(c.lastError === undefined ? {} : { lastError: c.lastError }),
+    };
+  }
+
+  async #request(c: ClientConnection, signal?: AbortSignal): Promise<void> {
+    const started = performance.now();
+    const request = this.#requestOf(c);
+    const ctx = this.#ctx(signal, this.#o.clock.now() + SETUP_TIMEOUT_MS);
+    try {
+      const conn = await this.#chain.request(ctx, request);
+      this.#o.onSetup?.((performance.now() - started) / 1000, true);
+      this.#o.log.info(
+        {
+          service: c.spec.service,
+          netns: c.spec.netns,
+          endpoint: conn.networkServiceEndpointName,
+          addresses: conn.context?.ipContext?.srcIpAddrs,
+          serviceAddresses: conn.context?.ipContext?.dstIpAddrs,
+          ms: Math.round(performance.now() - started),
+        },
+        'connected',
+      );
+    } catch (e: unknown) {
+      this.#o.onSetup?.((performance.now() - started) / 1000, false);
+      c.lastError = describe(e);
+      throw e;
+    }
+  }
+
+  #requestOf(c: ClientConnection): NetworkServiceRequest {
+    const journaled = this.#o.journal.data.clients.get(c.key);
+    const connection = journaled
+      ? clone(ConnectionSchema, journaled)
+      : create(ConnectionSchema, {
+          id: c.id,
+          networkService: c.spec.service,
+          labels: { ...c.spec.labels },
+          path: { index: 0, pathSegments: [{ name: this.nscName, id: c.id }] },
+        });
+    connection.labels = { ...c.spec.labels };
+    return create(NetworkServiceRequestSchema, {
+      connection,
+      mechanismPreferences: [
+        {
+          cls: MechanismClass.LOCAL,
+          type: MechanismType.KERNEL,
+          parameters: {
+            [KernelParam.INTERFACE_NAME]: c.spec.netns === undefined ? defaultInterfaceName(c.id) : 'nsm0',
+            ...(c.spec.netns === undefined ? {} : { [KernelParam.NETNS_URL]: netnsUrl(c.spec.netns) }),
+          },
+        },
+      ],
+    });
+  }
+
+  #ctx(signal?: AbortSignal, deadline?: number): ChainContext {
+    return new ChainContext({
+      log: this.#o.log,
+      clock: this.#o.clock,
+      random: this.#o.random,
+      ...(signal ? { signal } : {}),
+      ...(deadline === undefined ? {} : { deadline }),
+    });
+  }
+
+  /**
+   * Runs after begin and refresh for every Request of a connection (the first, refreshes, heals):
+   * keeps the row and the journal current.
+   */
+  #observer(): ChainElement {
+    return {
+      name: 'observer',
+      request: async (ctx, request, next) => {
+        const key = this.#keyOf(request.connection);
+        const c = key === undefined ? undefined : this.#byKey.get(key);
+        try {
+          const conn = await next.request(ctx, request);
+          if (c && !c.closed) {
+            const now = this.#o.clock.now();
+            c.conn = clone(ConnectionSchema, conn);
+            c.establishedAt ??= now;
+            c.refreshedAt = now;
+            c.state = 'up';
+            c.lastError = undefined;
+            this.#o.journal.data.clients.set(c.key, c.conn);
+            await this.#o.journal.flush();
+            await this.#syncHosts();
+          }
+          return conn;
+        } catch (e: unknown) {
+          if (c && c.state === 'up') {
+            c.lastError = describe(e);
+            this.#o.log.warn(
+              { service: c.spec.service, err: c.lastError },
+              'refreshing the connection failed',
+            );
+          }
+          throw e;
+        }
+      },
+      close: (ctx, connection, next) => next.close(ctx, connection),
+    };
+  }
+
+  #keyOf(conn: Connection | undefined): string | undefined {
+    if (!conn) return undefined;
+    for (const c of this.#byKey.values()) if (c.id === conn.id) return c.key;
+    return undefined;
+  }
+
+  /** `<service>.nsm` → service address, for every host connection that is up. */
+  async #syncHosts(): Promise<void> {
+    if (!this.#hosts) return;
+    const entries = [];
+    for (const c of this.#byKey.values()) {
+      if (c.spec.netns !== undefined || !c.conn) continue;
+      const address = c.conn.context?.ipContext?.dstIpAddrs[0]?.replace(/\/\d+$/, '');
+      if (address) entries.push({ address, names: [serviceDnsName(c.spec.service)] });
+    }
+    try {
+      await this.#hosts.set(entries);
+    } catch (e: unknown) {
+      this.#o.log.warn({ path: this.#hosts.path, err: describe(e) }, 'could not update the hosts file');
+    }
+  }
+
+  /** Marks a connection as healing or healed (from heal's events on the nsmgr side). */
+  healEvent(nsmgrId: string, kind: 'lost' | 'healed' | 'heal-failed', error?: unknown): void {
+    const c = this.byNsmgrId(nsmgrId);
+    if (!c) return;
+    if (kind === 'lost') c.state = 'healing';
+    else if (kind === 'healed') {
+      c.state = 'up';
+      c.heals++;
+      c.refreshedAt = this.#o.clock.now();
+    } else c.lastError = describe(error);
+  }
+}
+
+/** Read through a function: a connection may be closed while a request for it was awaited. */
+function isClosed(c: ClientConnection): boolean {
+  return c.closed;
+}
+
+/** A named netns (`/run/netns/<name>`) or an absolute path, as the KERNEL mechanism's inodeURL. */
+function netnsUrl(netns: string): string {
+  if (isAbsolute(netns)) return `file://${netns}`;
+  if (/^[A-Za-z0-9_.-]+$/.test(netns)) return `file:///var/run/netns/${netns}`;
+  throw new AgentError('INVALID_ARGUMENT', `netns ${JSON.stringify(netns)} is neither a name nor a path`);
+}

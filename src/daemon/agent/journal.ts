@@ -1,0 +1,132 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { ConnectionSchema, fromBinary, toBinary } from '../../api/index.js';
+import type { Connection } from '../../api/index.js';
+import { AgentError, describe } from '../../errors/index.js';
+import { SECRET_FILE_MODE, writeFileAtomic } from '../../host/index.js';
+import type { DesiredEntry } from '../../forwarder/index.js';
+
+/**
+ * The connection journal (`<stateDir>/agent/connections.json`): what the daemon needs to come back
+ * after a kill -9 or a restart to the same connections and the same data plane (DESIGN §7, "nothing
+ * of value lives only in memory"):
+ *  - `entries`: the forwarder's desired entries, so the restarted forwarder adopts exactly what
+ *    runs instead of removing it;
+ *  - `clients`: the last connection returned for each of our own connects, so the restart refreshes
+ *    them with the same path and ids (the remote side sees a refresh, not a new connection);
+ *  - `served`: connections this agent serves for remote clients, with their expiry, so entries of a
+ *    client that never comes back are removed when its token would have expired;
+ *  - `remotes`: the remote agent URL of each forwarded connection, so Close reaches it even when the
+ *    registry no longer has the endpoint.
+ * Written atomically (0600: it names peers and addresses) after every change, before the change is
+ * reported as done.
+ */
+export interface JournalData {
+  readonly entries: Map<string, DesiredEntry>;
+  readonly clients: Map<string, Connection>;
+  readonly served: Map<string, { readonly expiresAtMs: number }>;
+  readonly remotes: Map<string, string>;
+}
+
+interface JournalFile {
+  readonly version: number;
+  readonly entries: Record<string, DesiredEntry>;
+  /** Connection protobufs, base64. */
+  readonly clients: Record<string, string>;
+  readonly served: Record<string, { readonly expiresAtMs: number }>;
+  readonly remotes: Record<string, string>;
+}
+
+export function journalPath(stateDir: string): string {
+  return join(stateDir, 'agent', 'connections.json');
+}
+
+export class Journal {
+  readonly data: JournalData;
+  readonly #path: string;
+  #writing: Promise<void> | undefined;
+  #dirty = false;
+
+  private constructor(path: string, data: JournalData) {
+    this.#path = path;
+    this.data = data;
+  }
+
+  /** Reads the journal; none yet is empty. A journal that cannot be understood is an error, not a guess. */
+  static async open(stateDir: string): Promise<Journal> {
+    const path = journalPath(stateDir);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e: unknown) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        return new Journal(path, {
+          entries: new Map(),
+          clients: new Map(),
+          served: new Map(),
+          remotes: new Map(),
+        });
+      throw new AgentError(
+        'FAILED_PRECONDITION',
+        `cannot read the connection journal ${path}: ${describe(e)}`,
+        {
+          cause: e,
+          hint: 'check the permissions of the state directory (the agent runs as root)',
+        },
+      );
+    }
+    let file: JournalFile;
+    try {
+      file = JSON.parse(text) as JournalFile;
+      if (file.version !== 1) throw new Error(`unknown version ${String(file.version)}`);
+      const clients = new Map<string, Connection>();
+      for (const [k, v] of Object.entries(file.clients)) {
+        clients.set(k, fromBinary(ConnectionSchema, Buffer.from(v, 'base64')));
+      }
+      return new Journal(path, {
+        entries: new Map(Object.entries(file.entries)),
+        clients,
+        served: new Map(Object.entries(file.served)),
+        remotes: new Map(Object.entries(file.remotes)),
+      });
+    } catch (e: unknown) {
+      throw new AgentError(
+        'FAILED_PRECONDITION',
+        `the connection journal ${path} is damaged: ${describe(e)}`,
+        {
+          cause: e,
+          hint: `move it away and start again (connections are then set up anew): mv ${path} ${path}.bad`,
+        },
+      );
+    }
+  }
+
+  /** Writes the current data; concurrent calls coalesce into at most one more write. */
+  flush(): Promise<void> {
+    this.#dirty = true;
+    this.#writing ??= this.#drain().finally(() => {
+      this.#writing = undefined;
+    });
+    return this.#writing;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#dirty) {
+      this.#dirty = false;
+      const file: JournalFile = {
+        version: 1,
+        entries: Object.fromEntries(this.data.entries),
+        clients: Object.fromEntries(
+          [...this.data.clients].map(([k, c]) => [
+            k,
+            Buffer.from(toBinary(ConnectionSchema, c)).toString('base64'),
+          ]),
+        ),
+        served: Object.fromEntries(this.data.served),
+        remotes: Object.fromEntries(this.data.remotes),
+      };
+      await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(this.#path, JSON.stringify(file), SECRET_FILE_MODE);
+    }
+  }
+}
