@@ -20,6 +20,13 @@ export interface HostsFileOptions {
    * netns hosts file, which replaces /etc/hosts inside the namespace). Default: empty.
    */
   readonly initial?: string;
+  /**
+   * Rewrite an existing file through its inode instead of renaming a new one over it. For
+   * /etc/netns/<ns>/hosts: `ip netns exec` bind-mounts it over /etc/hosts when a process starts,
+   * and a mount keeps the inode it was given, so a renamed-over file never reaches processes that
+   * are already running. Readers may see a half-written file for an instant. Default: false.
+   */
+  readonly inPlace?: boolean;
 }
 
 // Hosts files are bytes, not necessarily UTF-8: latin1 maps every byte to one char and back, so
@@ -38,11 +45,13 @@ const hostnamePattern = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
 export class HostsFile {
   readonly path: string;
   readonly #initial: string;
+  readonly #inPlace: boolean;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(path: string = defaultHostsPath, options: HostsFileOptions = {}) {
     this.path = path;
     this.#initial = options.initial ?? '';
+    this.#inPlace = options.inPlace ?? false;
   }
 
   /** Makes the block hold exactly `entries` (no block when empty). True when the file was written. */
@@ -83,6 +92,10 @@ export class HostsFile {
     let mode = 0o644;
     let owner: { uid: number; gid: number } | undefined;
     try {
+      if (exists && this.#inPlace) {
+        await this.#writeInPlace(content);
+        return;
+      }
       if (exists) {
         const st = await stat(this.path);
         mode = st.mode & 0o7777;

@@ -209,3 +209,32 @@ test('concurrent sets run one after the other; the last one wins', async (t) => 
   t.deepEqual(await hosts.entries(), [web, db]);
   t.deepEqual(await readdir(join(path, '..')), ['hosts']);
 });
+
+test('inPlace: a process that mounted the file before (ip netns exec) sees the change; a rename it would not', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.pass('needs root to bind-mount; skipped');
+    return;
+  }
+  const dir = await tempDir(t);
+  const netnsHosts = join(dir, 'netns-hosts'); // /etc/netns/<ns>/hosts
+  const seen = join(dir, 'seen'); // /etc/hosts as a process started by `ip netns exec` sees it
+  await writeFile(netnsHosts, original);
+  await writeFile(seen, '');
+  try {
+    execFileSync('mount', ['--bind', netnsHosts, seen], { stdio: 'ignore' });
+  } catch {
+    t.pass('cannot mount here; skipped');
+    return;
+  }
+  t.teardown(() => execFileSync('umount', [seen]));
+  const inode = (await stat(netnsHosts)).ino;
+
+  await new HostsFile(netnsHosts, { inPlace: true }).set([web]);
+  t.is((await stat(netnsHosts)).ino, inode);
+  t.deepEqual(await new HostsFile(seen).entries(), [web], 'the running process sees the entry');
+  t.is((await stat(netnsHosts)).mode & 0o777, 0o644);
+
+  await new HostsFile(netnsHosts).set([db]);
+  t.deepEqual(await new HostsFile(seen).entries(), [web], 'renamed over: the mount still shows the old file');
+  t.deepEqual(await new HostsFile(netnsHosts).entries(), [db]);
+});
