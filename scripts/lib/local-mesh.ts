@@ -368,6 +368,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       await rm(tokenFile, { force: true });
       if (enrolled.code !== 0) throw new Error(`enroll on ${host.netns} failed:\n${enrolled.stderr}`);
       const spiffeId = (JSON.parse(enrolled.stdout) as { spiffeId: string }).spiffeId;
+      await writeFile(join(dir, 'hosts'), '127.0.0.1 localhost\n');
       const configPath = join(dir, 'config.json');
       await writeFile(
         configPath,
@@ -564,6 +565,9 @@ function meshAgent(s: AgentSetup): MeshAgent {
             publicUrl,
             '--wireguard-interface',
             s.host.wgDevice,
+            // Never the machine's /etc/hosts: every agent of the bed shares the file system.
+            '--hosts-file',
+            join(s.runDir, '..', 'hosts'),
             '--log-level',
             s.logLevel,
           ],

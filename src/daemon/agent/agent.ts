@@ -215,7 +215,12 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
         const spec = await specs.addConnect(request);
         try {
           const c = await clientsRef.connect(spec, signal);
-          return clientsRef.row(c);
+          const nsmgrId = clientsRef.nsmgrIdOf(c);
+          const remoteUrl = nsmgrId === undefined ? undefined : journal.data.remotes.get(nsmgrId);
+          return clientsRef.row(c, {
+            device: dataplane.device.name,
+            ...(remoteUrl === undefined ? {} : { remoteUrl }),
+          });
         } catch (e: unknown) {
           await specs.removeConnect(spec.service, spec.netns).catch(() => undefined);
           throw e;
@@ -299,11 +304,17 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       const handshakes = new Map((dev?.peers ?? []).map((p) => [p.publicKey, p.lastHandshakeMs]));
       const now = clock.now();
       const rows: ConnectionRow[] = clientsRef.list().map((c) => {
-        const key = Object.entries(dataplane.forwarder.desired.entries).find(
-          ([k, e]) => k.startsWith(`${c.conn?.path?.pathSegments[1]?.id ?? '-'}/`) && e.kind === 'tunnel',
+        const nsmgrId = clientsRef.nsmgrIdOf(c);
+        const tunnel = Object.entries(dataplane.forwarder.desired.entries).find(
+          ([k, e]) => k.startsWith(`${nsmgrId ?? '-'}/`) && e.kind === 'tunnel',
         )?.[1];
-        const hs = key?.kind === 'tunnel' ? handshakes.get(key.peerPublicKey) : undefined;
-        return clientsRef.row(c, hs ? Math.round((now - hs) / 1000) : undefined);
+        const hs = tunnel?.kind === 'tunnel' ? handshakes.get(tunnel.peerPublicKey) : undefined;
+        const remoteUrl = nsmgrId === undefined ? undefined : journal.data.remotes.get(nsmgrId);
+        return clientsRef.row(c, {
+          ...(hs ? { handshakeAgeSeconds: Math.round((now - hs) / 1000) } : {}),
+          ...(remoteUrl === undefined ? {} : { remoteUrl }),
+          device: dataplane.device.name,
+        });
       });
       const view = identity.view;
       const ps = proxy.state;

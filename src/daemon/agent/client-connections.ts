@@ -222,10 +222,19 @@ export class ClientConnections {
     }
   }
 
-  row(c: ClientConnection, handshakeAgeSeconds?: number): ConnectionRow {
+  /** The nsmgr-side id of a connection (its path segment 1), under which the data plane is keyed. */
+  nsmgrIdOf(c: ClientConnection): string | undefined {
+    return c.conn?.path?.pathSegments[1]?.id;
+  }
+
+  row(
+    c: ClientConnection,
+    extra: { handshakeAgeSeconds?: number; remoteUrl?: string; device?: string } = {},
+  ): ConnectionRow {
+    const { handshakeAgeSeconds, remoteUrl } = extra;
     const ip = c.conn?.context?.ipContext;
     const mech = c.conn?.mechanism;
-    const iface = c.spec.netns === undefined ? undefined : mech?.parameters[KernelParam.INTERFACE_NAME];
+    const iface = c.spec.netns === undefined ? extra.device : mech?.parameters[KernelParam.INTERFACE_NAME];
     const endpoint = c.conn?.networkServiceEndpointName;
     return {
       id: c.id,
@@ -235,6 +244,7 @@ export class ClientConnections {
       source: c.spec.source,
       state: c.state,
       ...(endpoint ? { endpoint } : {}),
+      ...(remoteUrl === undefined ? {} : { remoteUrl }),
       localAddresses: [...(ip?.srcIpAddrs ?? [])],
       serviceAddresses: [...(ip?.dstIpAddrs ?? [])],
       ...(c.conn ? { dnsName: serviceDnsName(c.spec.service) } : {}),

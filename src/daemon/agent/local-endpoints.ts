@@ -9,7 +9,7 @@ import {
 } from '../../api/index.js';
 import type { Connection, NetworkServiceEndpoint } from '../../api/index.js';
 import { setSegmentToken } from '../../chain/updatetoken/common.js';
-import { buildChain, updatePathServer } from '../../chain/index.js';
+import { buildChain, updatePathServer, updateTokenClient } from '../../chain/index.js';
 import type { Chain, ChainElement } from '../../chain/index.js';
 import type { TokenSigner } from '../../api/token/index.js';
 import { AgentError, describe } from '../../errors/index.js';
@@ -93,6 +93,13 @@ export class LocalEndpoints implements LocalEndpointsView {
     const connections = new Set<string>();
     const chain = buildChain(`endpoint ${endpoint}`, [
       mechanismTranslation(),
+      // The nsmgr's own segment is addressed to the next hop, the endpoint (this agent too), as its
+      // client side does for a remote hop: tokens_chained holds over the whole path.
+      {
+        ...updateTokenClient({ signer: this.o.signer, server: { spiffeId: this.o.signer.spiffeId } }),
+        name: 'nsmgr-token',
+        order: {},
+      },
       kernelClient({ forwarder: this.o.dataplane }),
       tracked(connections),
       updatePathServer(endpoint),
