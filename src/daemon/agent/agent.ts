@@ -285,6 +285,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
         log.error({ service: spec.service, err: describe(e) }, 'could not expose a declared service');
       }
     }
+    // Journaled connections are refreshed through discover, which reads the proxy's cache: give the
+    // upstream watch a moment to fill it, so an agent restarted by kill -9 adopts at once rather than
+    // after a retry (bounded: with the control server down it goes on without).
+    await untilUp(proxy, clock, 5_000);
     const claimed = new Set<string>();
     for (const spec of specs.connects()) claimed.add(clientsRef.keep(spec).key);
     await clientsRef.closeUnclaimed(claimed);
@@ -395,6 +399,11 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     await closeAll(closers, log);
     throw e;
   }
+}
+
+async function untilUp(proxy: RegistryProxy, clock: Clock, ms: number): Promise<void> {
+  const deadline = clock.now() + ms;
+  while (proxy.state.kind !== 'up' && clock.now() < deadline) await clock.sleep(50);
 }
 
 function exposeRow(e: Exposed): ExposeRow {

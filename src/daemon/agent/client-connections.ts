@@ -1,4 +1,5 @@
-import { isAbsolute } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, isAbsolute } from 'node:path';
 import {
   clone,
   ConnectionSchema,
@@ -76,6 +77,7 @@ export class ClientConnections {
   readonly #chain: Chain;
   readonly #byKey = new Map<string, ClientConnection>();
   readonly #hosts: HostsFile | undefined;
+  readonly #netnsHosts = new Map<string, HostsFile>();
   readonly nscName: string;
 
   constructor(o: ClientConnectionsOptions) {
@@ -363,20 +365,50 @@ export class ClientConnections {
     return undefined;
   }
 
-  /** `<service>.nsm` → service address, for every host connection that is up. */
+  /**
+   * `<service>.nsm` → service address for every connection that is up: host connects in the hosts
+   * file; connects of a named netns in `/etc/netns/<name>/hosts` (what `ip netns exec` shows as
+   * /etc/hosts inside it; rewritten in place, since processes already in the netns see the file
+   * itself) — only when the agent manages the real /etc/hosts, never on a test bed.
+   */
   async #syncHosts(): Promise<void> {
     if (!this.#hosts) return;
-    const entries = [];
+    const byFile = new Map<string, { address: string; names: string[] }[]>([[this.#hosts.path, []]]);
+    for (const f of this.#netnsHosts.keys()) byFile.set(f, []);
     for (const c of this.#byKey.values()) {
-      if (c.spec.netns !== undefined || !c.conn) continue;
-      const address = c.conn.context?.ipContext?.dstIpAddrs[0]?.replace(/\/\d+$/, '');
-      if (address) entries.push({ address, names: [serviceDnsName(c.spec.service)] });
+      const address = c.conn?.context?.ipContext?.dstIpAddrs[0]?.replace(/\/\d+$/, '');
+      if (!address) continue;
+      const file = this.#hostsFileFor(c.spec.netns);
+      if (file === undefined) continue;
+      const list = byFile.get(file) ?? [];
+      list.push({ address, names: [serviceDnsName(c.spec.service)] });
+      byFile.set(file, list);
     }
-    try {
-      await this.#hosts.set(entries);
-    } catch (e: unknown) {
-      this.#o.log.warn({ path: this.#hosts.path, err: describe(e) }, 'could not update the hosts file');
+    for (const [file, entries] of byFile) {
+      try {
+        await (file === this.#hosts.path ? this.#hosts : await this.#netnsHostsFile(file)).set(entries);
+      } catch (e: unknown) {
+        this.#o.log.warn({ path: file, err: describe(e) }, 'could not update the hosts file');
+      }
     }
+  }
+
+  #hostsFileFor(netns: string | undefined): string | undefined {
+    if (netns === undefined) return this.#hosts?.path;
+    if (this.#hosts?.path !== '/etc/hosts' || !/^[A-Za-z0-9_.-]+$/.test(netns)) return undefined;
+    return `/etc/netns/${netns}/hosts`;
+  }
+
+  async #netnsHostsFile(path: string): Promise<HostsFile> {
+    let f = this.#netnsHosts.get(path);
+    if (!f) {
+      // A missing netns file starts as the host's, so the namespace keeps localhost and the rest.
+      const initial = await readFile('/etc/hosts', 'latin1').catch(() => '127.0.0.1 localhost\n');
+      await mkdir(dirname(path), { recursive: true });
+      f = new HostsFile(path, { initial, inPlace: true });
+      this.#netnsHosts.set(path, f);
+    }
+    return f;
   }
 
   /** Marks a connection as healing or healed (from heal's events on the nsmgr side). */
