@@ -1,0 +1,93 @@
+// The daemon's connection journal: what a restarted agent adopts. Round trip, coalesced writes,
+// and a damaged or foreign file refused with what to do (never guessed at).
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { ConnectionSchema, create } from '../../../src/api/index.js';
+import { Journal, journalPath } from '../../../src/daemon/agent/journal.js';
+import { AgentError } from '../../../src/errors/index.js';
+
+async function tmp(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'nsm-journal-'));
+}
+
+test('a journal written by one run is read back whole by the next (0600)', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const j = await Journal.open(dir);
+  j.data.entries.set('c1/wireguard-client', {
+    kind: 'tunnel',
+    peerPublicKey: 'x'.repeat(43) + '=',
+    endpoint: '10.0.0.2:51820',
+    remotePrefixes: ['169.254.1.1/32'],
+  });
+  j.data.entries.set('c1/kernel-server', { kind: 'host', addresses: ['169.254.2.2/32'] });
+  j.data.clients.set(
+    'web\u0000',
+    create(ConnectionSchema, {
+      id: 'a-web-host',
+      networkService: 'web',
+      path: {
+        index: 0,
+        pathSegments: [
+          { name: 'a-nsc', id: 'a-web-host' },
+          { name: 'a', id: 'c1' },
+        ],
+      },
+    }),
+  );
+  j.data.served.set('s1', { expiresAtMs: 1_800_000_000_000 });
+  j.data.remotes.set('c1', 'tcp://10.0.0.2:5001');
+  await j.flush();
+  t.is((await stat(journalPath(dir))).mode & 0o777, 0o600);
+
+  const again = await Journal.open(dir);
+  t.deepEqual(Object.fromEntries(again.data.entries), Object.fromEntries(j.data.entries));
+  const conn = again.data.clients.get('web\u0000');
+  t.is(conn?.id, 'a-web-host');
+  t.deepEqual(
+    conn?.path?.pathSegments.map((s) => s.id),
+    ['a-web-host', 'c1'],
+  );
+  t.deepEqual(again.data.served.get('s1'), { expiresAtMs: 1_800_000_000_000 });
+  t.is(again.data.remotes.get('c1'), 'tcp://10.0.0.2:5001');
+});
+
+test('no journal yet is an empty one; concurrent flushes end with the last state on disk', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const j = await Journal.open(dir);
+  t.is(j.data.entries.size + j.data.clients.size + j.data.served.size + j.data.remotes.size, 0);
+  const flushes: Promise<void>[] = [];
+  for (let i = 0; i < 20; i++) {
+    j.data.remotes.set(`c${i}`, `tcp://10.0.0.${i}:5001`);
+    flushes.push(j.flush());
+  }
+  await Promise.all(flushes);
+  const onDisk = JSON.parse(await readFile(journalPath(dir), 'utf8')) as { remotes: Record<string, string> };
+  t.is(Object.keys(onDisk.remotes).length, 20);
+});
+
+test('a damaged journal is refused with the file named and how to start over', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await (await Journal.open(dir)).flush();
+  await writeFile(journalPath(dir), '{"version":1,"entries":');
+  const e = await t.throwsAsync(Journal.open(dir));
+  t.true(AgentError.is(e, 'FAILED_PRECONDITION'));
+  t.regex(e.message, /connections\.json is damaged/);
+  t.regex(e.message, /mv .*connections\.json .*\.bad/);
+});
+
+test('a journal of another format version is refused, not guessed at', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await (await Journal.open(dir)).flush();
+  await writeFile(
+    journalPath(dir),
+    JSON.stringify({ version: 7, entries: {}, clients: {}, served: {}, remotes: {} }),
+  );
+  const e = await t.throwsAsync(Journal.open(dir));
+  t.regex(e.message, /unknown version 7/);
+});
