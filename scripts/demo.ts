@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { addressOf, httpGet, startHttpServer, startLocalMesh } from './lib/local-mesh.js';
+import { addressOf, httpGet, repoRoot, startHttpServer, startLocalMesh } from './lib/local-mesh.js';
 import type { LocalMesh, MeshAgent, RunResult } from './lib/local-mesh.js';
 import type { ConnectionRow, ExposeRow } from '../src/localapi/index.js';
 
@@ -140,7 +140,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (values.keep) {
       mesh.release();
       const cli = binary ?? 'node --import tsx src/main.ts';
-      say('\nLeft running (--keep). Try:');
+      say(`\nLeft running (--keep). Try, from ${repoRoot}:`);
       say(`  NSM_AGENT_API=${b.api} ip netns exec ${b.netns} ${cli} status`);
       say(`  NSM_AGENT_API=${b.api} ip netns exec ${b.netns} ${cli} services`);
       say(`  ip netns exec ${b.netns} ping -c3 ${addressOf(target)}`);

@@ -3,14 +3,12 @@
 // connection (same id, same interface index, addresses, routes and WireGuard peer, same
 // wireguard-go) instead of recreating it. A's agent restarted (SIGTERM, start again): B's
 // connection heals within 2 s with no command, and traffic flows.
-import test from 'ava';
 import {
   connect,
   connectionOf,
   dataplaneSnapshot,
   expose,
   getPage,
-  isRoot,
   pageFor,
   rootSerial,
   serveWeb,
@@ -21,20 +19,12 @@ import {
   wireguardGoPid,
 } from '../helpers/local-mesh.js';
 import type { ConnectionRow } from '../helpers/local-mesh.js';
-import { hostSnapshot } from '../helpers/host-snapshot.js';
 
 const prefix = 'nsmagr';
 /** The issue's bound for B's connection to heal after A's agent came back. */
 const HEAL_WITHIN_MS = 2_000;
 const mesh = useLocalMesh({ prefix, agents: 2 });
 let row: ConnectionRow | undefined;
-
-test.after.always(async () => {
-  if (!isRoot) return;
-  const left = await hostSnapshot(prefix);
-  if (left.netns.length + left.wireguardGo.length + left.sockets.length + left.rootLinks.length > 0)
-    throw new Error(`the local mesh left: ${JSON.stringify(left)}`);
-});
 
 /** B connected to A's web, the page reachable: the state both tests start from. */
 async function connected(t: Parameters<typeof connect>[0]): Promise<ConnectionRow> {

@@ -2,6 +2,7 @@
 // (root only; skipped otherwise), agent logs printed when a test fails, and the steps the
 // acceptance tests share — serve a page on host A, expose it, connect from B, read a host's data
 // plane (links with their index, addresses, routes, WireGuard peers) to compare before and after.
+import { request } from 'node:http';
 import { join } from 'node:path';
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
@@ -15,7 +16,7 @@ import {
 } from '../../scripts/lib/local-mesh.js';
 import type { LocalMesh, LocalMeshOptions, MeshAgent, MeshProcess } from '../../scripts/lib/local-mesh.js';
 import { listWireGuardGoProcesses } from '../../src/host/wireguard/index.js';
-import { netnsSnapshot } from './host-snapshot.js';
+import { hostSnapshot, netnsSnapshot } from './host-snapshot.js';
 import type { NetnsSnapshot } from './host-snapshot.js';
 
 export * from '../../scripts/lib/local-mesh.js';
@@ -28,8 +29,9 @@ export const rootSerial: (title: string, body: (t: ExecutionContext) => Promise<
   : (title, body) => test.serial.skip(title, body);
 
 /**
- * One mesh for the test file: built in test.before (root only), closed in test.after.always; when a
- * test fails, the tail of every agent's and the server's log goes to its t.log.
+ * One mesh for the test file: built in test.before (root only), closed in test.after.always (which
+ * then fails if anything of the bed is left); when a test fails, the tail of every agent's and the
+ * server's log goes to its t.log.
  */
 export function useLocalMesh(o: LocalMeshOptions): () => LocalMesh {
   let mesh: LocalMesh | undefined;
@@ -44,6 +46,10 @@ export function useLocalMesh(o: LocalMeshOptions): () => LocalMesh {
   });
   test.after.always(async () => {
     await mesh?.close();
+    // Nothing of the bed is left: no namespace, wireguard-go, UAPI socket or root link.
+    const left = await hostSnapshot(o.prefix);
+    if (left.netns.length + left.wireguardGo.length + left.sockets.length + left.rootLinks.length > 0)
+      throw new Error(`the local mesh ${o.prefix} left: ${JSON.stringify(left)}`);
   });
   return () => assertMesh(mesh);
 }
@@ -132,6 +138,8 @@ export async function waitFor<T>(
   probe: () => Promise<T | undefined>,
   timeoutMs: number,
   intervalMs = 50,
+  /** What was seen last, for the error when time runs out. */
+  seen?: () => string,
 ): Promise<{ value: T; ms: number }> {
   const started = performance.now();
   const deadline = Date.now() + timeoutMs;
@@ -144,7 +152,9 @@ export async function waitFor<T>(
       lastError = e instanceof Error ? e.message : String(e);
     }
     if (Date.now() > deadline)
-      throw new Error(`${what}: not within ${timeoutMs} ms${lastError === '' ? '' : ` (${lastError})`}`);
+      throw new Error(
+        `${what}: not within ${timeoutMs} ms${lastError === '' ? '' : ` (${lastError})`}${seen === undefined ? '' : `; last seen: ${seen()}`}`,
+      );
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -186,4 +196,45 @@ export async function dataplaneSnapshot(
 /** The pid of the wireguard-go serving `device`, if one runs (userspace backend). */
 export async function wireguardGoPid(device: string): Promise<number | undefined> {
   return (await listWireGuardGoProcesses()).find((p) => p.device === device)?.pid;
+}
+
+/**
+ * One call to an agent's local API as curl --unix-socket would make it (HTTP + JSON on api.sock):
+ * the HTTP status and the parsed body, so a test can read an error's code (PERMISSION_DENIED…).
+ */
+export function apiCall(
+  agent: Pick<MeshAgent, 'runDir'>,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  timeoutMs = 30_000,
+): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      {
+        socketPath: join(agent.runDir, 'api.sock'),
+        method,
+        path,
+        agent: false,
+        timeout: timeoutMs,
+        headers: payload === undefined ? {} : { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown });
+          } catch {
+            resolve({ status: res.statusCode ?? 0, body: text });
+          }
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
