@@ -59,6 +59,8 @@ export class Forwarder {
   readonly #mark: OwnerMark;
   readonly #log: Logger;
   readonly #queue = new SerialExecutor();
+  /** Entry changes waiting for the next apply (not yet started); new sets join it. */
+  #pending: { changes: Map<string, DesiredEntry | undefined>; result: Promise<ApplyResult> } | undefined;
   readonly #host: NetnsTarget;
   #desired: DesiredState = emptyDesiredState;
   #record: StateRecord | undefined;
@@ -97,14 +99,34 @@ export class Forwarder {
     return this.#queue.run(() => this.#apply(desired));
   }
 
-  /** The entry under `key`, as last set. */
+  /** The entry under `key`, as last set (an apply it waits for included). */
   entry(key: string): DesiredEntry | undefined {
+    const pending = this.#pending?.changes;
+    if (pending?.has(key)) return pending.get(key);
     return this.#desired.entries[key];
   }
 
-  /** Sets (or with undefined removes) one entry and applies the resulting state. */
+  /**
+   * Sets (or with undefined removes) one entry and applies the resulting state. Group commit: sets
+   * that arrive while an apply runs join the next one, so connections set up at the same time share
+   * one read of the host and one batch of commands instead of queueing an apply each. A failed apply
+   * fails every set that joined it (each caller undoes its own entry, as after any failure).
+   */
   setEntry(key: string, entry: DesiredEntry | undefined): Promise<ApplyResult> {
-    return this.#queue.run(() => this.#apply(withEntry(this.#desired, key, entry)));
+    const waiting = this.#pending;
+    if (waiting) {
+      waiting.changes.set(key, entry);
+      return waiting.result;
+    }
+    const changes = new Map<string, DesiredEntry | undefined>([[key, entry]]);
+    const result = this.#queue.run(() => {
+      if (this.#pending?.changes === changes) this.#pending = undefined;
+      let desired = this.#desired;
+      for (const [k, e] of changes) desired = withEntry(desired, k, e);
+      return this.#apply(desired);
+    });
+    this.#pending = { changes, result };
+    return result;
   }
 
   /** Sets the device (key, port, MTU) and applies, keeping the entries. */

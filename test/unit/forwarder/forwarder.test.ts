@@ -404,3 +404,20 @@ test('a workload netns given by pid is entered with nsenter; one given by anothe
     message: /cannot be entered by name or pid/,
   });
 });
+
+test('setEntry calls made before their apply starts share it (one host read for all of them)', async (t) => {
+  const { host, fwd } = await setup(t);
+  await fwd.apply({ device, entries: {} });
+  const reads = (): number => host.calls.filter((l) => l.includes('addr show')).length;
+  const before = reads();
+  // Ten connections set up at once: the nine after the first join the apply it queued.
+  const sets = Array.from({ length: 10 }, (_, i) =>
+    fwd.setEntry(`c${i}/kernel`, { kind: 'host', addresses: [`169.254.9.${i + 1}/32`] }),
+  );
+  t.deepEqual(fwd.entry('c9/kernel'), { kind: 'host', addresses: ['169.254.9.10/32'] });
+  await Promise.all(sets);
+  t.is(reads() - before, 1);
+  t.is(Object.keys(fwd.desired.entries).length, 10);
+  const again = await fwd.apply(fwd.desired);
+  t.deepEqual(again.ops, []);
+});

@@ -46,13 +46,17 @@ export function wireguardServer(o: WireguardOptions): ChainElement {
         ...(o.persistentKeepalive === undefined ? {} : { persistentKeepalive: o.persistentKeepalive }),
         remotePrefixes: prefixes,
       });
+      // A refresh knows the far side already and keeps the peer as it is while the rest runs; a new
+      // connection learns it from the answer (the client sends nothing before it has that answer),
+      // so setting a peer with no allowed IPs first would only cost an extra apply.
+      const known = farPrefixes(conn.context?.ipContext, 'endpoint');
       const out = await requestWithEntry({
         forwarder: o.forwarder,
         part,
         ctx,
         request,
         next,
-        before: entry(farPrefixes(conn.context?.ipContext, 'endpoint')),
+        ...(known.length > 0 ? { before: entry(known) } : {}),
         after: (c) => entry(farPrefixes(c.context?.ipContext, 'endpoint')),
       });
       if (out.mechanism?.type !== wireguardType) out.mechanism = selected;
