@@ -621,7 +621,14 @@ export interface PingRun {
 export interface PingResult {
   readonly transmitted: number;
   readonly received: number;
+  /**
+   * Echo requests that got no reply, not counting those still in flight when ping was stopped:
+   * every sequence number up to the last one answered that has no reply, plus those sent after it
+   * beyond the last second (ping waits 1 s for a reply, -W 1).
+   */
   readonly lost: number;
+  /** The sequence numbers counted as lost. */
+  readonly lostSeqs: readonly number[];
   readonly summary: string;
 }
 
@@ -630,21 +637,29 @@ export function startPing(agent: MeshAgent, target: string, intervalMs = 10): Pi
   return {
     async stop() {
       await p.stop('SIGINT');
-      return parsePing(p.logs());
+      return parsePing(p.logs(), Math.ceil(1_000 / intervalMs));
     },
   };
 }
 
-export function parsePing(text: string): PingResult {
+/** Reads ping's output; `inFlight`: how many of the last requests may still lack a reply. */
+export function parsePing(text: string, inFlight = 0): PingResult {
   const m = /(\d+) packets transmitted, (\d+) received/.exec(text);
   const transmitted = Number(m?.[1] ?? 0);
   const received = Number(m?.[2] ?? 0);
+  const replied = new Set<number>();
+  for (const r of text.matchAll(/icmp_seq=(\d+)/g)) replied.add(Number(r[1]));
+  // ping numbers requests from 1 (iputils) and prints one line per reply.
+  const last = Math.max(0, ...replied);
+  const lostSeqs: number[] = [];
+  for (let seq = 1; seq <= last; seq++) if (!replied.has(seq)) lostSeqs.push(seq);
+  for (let seq = last + 1; seq <= transmitted - inFlight; seq++) lostSeqs.push(seq);
   const summary = text
     .trim()
     .split('\n')
     .filter((l) => /packets transmitted|rtt /.test(l))
     .join('; ');
-  return { transmitted, received, lost: transmitted - received, summary };
+  return { transmitted, received, lost: lostSeqs.length, lostSeqs, summary };
 }
 
 /**

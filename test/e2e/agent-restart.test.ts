@@ -71,7 +71,7 @@ rootSerial(
       `killed → ready ${readyMs} ms, → connection listed up ${adopted.ms} ms later; ping: ${pings.summary}`,
     );
     t.true(pings.transmitted > 100, `a ping every 10 ms ran throughout (${pings.transmitted} sent)`);
-    t.is(pings.lost, 0, pings.summary);
+    t.is(pings.lost, 0, `${pings.summary}; unanswered: ${pings.lostSeqs.join(', ')}`);
 
     t.is(adopted.value.id, before.id, 'the same connection id');
     t.deepEqual(adopted.value.serviceAddresses, before.serviceAddresses);
@@ -132,5 +132,5 @@ rootSerial("restart the agent on A: B's connection heals within 2 s without any 
   const clean = await after.stop();
   t.log(`after the heal: ${clean.summary}`);
   t.true(clean.transmitted > 50);
-  t.is(clean.lost, 0, clean.summary);
+  t.is(clean.lost, 0, `${clean.summary}; unanswered: ${clean.lostSeqs.join(', ')}`);
 });
