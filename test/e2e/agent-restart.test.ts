@@ -82,6 +82,13 @@ rootSerial(
       'same interfaces (and indexes), addresses, routes, peers',
     );
     t.is(await wireguardGoPid(b.wgDevice), wgPid, 'the same wireguard-go (or none: kernel WireGuard)');
+    // No operation on the data plane: what the restarted agent logged since it started.
+    const since = b.logs().split('--- start ').at(-1) ?? '';
+    const lines = since.split('\n').filter((l) => l.startsWith('{'));
+    const adoptLine = lines.find((l) => l.includes('"msg":"data plane adopted'));
+    t.regex(adoptLine ?? '', /"ops":0[,}]/, `adopted with no ops: ${adoptLine ?? 'no adoption logged'}`);
+    const applied = lines.filter((l) => l.includes('"msg":"forwarder applied changes"'));
+    t.deepEqual(applied, [], 'no forwarder changes after the restart');
     const page = await getPage(b, ip);
     t.is(page.status, 200, page.error);
   },
