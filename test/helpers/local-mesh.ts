@@ -3,13 +3,14 @@
 // acceptance tests share — serve a page on host A, expose it, connect from B, read a host's data
 // plane (links with their index, addresses, routes, WireGuard peers) to compare before and after.
 import { request } from 'node:http';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import type { ConnectionRow, ExposeRow, StatusReport } from '../../src/localapi/index.js';
 import {
   addressOf,
   httpGet,
+  repoRoot,
   runCommand,
   startHttpServer,
   startLocalMesh,
@@ -37,7 +38,13 @@ export function useLocalMesh(o: LocalMeshOptions): () => LocalMesh {
   let mesh: LocalMesh | undefined;
   if (!isRoot) return () => assertMesh(mesh);
   test.before(async () => {
-    mesh = await startLocalMesh({ handleSignals: false, ...o });
+    // NSM_AGENT_E2E_BINARY=dist/nsm-agent runs the whole mesh on the built binary instead of the source.
+    const binary = process.env.NSM_AGENT_E2E_BINARY;
+    mesh = await startLocalMesh({
+      handleSignals: false,
+      ...(binary === undefined || binary === '' ? {} : { binary: resolve(repoRoot, binary) }),
+      ...o,
+    });
   });
   test.afterEach.always((t) => {
     if (t.passed || mesh === undefined) return;
