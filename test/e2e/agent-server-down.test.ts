@@ -19,8 +19,11 @@ import {
 const prefix = 'nsmags';
 /** How long the control server stays down (the issue says 60 s). */
 const OUTAGE_MS = 60_000;
-/** Bound for the registrations to be back once the server is: the agents' backoff cap (30 s) and some. */
-const REGISTRATIONS_BACK_WITHIN_MS = 45_000;
+/**
+ * Bound for the registrations to be back once the server is: the agents' upstream backoff is capped
+ * at 30 s (jittered), then the watch and the re-registration; 34 s seen after a 60 s outage.
+ */
+const REGISTRATIONS_BACK_WITHIN_MS = 60_000;
 const mesh = useLocalMesh({ prefix, agents: 2 });
 
 rootSerial(
@@ -73,7 +76,6 @@ rootSerial(
     t.is(pings.lost, 0, `${pings.summary}; unanswered: ${pings.lostSeqs.join(', ')}`);
 
     // Registrations reappear: B's `services` answers from the registry again and lists both.
-    // The agents retry with a jittered backoff capped at 30 s: allow a full cap and then some.
     let seen = '';
     const listed = await waitFor(
       'web and web2 registered again',
