@@ -17,10 +17,12 @@ export function monitorServer(monitor: ConnectionMonitor): ChainElement {
       return conn;
     },
     async close(ctx, connection, next) {
+      // An element after this one may rewrite connection.id in place (a server updatepath).
+      const id = connection.id;
       try {
         await next.close(ctx, connection);
       } finally {
-        monitor.delete(connection.id);
+        monitor.delete(id);
       }
     },
   };

@@ -193,10 +193,12 @@ function tracked(ids: Set<string>): ChainElement {
       return conn;
     },
     async close(ctx, connection, next) {
+      // updatepath below rewrites connection.id in place (to the endpoint's segment): keep ours.
+      const id = connection.id;
       try {
         await next.close(ctx, connection);
       } finally {
-        ids.delete(connection.id);
+        ids.delete(id);
       }
     },
   };

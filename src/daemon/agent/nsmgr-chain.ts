@@ -136,7 +136,9 @@ function localDispatch(local: LocalEndpointsView): ChainElement {
     },
     close(ctx, connection, next) {
       const chain = local.chainOf(connection.networkServiceEndpointName);
-      return chain ? chain.close(ctx, connection) : next.close(ctx, connection);
+      // A copy: the endpoint's updatepath rewrites the id to its own segment, and the elements
+      // above (monitor, journal) go on with this hop's id after Close returns.
+      return chain ? chain.close(ctx, clone(ConnectionSchema, connection)) : next.close(ctx, connection);
     },
   };
 }
@@ -251,11 +253,13 @@ function servedJournal(journal: Journal, ownSpiffeId: string): ChainElement {
       return conn;
     },
     async close(ctx, connection, next) {
+      // The elements after this one may rewrite connection.id in place (an expose's updatepath).
+      const id = connection.id;
       try {
         await next.close(ctx, connection);
       } finally {
-        if (journal.data.served.has(connection.id)) {
-          journal.data.served.delete(connection.id);
+        if (journal.data.served.has(id)) {
+          journal.data.served.delete(id);
           await journal.flush();
         }
       }
