@@ -1,0 +1,55 @@
+// Memory and CPU figures of the agent benchmark's processes, from /proc: VmRSS (status), PSS
+// (smaps_rollup, when readable), utime+stime (stat), and the wireguard-go process behind a device.
+import { readFileSync } from 'node:fs';
+import { listWireGuardGoProcesses } from '../../src/host/wireguard/index.js';
+import { clockTicksPerSecond, sampleProc } from './proc-stats.js';
+
+export interface MemSample {
+  readonly rssKb: number;
+  /** VmRSS split: anonymous (heap, stacks) and file-backed (the executable's pages, shared libs). */
+  readonly rssAnonKb: number;
+  readonly rssFileKb: number;
+  /** Proportional set size; undefined when smaps_rollup is not readable (old kernel, no permission). */
+  readonly pssKb: number | undefined;
+}
+
+/** VmRSS and PSS of `pid`; throws when the process is gone (a figure of a dead agent is no figure). */
+export function memOf(pid: number): MemSample {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? NaN);
+  const rss = field('VmRSS');
+  if (!Number.isFinite(rss)) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  let pssKb: number | undefined;
+  try {
+    const m = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1];
+    pssKb = m === undefined ? undefined : Number(m);
+  } catch {
+    pssKb = undefined;
+  }
+  return { rssKb: rss, rssAnonKb: field('RssAnon'), rssFileKb: field('RssFile'), pssKb };
+}
+
+/** The pid of the wireguard-go process serving `device`, if there is one. */
+export async function wireguardGoPid(device: string): Promise<number | undefined> {
+  return (await listWireGuardGoProcesses()).find((p) => p.device === device)?.pid;
+}
+
+/** utime+stime of each pid over `seconds` of wall time, in % of one CPU (NaN for a pid that ended). */
+export async function cpuOver(
+  pids: readonly number[],
+  seconds: number,
+  during: () => Promise<void> = () => new Promise((r) => setTimeout(r, seconds * 1000)),
+): Promise<number[]> {
+  const before = pids.map(sampleProc);
+  const t0 = performance.now();
+  await during();
+  const wall = (performance.now() - t0) / 1000;
+  return pids.map((pid, i) => {
+    const a = before[i];
+    const b = sampleProc(pid);
+    if (a === undefined || b === undefined) return Number.NaN;
+    // One USER_HZ tick (10 ms) of CPU in a 60 s window is 0.017 %.
+    return (100 * (b.cpuTicks - a.cpuTicks)) / clockTicksPerSecond / wall;
+  });
+}
