@@ -281,7 +281,7 @@ export function healClient(options: HealOptions): HealClient {
       for (const conn of Object.values(event.connections)) {
         if (!deleted && conn.state !== State.DOWN) continue;
         for (const t of this.#ours(conn)) {
-          if (t.events.state !== 'established') continue;
+          if (t.events.state !== 'established' || closing.has(t.id)) continue;
           heal(t, deleted ? 'the remote deleted it' : 'the remote reports it down');
         }
       }
@@ -298,6 +298,9 @@ export function healClient(options: HealOptions): HealClient {
       return out;
     }
   }
+
+  /** Connections whose Close is passing through heal right now. */
+  const closing = new Set<string>();
 
   function untrack(t: Tracked): void {
     if (tracked.get(t.id) === t) tracked.delete(t.id);
@@ -386,8 +389,17 @@ export function healClient(options: HealOptions): HealClient {
       return conn;
     },
     // Tracking ends when begin marks the connection closed (its EventFactory signal), not here: a
-    // reselect closes the old path through this element while the connection lives on.
-    close: (ctx, connection, next) => next.close(ctx, connection),
+    // reselect closes the old path through this element while the connection lives on. While our
+    // own Close runs, the remote's DELETE of it is its answer, not a loss to heal.
+    async close(ctx, connection, next) {
+      const id = connection.id;
+      closing.add(id);
+      try {
+        await next.close(ctx, connection);
+      } finally {
+        closing.delete(id);
+      }
+    },
     remotes: () =>
       [...remotes.values()].map((r) => ({ url: r.url, live: r.live, connections: r.conns.size })),
   };
