@@ -141,3 +141,37 @@ rootSerial("restart the agent on A: B's connection heals within 2 s without any 
   t.true(clean.transmitted > 50);
   t.is(clean.lost, 0, `${clean.summary}; unanswered: ${clean.lostSeqs.join(', ')}`);
 });
+
+rootSerial(
+  "wireguard-go on A killed: A's agent repairs its data plane and B's traffic comes back by itself",
+  async (t) => {
+    t.timeout(120_000);
+    const a = mesh().agent(1);
+    const b = mesh().agent(2);
+    const ip = serviceIp(await connected(t));
+    const wgPid = await wireguardGoPid(a.wgDevice);
+    if (wgPid === undefined) {
+      t.pass('kernel WireGuard: there is no wireguard-go to kill');
+      return;
+    }
+    process.kill(wgPid, 'SIGKILL');
+    const killedAt = performance.now();
+    // The agent re-applies its desired state every 10 s: the device, its addresses, peers and routes.
+    await waitFor(
+      'the page through the mesh again',
+      async () => {
+        const page = await getPage(b, ip, 8080, 1_000);
+        return page.status === 200 ? page : undefined;
+      },
+      30_000,
+    );
+    const ms = Math.round(performance.now() - killedAt);
+    const newPid = await wireguardGoPid(a.wgDevice);
+    t.log(
+      `wireguard-go ${wgPid} killed → page through the mesh again after ${ms} ms (new wireguard-go ${String(newPid)})`,
+    );
+    t.not(newPid, wgPid);
+    t.true(ms < 25_000, `repaired in ${ms} ms`);
+    t.regex(a.logs(), /the data plane had drifted from what the connections need; repaired/);
+  },
+);

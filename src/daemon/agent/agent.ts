@@ -293,6 +293,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     for (const spec of specs.connects()) claimed.add(clientsRef.keep(spec).key);
     await clientsRef.closeUnclaimed(claimed);
     adoptServed(journal, dataplane, monitor, clock, log, closers);
+    const reconcile = dataplane.keepReconciled(clock, log);
+    closers.push(() => reconcile.stop());
     ready = true;
 
     const listen = {

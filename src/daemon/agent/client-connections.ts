@@ -116,6 +116,17 @@ export class ClientConnections {
     const key = connectKey(spec);
     const existing = this.#byKey.get(key);
     if (existing && !existing.closed) return existing;
+    const c = this.#track(key, spec);
+    try {
+      await this.#request(c, signal);
+    } catch (e: unknown) {
+      this.#byKey.delete(key);
+      throw e;
+    }
+    return c;
+  }
+
+  #track(key: string, spec: SourcedConnect): ClientConnection {
     const c: ClientConnection = {
       key,
       id: connectionId(spec, this.#o.agentName),
@@ -130,12 +141,6 @@ export class ClientConnections {
       closed: false,
     };
     this.#byKey.set(key, c);
-    try {
-      await this.#request(c, signal);
-    } catch (e: unknown) {
-      this.#byKey.delete(key);
-      throw e;
-    }
     return c;
   }
 
@@ -147,20 +152,7 @@ export class ClientConnections {
     const key = connectKey(spec);
     const existing = this.#byKey.get(key);
     if (existing) return existing;
-    const c: ClientConnection = {
-      key,
-      id: connectionId(spec, this.#o.agentName),
-      spec,
-      state: 'connecting',
-      conn: undefined,
-      establishedAt: undefined,
-      refreshedAt: undefined,
-      heals: 0,
-      lastError: undefined,
-      retry: undefined,
-      closed: false,
-    };
-    this.#byKey.set(key, c);
+    const c = this.#track(key, spec);
     void this.#keepTrying(c, 0);
     return c;
   }

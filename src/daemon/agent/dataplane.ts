@@ -4,7 +4,8 @@ import { AgentError, describe } from '../../errors/index.js';
 import { Forwarder, wireguardMtu } from '../../forwarder/index.js';
 import type { DesiredEntry, DeviceSpec } from '../../forwarder/index.js';
 import type { ForwarderEntries } from '../../forwarder/mechanisms/index.js';
-import { ProcessRunner, SECRET_FILE_MODE, writeFileAtomic } from '../../host/index.js';
+import { ProcessRunner, runPeriodically, SECRET_FILE_MODE, writeFileAtomic } from '../../host/index.js';
+import type { Clock } from '../../host/index.js';
 import {
   createWireGuard,
   detectBackend,
@@ -98,6 +99,32 @@ export class Dataplane implements ForwarderEntries {
     return result;
   }
 
+  /**
+   * Repairs drift every `everyMs`: the whole desired state is applied again, which only reads the
+   * host when it is as it should be, and puts back what something else removed — a wireguard-go
+   * that died, an address or route deleted by hand — without waiting for a connection to change.
+   */
+  keepReconciled(clock: Clock, log: Logger, everyMs = RECONCILE_MS): { stop(): Promise<void> } {
+    return runPeriodically(
+      clock,
+      async () => {
+        try {
+          const r = await this.forwarder.apply(this.forwarder.desired);
+          if (r.ops.length > 0) {
+            log.warn(
+              { ops: r.ops.length, ms: Math.round(r.ms) },
+              'the data plane had drifted from what the connections need; repaired',
+            );
+          }
+        } catch (e: unknown) {
+          log.error({ err: describe(e) }, 'repairing the data plane failed; retrying');
+        }
+        return everyMs;
+      },
+      everyMs,
+    );
+  }
+
   /** Removes the entries of `keys` (a served connection whose client never came back). */
   async removeEntries(keys: readonly string[]): Promise<void> {
     for (const key of keys) if (this.entry(key) !== undefined) await this.setEntry(key, undefined);
@@ -112,6 +139,8 @@ export class Dataplane implements ForwarderEntries {
     }
   }
 }
+
+const RECONCILE_MS = 10_000;
 
 /** `<stateDir>/wireguard/private.key` (0600), made on first start. */
 async function deviceKey(stateDir: string): Promise<WireGuardKey> {
