@@ -11,6 +11,7 @@ import {
   dataplaneSnapshot,
   expose,
   getPage,
+  httpGet,
   pageFor,
   rootSerial,
   serveWeb,
@@ -55,6 +56,17 @@ rootSerial(
     t.like(connectionOf(statusB, 'web'), { state: 'up', id: row.id });
     const servedA = (await a.status()).exposes.find((e) => e.service === 'web');
     t.is(servedA?.connections, 1, 'A serves one connection for web');
+
+    // What an operator scrapes: B's /metrics (in its netns, on loopback) shows the connection up, its
+    // setup time, the SVID's time left and the peer's handshake; A's shows the registry round trips.
+    const metricsB = (await httpGet(b, 'http://127.0.0.1:9464/metrics')).body ?? '';
+    t.regex(metricsB, /^nsm_agent_connections\{state="up"\} 1$/m);
+    t.regex(metricsB, /^nsm_agent_connection_setup_seconds_count\{result="ok"\} [1-9]/m);
+    t.regex(metricsB, /^nsm_agent_svid_expiry_seconds [1-9]/m);
+    t.regex(metricsB, /^nsm_agent_wireguard_handshake_age_seconds\{peer="[^"]+"\} \d/m);
+    const metricsA = (await httpGet(a, 'http://127.0.0.1:9464/metrics')).body ?? '';
+    t.regex(metricsA, /^nsm_agent_registry_roundtrip_seconds_count\{method="nse\.register"\} [1-9]/m);
+    t.regex(metricsA, /^nsm_agent_served_connections 1$/m);
 
     const during = await dataplaneSnapshot(b);
     t.notDeepEqual(during, beforeB, 'the connection shows on B (an address, route or peer)');

@@ -105,6 +105,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       clock,
       random,
       log,
+      onRoundTrip: (method, seconds) => metrics.observeRegistry(method, seconds),
     });
     proxy.start();
     closers.push(() => proxy.close());

@@ -44,8 +44,11 @@ export function journalPath(stateDir: string): string {
 export class Journal {
   readonly data: JournalData;
   readonly #path: string;
-  #writing: Promise<void> | undefined;
-  #dirty = false;
+  #draining = false;
+  /** Flushes asked for / covered by a finished write (monotonic generations). */
+  #requested = 0;
+  #written = 0;
+  #waiters: { want: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
 
   private constructor(path: string, data: JournalData) {
     this.#path = path;
@@ -101,32 +104,61 @@ export class Journal {
     }
   }
 
-  /** Writes the current data; concurrent calls coalesce into at most one more write. */
+  /**
+   * Writes the current data. Calls that arrive while a write runs share the next one; each call
+   * resolves as soon as a write that began after it is on disk — never later, so connections set up
+   * together do not all wait until the last of them is written (a convoy: 20 concurrent connects
+   * finished together at ~360 ms).
+   */
   flush(): Promise<void> {
-    this.#dirty = true;
-    this.#writing ??= this.#drain().finally(() => {
-      this.#writing = undefined;
+    const want = ++this.#requested;
+    const done = new Promise<void>((resolve, reject) => this.#waiters.push({ want, resolve, reject }));
+    this.#kick();
+    return done;
+  }
+
+  #kick(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    void this.#drain().finally(() => {
+      this.#draining = false;
+      // A flush that came between the loop's last check and here.
+      if (this.#written < this.#requested) this.#kick();
     });
-    return this.#writing;
   }
 
   async #drain(): Promise<void> {
-    while (this.#dirty) {
-      this.#dirty = false;
-      const file: JournalFile = {
-        version: 1,
-        entries: Object.fromEntries(this.data.entries),
-        clients: Object.fromEntries(
-          [...this.data.clients].map(([k, c]) => [
-            k,
-            Buffer.from(toBinary(ConnectionSchema, c)).toString('base64'),
-          ]),
-        ),
-        served: Object.fromEntries(this.data.served),
-        remotes: Object.fromEntries(this.data.remotes),
-      };
-      await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
-      await writeFileAtomic(this.#path, JSON.stringify(file), SECRET_FILE_MODE);
+    while (this.#written < this.#requested) {
+      const gen = this.#requested;
+      try {
+        await this.#write();
+      } catch (e: unknown) {
+        // Everyone waiting now hears the failure; a later flush tries again.
+        for (const w of this.#waiters.splice(0)) w.reject(e);
+        this.#written = gen;
+        continue;
+      }
+      this.#written = gen;
+      const ready = this.#waiters.filter((w) => w.want <= gen);
+      this.#waiters = this.#waiters.filter((w) => w.want > gen);
+      for (const w of ready) w.resolve();
     }
+  }
+
+  async #write(): Promise<void> {
+    const file: JournalFile = {
+      version: 1,
+      entries: Object.fromEntries(this.data.entries),
+      clients: Object.fromEntries(
+        [...this.data.clients].map(([k, c]) => [
+          k,
+          Buffer.from(toBinary(ConnectionSchema, c)).toString('base64'),
+        ]),
+      ),
+      served: Object.fromEntries(this.data.served),
+      remotes: Object.fromEntries(this.data.remotes),
+    };
+    await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.#path, JSON.stringify(file), SECRET_FILE_MODE);
   }
 }

@@ -30,6 +30,8 @@ export interface RegistryProxyOptions {
   readonly callTimeoutMs?: number;
   /** Upstream channel tuning (keepalive etc.); default the agent's client tuning. */
   readonly tuning?: Partial<ClientTuning>;
+  /** Hears the round-trip time of every unary call upstream (registry round-trip on /metrics). */
+  readonly onRoundTrip?: (method: string, seconds: number, ok: boolean) => void;
   /** A local watcher this many changes behind is ended (default 1000). */
   readonly maxWatchBacklog?: number;
 }

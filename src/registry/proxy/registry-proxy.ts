@@ -140,6 +140,7 @@ export class RegistryProxy {
       spiffeId: this.#options.upstreamSpiffeId,
       callTimeoutMs: this.#callTimeoutMs,
       ...(this.#options.tuning ? { tuning: this.#options.tuning } : {}),
+      ...(this.#options.onRoundTrip ? { onRoundTrip: this.#options.onRoundTrip } : {}),
     });
   }
 

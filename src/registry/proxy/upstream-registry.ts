@@ -25,6 +25,8 @@ export interface UpstreamRegistryOptions {
   readonly spiffeId: string;
   readonly callTimeoutMs: number;
   readonly tuning?: Partial<ClientTuning>;
+  /** Hears the round-trip time of every unary call upstream (for /metrics). */
+  readonly onRoundTrip?: (method: string, seconds: number, ok: boolean) => void;
 }
 
 /**
@@ -67,19 +69,33 @@ export class UpstreamRegistry {
   }
 
   registerNse(nse: NetworkServiceEndpoint): Promise<NetworkServiceEndpoint> {
-    return this.nse.register(nse, { metadata: this.#metadata() });
+    return this.#timed('nse.register', () => this.nse.register(nse, { metadata: this.#metadata() }));
   }
 
   async unregisterNse(nse: NetworkServiceEndpoint): Promise<void> {
-    await this.nse.unregister(nse, { metadata: this.#metadata() });
+    await this.#timed('nse.unregister', () => this.nse.unregister(nse, { metadata: this.#metadata() }));
   }
 
   registerNs(ns: NetworkService): Promise<NetworkService> {
-    return this.ns.register(ns, { metadata: this.#metadata() });
+    return this.#timed('ns.register', () => this.ns.register(ns, { metadata: this.#metadata() }));
   }
 
   async unregisterNs(ns: NetworkService): Promise<void> {
-    await this.ns.unregister(ns, { metadata: this.#metadata() });
+    await this.#timed('ns.unregister', () => this.ns.unregister(ns, { metadata: this.#metadata() }));
+  }
+
+  async #timed<T>(method: string, call: () => Promise<T>): Promise<T> {
+    const hook = this.#options.onRoundTrip;
+    if (!hook) return call();
+    const started = performance.now();
+    try {
+      const out = await call();
+      hook(method, (performance.now() - started) / 1000, true);
+      return out;
+    } catch (e: unknown) {
+      hook(method, (performance.now() - started) / 1000, false);
+      throw e;
+    }
   }
 
   close(): void {

@@ -91,3 +91,28 @@ test('a journal of another format version is refused, not guessed at', async (t)
   const e = await t.throwsAsync(Journal.open(dir));
   t.regex(e.message, /unknown version 7/);
 });
+
+test('a flush does not wait for writes asked after it (no convoy behind a busy journal)', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const j = await Journal.open(dir);
+  let firstDone = false;
+  const first = j.flush().then(() => (firstDone = true));
+  // Others keep asking for writes for 300 ms; the first caller must not wait for all of them.
+  const others: Promise<void>[] = [];
+  const until = Date.now() + 300;
+  let i = 0;
+  while (Date.now() < until) {
+    j.data.remotes.set(`c${i++}`, 'tcp://10.0.0.1:5001');
+    others.push(j.flush());
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const doneWhileBusy = firstDone;
+  await first;
+  await Promise.all(others);
+  t.true(doneWhileBusy, `the first flush waited for all ${others.length} later ones`);
+  t.is(
+    Object.keys((JSON.parse(await readFile(journalPath(dir), 'utf8')) as { remotes: object }).remotes).length,
+    others.length,
+  );
+});
