@@ -99,6 +99,14 @@ export class Forwarder {
     return this.#queue.run(() => this.#apply(desired));
   }
 
+  /**
+   * Applies the desired state as it is when this apply's turn comes (not as it was when it was
+   * asked for): drift repair must never put back an older state over entries set meanwhile.
+   */
+  reapply(): Promise<ApplyResult> {
+    return this.#queue.run(() => this.#apply(this.#desired));
+  }
+
   /** The entry under `key`, as last set (an apply it waits for included). */
   entry(key: string): DesiredEntry | undefined {
     const pending = this.#pending?.changes;

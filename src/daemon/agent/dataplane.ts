@@ -109,7 +109,7 @@ export class Dataplane implements ForwarderEntries {
       clock,
       async () => {
         try {
-          const r = await this.forwarder.apply(this.forwarder.desired);
+          const r = await this.forwarder.reapply();
           if (r.ops.length > 0) {
             log.warn(
               { ops: r.ops.length, ms: Math.round(r.ms) },

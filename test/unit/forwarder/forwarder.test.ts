@@ -421,3 +421,13 @@ test('setEntry calls made before their apply starts share it (one host read for 
   const again = await fwd.apply(fwd.desired);
   t.deepEqual(again.ops, []);
 });
+
+test('reapply() applies the state current at its turn, never an older one over entries set meanwhile', async (t) => {
+  const { fwd } = await setup(t);
+  await fwd.apply({ device, entries: {} });
+  const setting = fwd.setEntry('c1/kernel', { kind: 'host', addresses: ['169.254.9.1/32'] });
+  const repair = fwd.reapply();
+  await Promise.all([setting, repair]);
+  t.deepEqual(Object.keys(fwd.desired.entries), ['c1/kernel']);
+  t.deepEqual((await fwd.reapply()).ops, []);
+});
