@@ -299,10 +299,11 @@ export function healClient(options: HealOptions): HealClient {
     }
   }
 
-  /** Connections whose Close is passing through heal right now. */
+  /** Connections heal has seen a Close for, until they are untracked or requested again. */
   const closing = new Set<string>();
 
   function untrack(t: Tracked): void {
+    closing.delete(t.id);
     if (tracked.get(t.id) === t) tracked.delete(t.id);
     t.retry?.cancel();
     t.retry = undefined;
@@ -372,6 +373,8 @@ export function healClient(options: HealOptions): HealClient {
     name: 'heal',
     order: { requires: ['begin'] },
     async request(ctx, request, next) {
+      // A request after our Close (a reselect) makes the connection ours to heal again.
+      if (request.connection) closing.delete(request.connection.id);
       const url = options.remoteOf(ctx, request);
       const conn = await next.request(ctx, request);
       const id = conn.id;
@@ -389,16 +392,12 @@ export function healClient(options: HealOptions): HealClient {
       return conn;
     },
     // Tracking ends when begin marks the connection closed (its EventFactory signal), not here: a
-    // reselect closes the old path through this element while the connection lives on. While our
-    // own Close runs, the remote's DELETE of it is its answer, not a loss to heal.
+    // reselect closes the old path through this element while the connection lives on. Once our
+    // own Close is on its way, the remote's DELETE of it is its answer, not a loss to heal — also
+    // when it arrives after the Close returned but before begin marks the connection closed.
     async close(ctx, connection, next) {
-      const id = connection.id;
-      closing.add(id);
-      try {
-        await next.close(ctx, connection);
-      } finally {
-        closing.delete(id);
-      }
+      if (tracked.has(connection.id)) closing.add(connection.id);
+      await next.close(ctx, connection);
     },
     remotes: () =>
       [...remotes.values()].map((r) => ({ url: r.url, live: r.live, connections: r.conns.size })),
