@@ -14,7 +14,7 @@ import { describeOp } from './ops.js';
 import type { ForwarderOp, Where } from './ops.js';
 import { checkOwnerMark, defaultOwnerMark } from './owner-mark.js';
 import type { OwnerMark } from './owner-mark.js';
-import { plan } from './plan.js';
+import { plan, targetKey } from './plan.js';
 import { readRecord, recordOf, sameRecord, unionRecord, writeRecord } from './state-record.js';
 import type { StateRecord } from './state-record.js';
 
@@ -64,6 +64,8 @@ export class Forwarder {
   readonly #host: NetnsTarget;
   #desired: DesiredState = emptyDesiredState;
   #record: StateRecord | undefined;
+  /** targetKey of the last apply that succeeded; undefined after a failure or before the first. */
+  #appliedKey: string | undefined;
   /** Endpoints this process set, per peer key (see PlanInput.declaredEndpoints). */
   readonly #declared = new Map<string, string>();
 
@@ -131,6 +133,14 @@ export class Forwarder {
       if (this.#pending?.changes === changes) this.#pending = undefined;
       let desired = this.#desired;
       for (const [k, e] of changes) desired = withEntry(desired, k, e);
+      // An entry that asks for nothing the host does not already have from the last apply (the
+      // service address a second connection shares) needs no read and no command; drift repair
+      // (reapply) still reads the host.
+      if (this.#appliedKey !== undefined && targetKey(desired, this.#mark) === this.#appliedKey) {
+        checkDesiredState(desired);
+        this.#desired = desired;
+        return Promise.resolve({ ops: [], ms: 0 });
+      }
       return this.#apply(desired);
     });
     this.#pending = { changes, result };
@@ -148,6 +158,7 @@ export class Forwarder {
     const started = performance.now();
     checkDesiredState(desired);
     this.#desired = desired;
+    this.#appliedKey = undefined;
     const before = this.#record ?? (await readRecord(this.#o.stateDir, this.#mark));
     const after = recordOf(desired, this.#mark);
     const intent = unionRecord(before, after);
@@ -191,6 +202,7 @@ export class Forwarder {
     if (!sameRecord(after, intent)) await writeRecord(this.#o.stateDir, after);
     this.#record = after;
     await this.#step(step, 'record-final');
+    this.#appliedKey = targetKey(desired, this.#mark);
     const ms = performance.now() - started;
     if (ops.length > 0) this.#log.info({ ops: ops.length, ms: Math.round(ms) }, 'forwarder applied changes');
     return { ops, ms };

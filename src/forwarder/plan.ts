@@ -276,6 +276,32 @@ interface Target {
 
 const mainTable = 'main';
 
+/**
+ * What the host must look like for `desired`, as one string: two desired states with the same key
+ * make the same plan against the same host (entries that only repeat what another entry already
+ * asks for — a second connection to the same service address — change nothing). Holds the device's
+ * private key: compare it, never log it.
+ */
+export function targetKey(desired: DesiredState, mark: OwnerMark): string {
+  const t = target(desired, mark);
+  const sorted = <V>(m: Map<string, V>): [string, V][] => [...m].sort(([a], [b]) => a.localeCompare(b));
+  return JSON.stringify([
+    desired.device ?? null,
+    sorted(t.peers),
+    [...t.deviceAddresses].sort(),
+    sorted(t.veths),
+    sorted(t.hostRoutes),
+    [...t.hostProxies].sort(),
+    sorted(t.workloads).map(([k, w]) => [
+      k,
+      w.netns,
+      sorted(new Map([...w.addresses].map(([i, a]) => [i, [...a].sort()]))),
+      sorted(w.routes),
+      sorted(w.vethOf),
+    ]),
+  ]);
+}
+
 function target(desired: DesiredState, mark: OwnerMark): Target {
   const t: Target = {
     peers: new Map(),

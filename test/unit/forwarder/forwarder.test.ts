@@ -431,3 +431,22 @@ test('reapply() applies the state current at its turn, never an older one over e
   t.deepEqual(Object.keys(fwd.desired.entries), ['c1/kernel']);
   t.deepEqual((await fwd.reapply()).ops, []);
 });
+
+test('an entry that asks for nothing new (an address another entry already put there) runs no command; reapply still reads', async (t) => {
+  const { host, fwd } = await setup(t);
+  await fwd.apply({ device, entries: { 'c1/kernel': { kind: 'host', addresses: ['169.254.9.1/32'] } } });
+  const before = host.calls.length;
+  const r = await fwd.setEntry('c2/kernel', { kind: 'host', addresses: ['169.254.9.1/32'] });
+  t.deepEqual(r.ops, []);
+  t.is(host.calls.length, before, 'no read, no command');
+  t.deepEqual(Object.keys(fwd.desired.entries).sort(), ['c1/kernel', 'c2/kernel']);
+  // Removing one of the two keeps the address: still nothing to do.
+  await fwd.setEntry('c1/kernel', undefined);
+  t.is(host.calls.length, before);
+  // Removing the last one takes the address away: an apply.
+  const removed = await fwd.setEntry('c2/kernel', undefined);
+  t.true(removed.ops.length > 0);
+  const reads = host.calls.length;
+  await fwd.reapply();
+  t.true(host.calls.length > reads, 'drift repair reads the host');
+});
