@@ -213,10 +213,12 @@ export class Forwarder {
   }
 
   async #read(record: StateRecord): Promise<HostState> {
-    const host = await readNetnsView(this.#host, this.#mark.proto, true);
-    const devices = await readDevices(this.#o.wireguard, [
-      ...(this.#desired.device === undefined ? [] : [this.#desired.device.name]),
-      ...record.devices,
+    const [host, devices] = await Promise.all([
+      readNetnsView(this.#host, this.#mark.proto, true),
+      readDevices(this.#o.wireguard, [
+        ...(this.#desired.device === undefined ? [] : [this.#desired.device.name]),
+        ...record.devices,
+      ]),
     ]);
     const workloads: Record<string, NetnsView> = {};
     for (let i = 0; i < record.netns.length; i += workloadParallelism) {

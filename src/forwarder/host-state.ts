@@ -51,17 +51,23 @@ export async function readNetnsView(
   withProxies: boolean,
 ): Promise<NetnsView> {
   const addrArgv = [...target.ipArgv, '-json', '-details', 'addr', 'show'];
-  const addr = await target.runner.run(addrArgv);
+  const routeFilter = { table: 'all', protocol: proto } as const;
+  const routeArgv = [...target.ipArgv, '-json', 'route', 'show', 'table', 'all', 'proto', String(proto)];
+  const neighArgv = [...target.ipArgv, '-json', 'neigh', 'show', 'proxy'];
+  // The reads run side by side: every apply starts with them, and each is a process start.
+  const [addr, routes, neigh] = await Promise.all([
+    target.runner.run(addrArgv),
+    target.runner.run(routeArgv),
+    withProxies ? target.runner.run(neighArgv) : Promise.resolve(undefined),
+  ]);
   if (addr.code !== 0) {
     if (isMissingNetns(addr.stderr)) return emptyNetnsView;
     throw execFailed(addrArgv, addr);
   }
-  const routeFilter = { table: 'all', protocol: proto } as const;
-  const routeArgv = [...target.ipArgv, '-json', 'route', 'show', 'table', 'all', 'proto', String(proto)];
-  const routes = await target.runner.runChecked(routeArgv);
+  if (routes.code !== 0) throw execFailed(routeArgv, routes);
+  if (neigh !== undefined && neigh.code !== 0) throw execFailed(neighArgv, neigh);
   let proxies: ProxyNeighbour[] = [];
-  if (withProxies) {
-    const neigh = await target.runner.runChecked([...target.ipArgv, '-json', 'neigh', 'show', 'proxy']);
+  if (neigh !== undefined) {
     proxies = parseIpJson(neigh.stdout, 'neigh show proxy').flatMap((o) => {
       const dst = o['dst'];
       const dev = o['dev'];
