@@ -4,7 +4,9 @@
 // GET from B's host netns to the service address returns the page; `disconnect` leaves both hosts'
 // links, addresses, routes and WireGuard peers exactly as before the connect. A client whose SPIFFE
 // ID the expose policy does not allow gets PermissionDenied and nothing is created on its host.
+import { resolve } from 'node:path';
 import {
+  agentCommand,
   apiCall,
   connect,
   connectionOf,
@@ -13,6 +15,7 @@ import {
   getPage,
   httpGet,
   pageFor,
+  repoRoot,
   rootSerial,
   serveWeb,
   serviceIp,
@@ -128,3 +131,37 @@ rootSerial('a client whose SPIFFE ID the expose policy does not allow gets Permi
   const un = await a.cli(['unexpose', 'web2']);
   t.is(un.code, 0, un.stderr);
 });
+
+rootSerial(
+  'a second agent started on the same state and sockets refuses before touching anything',
+  async (t) => {
+    t.timeout(60_000);
+    const b = mesh().agent(2);
+    const before = await dataplaneSnapshot(b);
+    const binary = process.env.NSM_AGENT_E2E_BINARY;
+    const second = await b.exec(
+      [
+        ...agentCommand(binary === undefined || binary === '' ? undefined : resolve(repoRoot, binary)),
+        'run',
+        '--config',
+        b.configPath,
+        '--state-dir',
+        b.stateDir,
+        '--run-dir',
+        b.runDir,
+        '--listen-remote',
+        'tcp://:5011',
+        '--listen-metrics',
+        '127.0.0.1:9474',
+        '--hosts-file',
+        'none',
+      ],
+      { timeoutMs: 30_000 },
+    );
+    t.is(second.code, 1, second.stderr);
+    t.regex(second.stderr, /an nsm-agent is already running here/);
+    t.regex(second.stderr, /hint: stop it first/);
+    t.deepEqual(await dataplaneSnapshot(b), before, 'the running agent’s data plane is untouched');
+    t.is((await b.status()).agent.ready, true, 'the running agent still answers');
+  },
+);

@@ -1,6 +1,6 @@
 import { networkInterfaces, hostname as osHostname } from 'node:os';
 import { isIP } from 'node:net';
-import { insecure, parseGrpcUrl, startServer } from '../../api/grpc/index.js';
+import { insecure, parseGrpcUrl, probeUnixSocket, startServer } from '../../api/grpc/index.js';
 import type { GrpcServer } from '../../api/grpc/index.js';
 import type { ConnectionEvent, MonitorScopeSelector } from '../../api/index.js';
 import { networkServiceOf } from '../../chain/index.js';
@@ -80,6 +80,17 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const serverUrl = config.mesh.server ?? id.serverUrl;
   const publicUrl = o.publicUrl ?? defaultPublicUrl(config.agent.listen.remote);
   const tunnelIp = tunnelIpOf(publicUrl);
+  // Two agents on one state would fight over one data plane: refuse before touching anything.
+  const apiPath = parseGrpcUrl(config.agent.listen.api);
+  if (apiPath.kind === 'unix' && (await probeUnixSocket(apiPath.path)) === 'live') {
+    throw new AgentError(
+      'FAILED_PRECONDITION',
+      `an nsm-agent is already running here (it answers on ${config.agent.listen.api})`,
+      {
+        hint: 'stop it first (systemctl stop nsm-agent), or give this one its own --state-dir, --run-dir and ports',
+      },
+    );
+  }
   const journal = await Journal.open(stateDir);
   const dataplane = await Dataplane.open({
     stateDir,
