@@ -42,8 +42,12 @@ export {
   insecure,
   serverCredentials,
 } from './credentials.js';
-export { updatableServerCredentials } from './updatable-credentials.js';
-export type { ServerIdentityPem, UpdatableServerCredentials } from './updatable-credentials.js';
+export { updatableClientCredentials, updatableServerCredentials } from './updatable-credentials.js';
+export type {
+  ServerIdentityPem,
+  UpdatableClientCredentials,
+  UpdatableServerCredentials,
+} from './updatable-credentials.js';
 export type {
   AuthorizePeer,
   ClientCredentialsOptions,

@@ -1,6 +1,7 @@
 import { experimental } from '@grpc/grpc-js';
-import type { AuthorizePeer, ServerTlsCredentials } from './credentials.js';
-import { checkedServerIdentity } from './credentials.js';
+import type { PeerCertificate } from 'node:tls';
+import type { AuthorizePeer, ClientTlsCredentials, ExpectedPeer, ServerTlsCredentials } from './credentials.js';
+import { checkServerSpiffeId, checkedServerIdentity } from './credentials.js';
 
 type CaListener = experimental.CaCertificateUpdateListener;
 type IdentityListener = experimental.IdentityCertificateUpdateListener;
@@ -43,6 +44,44 @@ export function updatableServerCredentials(
     authorizePeer: options.authorizePeer,
     ...(options.anonymousMethods ? { anonymousMethods: options.anonymousMethods } : {}),
     spiffeId,
+    update: (next) => {
+      checkedServerIdentity(next);
+      provider.set(next);
+    },
+  };
+}
+
+export type UpdatableClientCredentials = ClientTlsCredentials & {
+  /** A renewed SVID (and/or bundle) for the TLS connections made from now on. */
+  update(next: ServerIdentityPem): void;
+};
+
+/**
+ * Client mTLS whose certificate can be replaced while channels stay open (grpc-js certificate-provider
+ * channel credentials): every new TLS connection — the first, and every reconnect — presents the
+ * latest SVID, and connections already up go on undisturbed. An agent that renews its SVID therefore
+ * keeps its channels (and the monitor streams on them) to other agents instead of re-dialling them.
+ * The server is checked as clientCredentials() checks it: the bundle, then the SPIFFE ID.
+ */
+export function updatableClientCredentials(
+  initial: ServerIdentityPem,
+  options: {
+    readonly expectedServerId?: ExpectedPeer;
+    readonly onServerCertificate?: (cert: PeerCertificate) => void;
+  } = {},
+): UpdatableClientCredentials {
+  checkedServerIdentity(initial);
+  const provider = new CertificateStore(initial);
+  const grpc = experimental.createCertificateProviderChannelCredentials(provider, provider, {
+    checkServerIdentity: (_host, cert) => {
+      const refused = checkServerSpiffeId(cert, options.expectedServerId);
+      if (refused === undefined) options.onServerCertificate?.(cert);
+      return refused;
+    },
+  });
+  return {
+    kind: 'tls',
+    grpc,
     update: (next) => {
       checkedServerIdentity(next);
       provider.set(next);

@@ -1,6 +1,15 @@
 import { X509Certificate } from 'node:crypto';
-import { clientCredentials, updatableServerCredentials } from '../../api/grpc/index.js';
-import type { ClientTlsCredentials, ExpectedPeer, UpdatableServerCredentials } from '../../api/grpc/index.js';
+import {
+  clientCredentials,
+  updatableClientCredentials,
+  updatableServerCredentials,
+} from '../../api/grpc/index.js';
+import type {
+  ClientTlsCredentials,
+  ExpectedPeer,
+  UpdatableClientCredentials,
+  UpdatableServerCredentials,
+} from '../../api/grpc/index.js';
 import { createTokenSigner } from '../../api/token/index.js';
 import type { TokenSigner } from '../../api/token/index.js';
 import { AgentError, describe } from '../../errors/index.js';
@@ -39,6 +48,7 @@ export class IdentityKeeper {
   #timer: TimerHandle | undefined;
   #closed = false;
   readonly #listeners = new Set<() => void>();
+  readonly #renewing = new Set<UpdatableClientCredentials>();
   readonly serverCredentials: UpdatableServerCredentials;
   /** Signs with whatever the current SVID is. */
   readonly signer: TokenSigner;
@@ -120,6 +130,22 @@ export class IdentityKeeper {
     });
   }
 
+  /**
+   * mTLS client credentials that follow renewals: channels made with them stay open across a
+   * renewal and present the new SVID on their next connection. `release()` when the channel closes.
+   */
+  renewingClientCredentials(
+    expected: ExpectedPeer,
+    onServerCertificate?: (c: PeerCertificate) => void,
+  ): UpdatableClientCredentials & { release(): void } {
+    const creds = updatableClientCredentials(this.#pem(), {
+      expectedServerId: expected,
+      ...(onServerCertificate ? { onServerCertificate } : {}),
+    });
+    this.#renewing.add(creds);
+    return { ...creds, release: () => this.#renewing.delete(creds) };
+  }
+
   /** Called after each renewal (new key, certificate and bundle in place). */
   onRenewed(listener: () => void): () => void {
     this.#listeners.add(listener);
@@ -143,6 +169,7 @@ export class IdentityKeeper {
     this.#cert = leafOf(loaded.identity);
     this.#signer = this.#makeSigner();
     this.serverCredentials.update(this.#pem());
+    for (const c of this.#renewing) c.update(this.#pem());
     this.o.log.info(
       { spiffeId: this.#identity.meta.spiffeId, expiresAt: new Date(this.#identity.expiresAt).toISOString() },
       'SVID renewed',

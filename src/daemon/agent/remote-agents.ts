@@ -17,21 +17,21 @@ export interface RemoteAgent {
 
 interface Entry {
   readonly conn: GrpcConnection;
+  readonly release: () => void;
   readonly agent: RemoteAgent;
   certificate: X509Certificate | undefined;
 }
 
 /**
  * mTLS connections to other agents (one channel per URL, shared by every connection to it; grpc-js
- * reconnects by itself). A remote agent must present an agent SVID of our trust domain. On SVID
- * renewal every channel is replaced so new calls present the new certificate.
+ * reconnects by itself). A remote agent must present an agent SVID of our trust domain. A renewed
+ * SVID reaches the channels in place (their next TLS connection presents it): no re-dial, so the
+ * monitor streams heal keeps on them are not cut every renewal.
  */
 export class RemoteAgents {
   readonly #entries = new Map<string, Entry>();
 
-  constructor(private readonly identity: IdentityKeeper) {
-    identity.onRenewed(() => this.reset());
-  }
+  constructor(private readonly identity: IdentityKeeper) {}
 
   /** The agent at `url`, connected (TLS done, so its identity is known) within `timeoutMs`. */
   async get(url: string, timeoutMs: number): Promise<RemoteAgent> {
@@ -56,13 +56,12 @@ export class RemoteAgents {
     return entry.agent;
   }
 
-  reset(): void {
-    for (const e of this.#entries.values()) e.conn.close();
-    this.#entries.clear();
-  }
-
   close(): void {
-    this.reset();
+    for (const e of this.#entries.values()) {
+      e.conn.close();
+      e.release();
+    }
+    this.#entries.clear();
   }
 
   #entry(url: string): Entry {
@@ -70,19 +69,21 @@ export class RemoteAgents {
     if (have) return have;
     const td = this.identity.view.trustDomain;
     const holder: { entry?: Entry } = {};
+    const credentials = this.identity.renewingClientCredentials(
+      (id) => id.startsWith(`spiffe://${td}/agent/`),
+      (cert) => {
+        if (holder.entry) holder.entry.certificate = new X509Certificate(cert.raw);
+      },
+    );
     const conn = dial(url, {
-      credentials: this.identity.clientCredentials(
-        (id) => id.startsWith(`spiffe://${td}/agent/`),
-        (cert) => {
-          if (holder.entry) holder.entry.certificate = new X509Certificate(cert.raw);
-        },
-      ),
+      credentials,
       // Peers, not the control plane: after a remote agent restarts, heal must reach it again well
       // within 2 s (the default first reconnect delay is 1 s, ×1.6 after).
       tuning: { initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 1_000 },
     });
     const entry: Entry = {
       conn,
+      release: () => credentials.release(),
       certificate: undefined,
       agent: {
         url,
