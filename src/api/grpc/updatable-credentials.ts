@@ -1,6 +1,11 @@
 import { experimental } from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
-import type { AuthorizePeer, ClientTlsCredentials, ExpectedPeer, ServerTlsCredentials } from './credentials.js';
+import type {
+  AuthorizePeer,
+  ClientTlsCredentials,
+  ExpectedPeer,
+  ServerTlsCredentials,
+} from './credentials.js';
 import { checkServerSpiffeId, checkedServerIdentity } from './credentials.js';
 
 type CaListener = experimental.CaCertificateUpdateListener;
