@@ -1,5 +1,5 @@
-import { isIP } from 'node:net';
 import { AgentError } from '../errors/index.js';
+import { familyWidth, formatIp, parseIp, prefixMask } from '../util/ip-prefix.js';
 
 /**
  * Prefixes as the kernel and WireGuard print them, so desired and current compare as strings:
@@ -7,30 +7,25 @@ import { AgentError } from '../errors/index.js';
  */
 export function canonicalPrefix(text: string): string {
   const [addr = '', len] = text.split('/');
-  const family = isIP(addr);
-  if (family === 0) throw badPrefix(text);
-  const max = family === 4 ? 32 : 128;
+  const ip = parseIp(addr);
+  if (ip === undefined) throw badPrefix(text);
+  const max = familyWidth(ip.family);
   const bits = len === undefined ? max : Number(len);
   if (!Number.isInteger(bits) || bits < 0 || bits > max || (len !== undefined && !/^\d{1,3}$/.test(len))) {
     throw badPrefix(text);
   }
-  const bytes = family === 4 ? v4Bytes(addr) : v6Bytes(addr);
-  for (let i = 0; i < bytes.length; i++) {
-    const keep = Math.max(0, Math.min(8, bits - i * 8));
-    bytes[i] = (bytes[i] ?? 0) & ((0xff << (8 - keep)) & 0xff);
-  }
-  return `${family === 4 ? bytes.join('.') : v6Text(bytes)}/${bits}`;
+  return `${formatIp(ip.family, ip.value & prefixMask(ip.family, bits))}/${bits}`;
 }
 
 /** An address with its prefix length (`10.0.0.1/24`), as `ip addr` takes it; a bare address gets /32 or /128. */
 export function canonicalAddress(text: string): string {
   const [addr = '', len] = text.split('/');
-  const family = isIP(addr);
-  if (family === 0) throw badPrefix(text);
-  const max = family === 4 ? 32 : 128;
+  const ip = parseIp(addr);
+  if (ip === undefined) throw badPrefix(text);
+  const max = familyWidth(ip.family);
   const bits = len === undefined ? max : Number(len);
   if (!Number.isInteger(bits) || bits < 0 || bits > max) throw badPrefix(text);
-  const a = family === 4 ? addr : v6Text(v6Bytes(addr));
+  const a = ip.family === 4 ? addr : formatIp(6, ip.value);
   return `${a}/${bits}`;
 }
 
@@ -47,54 +42,6 @@ export function addressOf(prefix: string): string {
 
 export function isHostPrefix(prefix: string): boolean {
   return prefix.endsWith('/32') || prefix.endsWith('/128');
-}
-
-function v4Bytes(a: string): number[] {
-  return a.split('.').map(Number);
-}
-
-function v6Bytes(a: string): number[] {
-  let text = a.toLowerCase();
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4?.[1] !== undefined) {
-    const b = v4Bytes(v4[1]);
-    text = text.replace(
-      v4[1],
-      `${(((b[0] ?? 0) << 8) | (b[1] ?? 0)).toString(16)}:${(((b[2] ?? 0) << 8) | (b[3] ?? 0)).toString(16)}`,
-    );
-  }
-  const [head = '', tail] = text.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.flatMap((g) => {
-    const n = parseInt(g, 16);
-    return [(n >> 8) & 0xff, n & 0xff];
-  });
-}
-
-function v6Text(bytes: readonly number[]): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
-  // RFC 5952: the longest run (≥ 2) of zero groups becomes '::'.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
 function badPrefix(text: string): AgentError {

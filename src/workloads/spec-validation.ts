@@ -4,7 +4,7 @@ import type { ConnectSpec, ExposeSpec, Labels } from '../config/index.js';
 import { configDefaults } from '../config/index.js';
 import { AgentError } from '../errors/index.js';
 import { netnsPath, parseNetnsRef } from '../host/index.js';
-import { parsePrefix } from './ipam/ip-prefix.js';
+import { parsePrefix } from '../util/ip-prefix.js';
 import { ServiceIpam } from './ipam/service-ipam.js';
 
 /** A connect as the CLI (or a stored file) gives it: labels optional. */

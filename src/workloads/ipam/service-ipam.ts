@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { AgentError } from '../../errors/index.js';
-import type { IpFamily, IpPrefix } from './ip-prefix.js';
-import { formatIp, hostPrefixText, parseIp, prefixContains, prefixSize, requirePrefix } from './ip-prefix.js';
+import type { IpFamily, IpPrefix } from '../../util/ip-prefix.js';
+import {
+  formatIp,
+  hostPrefixText,
+  parseIp,
+  prefixContains,
+  prefixSize,
+  requirePrefix,
+} from '../../util/ip-prefix.js';
 
 export interface ServiceIpamOptions {
   /** The exposed service's name. */

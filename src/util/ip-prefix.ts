@@ -1,10 +1,10 @@
 import { isIP } from 'node:net';
-import { AgentError } from '../../errors/index.js';
+import { AgentError } from '../errors/index.js';
 
 /**
- * IP addresses as integers, for the service IPAM: a /16 or a /64 is walked by adding to a bigint,
- * which is simpler and exact for both families. (The forwarder has its own text helpers; sibling
- * modules may not import each other.)
+ * IP addresses as integers: a /16 or a /64 is walked by adding to a bigint, which is simpler and
+ * exact for both families, and text is always written the same way (IPv6 per RFC 5952). The
+ * service IPAM walks ranges with it; the forwarder canonicalises what it compares with the kernel.
  */
 export type IpFamily = 4 | 6;
 
@@ -65,7 +65,8 @@ export function prefixContains(p: IpPrefix, family: IpFamily, value: bigint): bo
   return family === p.family && (value & prefixMask(family, p.bits)) === p.network;
 }
 
-function prefixMask(family: IpFamily, bits: number): bigint {
+/** The mask of a /bits prefix of `family`. */
+export function prefixMask(family: IpFamily, bits: number): bigint {
   const width = familyWidth(family);
   const all = (1n << BigInt(width)) - 1n;
   return all ^ ((1n << BigInt(width - bits)) - 1n);
