@@ -76,6 +76,8 @@ export class ClientConnections {
   readonly #o: ClientConnectionsOptions;
   readonly #chain: Chain;
   readonly #byKey = new Map<string, ClientConnection>();
+  /** The same connections by their connection id: every Request (refreshes too) finds its row at once. */
+  readonly #byId = new Map<string, ClientConnection>();
   readonly #hosts: HostsFile | undefined;
   readonly #netnsHosts = new Map<string, HostsFile>();
   readonly nscName: string;
@@ -120,7 +122,7 @@ export class ClientConnections {
     try {
       await this.#request(c, signal);
     } catch (e: unknown) {
-      this.#byKey.delete(key);
+      this.#untrack(c);
       throw e;
     }
     return c;
@@ -141,7 +143,13 @@ export class ClientConnections {
       closed: false,
     };
     this.#byKey.set(key, c);
+    this.#byId.set(c.id, c);
     return c;
+  }
+
+  #untrack(c: ClientConnection): void {
+    if (this.#byKey.get(c.key) === c) this.#byKey.delete(c.key);
+    if (this.#byId.get(c.id) === c) this.#byId.delete(c.id);
   }
 
   /**
@@ -181,7 +189,7 @@ export class ClientConnections {
     try {
       if (conn) await this.#chain.close(this.#ctx(signal), clone(ConnectionSchema, conn));
     } finally {
-      this.#byKey.delete(c.key);
+      this.#untrack(c);
       if (this.#o.journal.data.clients.has(c.key)) {
         this.#o.journal.data.clients.delete(c.key);
         await this.#o.journal.flush();
@@ -320,8 +328,7 @@ export class ClientConnections {
     return {
       name: 'observer',
       request: async (ctx, request, next) => {
-        const key = this.#keyOf(request.connection);
-        const c = key === undefined ? undefined : this.#byKey.get(key);
+        const c = request.connection ? this.#byId.get(request.connection.id) : undefined;
         try {
           const conn = await next.request(ctx, request);
           if (c && !c.closed) {
@@ -349,12 +356,6 @@ export class ClientConnections {
       },
       close: (ctx, connection, next) => next.close(ctx, connection),
     };
-  }
-
-  #keyOf(conn: Connection | undefined): string | undefined {
-    if (!conn) return undefined;
-    for (const c of this.#byKey.values()) if (c.id === conn.id) return c.key;
-    return undefined;
   }
 
   /**

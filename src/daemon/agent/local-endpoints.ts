@@ -230,7 +230,11 @@ function hostProcessEndpoint(): ChainElement {
     request(_ctx, request) {
       const conn = request.connection;
       if (!conn) {
-        return Promise.reject(new AgentError('INVALID_ARGUMENT', 'request has no connection'));
+        return Promise.reject(
+          new AgentError('INVALID_ARGUMENT', 'request has no connection', {
+            hint: 'send a NetworkServiceRequest whose connection names the network service',
+          }),
+        );
       }
       const kernel = request.mechanismPreferences.find((m) => m.type === MechanismType.KERNEL);
       if (!kernel) {
