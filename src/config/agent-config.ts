@@ -38,11 +38,23 @@ export interface ListenConfig {
   readonly metrics: string;
 }
 
+/**
+ * The data-plane liveness check of the agent's own connections (NSM heal's liveness check): the
+ * service address is pinged from the connection's address through its interface every `intervalMs`;
+ * `misses` intervals in a row without a reply make the agent reselect (another endpoint or path).
+ */
+export interface LivenessConfig {
+  /** 0 turns the check off. */
+  readonly intervalMs: number;
+  readonly misses: number;
+}
+
 export interface AgentSection {
   readonly name: string;
   readonly listen: ListenConfig;
   readonly stateDir: string;
   readonly runDir: string;
+  readonly liveness: LivenessConfig;
 }
 
 export interface WireGuardConfig {
@@ -97,6 +109,7 @@ export interface AgentConfigFile {
     readonly listen?: Partial<ListenConfig>;
     readonly stateDir?: string;
     readonly runDir?: string;
+    readonly liveness?: Partial<LivenessConfig>;
   };
   readonly wireguard?: Partial<WireGuardConfig>;
   readonly connects?: readonly {

@@ -133,6 +133,28 @@ export const configSchema: JsonSchema = {
           description: 'absolute directory for sockets; the default sockets move with it',
           default: configDefaults.runDir,
         },
+        liveness: {
+          type: 'object',
+          description:
+            "data-plane liveness check of this host's connections: the service address is pinged through the connection; missed replies make the agent pick another endpoint or path",
+          additionalProperties: false,
+          properties: {
+            intervalMs: {
+              type: 'integer',
+              description: 'milliseconds between pings, 100 to 60000, or 0 to turn the check off',
+              minimum: 0,
+              maximum: 60_000,
+              default: configDefaults.livenessIntervalMs,
+            },
+            misses: {
+              type: 'integer',
+              description: 'intervals in a row without a reply after which the path is dead, 1 to 60',
+              minimum: 1,
+              maximum: 60,
+              default: configDefaults.livenessMisses,
+            },
+          },
+        },
       },
     },
     wireguard: {

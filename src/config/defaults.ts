@@ -19,6 +19,8 @@ export const configDefaults = {
   exposeCidr: '169.254.0.0/16',
   updateChannel: 'stable',
   logLevel: 'info',
+  livenessIntervalMs: 1_000,
+  livenessMisses: 3,
 } as const;
 
 /** The local sockets live in runDir, so moving runDir (e.g. a second agent on a test bed) moves them too. */
@@ -52,6 +54,10 @@ export function applyDefaults(file: AgentConfigFile, context: DefaultsContext): 
       },
       stateDir: agent.stateDir ?? configDefaults.stateDir,
       runDir,
+      liveness: {
+        intervalMs: agent.liveness?.intervalMs ?? configDefaults.livenessIntervalMs,
+        misses: agent.liveness?.misses ?? configDefaults.livenessMisses,
+      },
     },
     wireguard: {
       port: wireguard.port ?? configDefaults.wireguardPort,

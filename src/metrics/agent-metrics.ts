@@ -8,9 +8,13 @@ import type { Logger } from '../log/index.js';
 export type ConnectionState = 'connecting' | 'up' | 'healing' | 'failed';
 export const connectionStates: readonly ConnectionState[] = ['connecting', 'up', 'healing', 'failed'];
 
-/** What happened to a connection the heal element watches (the `result` label of nsm_agent_heals_total). */
-export type HealEvent = 'lost' | 'healed' | 'failed';
-const healEvents: readonly HealEvent[] = ['lost', 'healed', 'failed'];
+/**
+ * What happened to a connection heal watches (the `result` label of nsm_agent_heals_total): its
+ * control plane was `lost`, then `healed`, or a heal `failed`; its data path stopped answering the
+ * liveness ping (`dataplane_dead`) and it was `reselected` onto another endpoint or path.
+ */
+export type HealEvent = 'lost' | 'healed' | 'failed' | 'dataplane_dead' | 'reselected';
+const healEvents: readonly HealEvent[] = ['lost', 'healed', 'failed', 'dataplane_dead', 'reselected'];
 
 /**
  * The registry proxy's counters as the metrics need them: the shape of RegistryProxyMetrics
@@ -177,7 +181,7 @@ export class AgentMetrics {
     this.#svidExpiry.remove({});
     this.#heals = new Counter({
       name: `${prefix}heals_total`,
-      help: 'Heal events: connections lost, healed again, or given up (failed)',
+      help: 'Heal events: control plane lost, healed again, a heal failed; data path dead (liveness ping), reselected',
       labelNames: ['result'],
       registers,
     });

@@ -14,12 +14,13 @@ import {
   beginClient,
   buildChain,
   ChainContext,
+  eventFactoryOf,
   inProcessConnect,
   refreshClient,
   updatePathClient,
   updateTokenClient,
 } from '../../chain/index.js';
-import type { Chain, ChainElement, PeerInfo } from '../../chain/index.js';
+import type { Chain, ChainElement, EventFactory, PeerInfo } from '../../chain/index.js';
 import type { TokenSigner } from '../../api/token/index.js';
 import { AgentError, describe } from '../../errors/index.js';
 import { defaultInterfaceName } from '../../forwarder/mechanisms/index.js';
@@ -45,6 +46,27 @@ export interface ClientConnection {
   /** Background retry of a declared connect that failed. */
   retry: ReturnType<typeof setTimeout> | undefined;
   closed: boolean;
+  /** The NSC begin's events of the connection (reselect goes through them). */
+  events: EventFactory | undefined;
+  /** The liveness watch of the current path. */
+  watch: { readonly key: string; readonly stop: () => void } | undefined;
+  /** Reselects for a dead data path since the last ping reply; a pending one's timer. */
+  reselects: number;
+  reselectTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** What a liveness check pings for a connection (host/liveness's LivenessTarget). */
+export interface LivenessTarget {
+  /** The netns path of the interface; undefined: the agent's own. */
+  readonly netns: string | undefined;
+  readonly ifName: string;
+  readonly src: string;
+  readonly dst: string;
+}
+
+/** The data-plane liveness check (host/liveness's icmpLivenessProber in the daemon). */
+export interface ConnectionLiveness {
+  watch(target: LivenessTarget, on: { dead(reason: string): void; alive?(): void }): { stop(): void };
 }
 
 export interface ClientConnectionsOptions {
@@ -60,11 +82,23 @@ export interface ClientConnectionsOptions {
   readonly hostsFile: string | undefined;
   /** Setup latency, for /metrics. */
   readonly onSetup?: (seconds: number, ok: boolean) => void;
+  /**
+   * Pings each connection's service address through its interface; a dead data path is reselected.
+   * Undefined: no liveness check (control-plane heal only).
+   */
+  readonly liveness?: ConnectionLiveness;
+  /** The interface host connects go through (the agent's WireGuard device): liveness pings leave by it. */
+  readonly hostDevice?: string;
+  /** A dead data path was found, or a reselect for it ended, for /metrics. */
+  readonly onDataPlane?: (event: 'dead' | 'reselected' | 'reselect-failed') => void;
 }
 
 const SETUP_TIMEOUT_MS = 15_000;
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
+/** Backoff between reselects of a path that stays dead (the only endpoint is unreachable, say). */
+const RESELECT_MIN_MS = 1_000;
+const RESELECT_MAX_MS = 30_000;
 
 /**
  * The agent acting as the NSM client (NSC) for legacy workloads: each connect is a Request into the
@@ -141,6 +175,10 @@ export class ClientConnections {
       lastError: undefined,
       retry: undefined,
       closed: false,
+      events: undefined,
+      watch: undefined,
+      reselects: 0,
+      reselectTimer: undefined,
     };
     this.#byKey.set(key, c);
     this.#byId.set(c.id, c);
@@ -148,6 +186,7 @@ export class ClientConnections {
   }
 
   #untrack(c: ClientConnection): void {
+    this.#unwatch(c);
     if (this.#byKey.get(c.key) === c) this.#byKey.delete(c.key);
     if (this.#byId.get(c.id) === c) this.#byId.delete(c.id);
   }
@@ -185,6 +224,7 @@ export class ClientConnections {
   async disconnect(c: ClientConnection, signal?: AbortSignal): Promise<void> {
     c.closed = true;
     if (c.retry) clearTimeout(c.retry);
+    this.#unwatch(c);
     const conn = c.conn ?? this.#o.journal.data.clients.get(c.key);
     try {
       if (conn) await this.#chain.close(this.#ctx(signal), clone(ConnectionSchema, conn));
@@ -221,6 +261,7 @@ export class ClientConnections {
     for (const c of this.#byKey.values()) {
       c.closed = true;
       if (c.retry) clearTimeout(c.retry);
+      this.#unwatch(c);
     }
   }
 
@@ -338,6 +379,8 @@ export class ClientConnections {
             c.refreshedAt = now;
             c.state = 'up';
             c.lastError = undefined;
+            c.events = eventFactoryOf(ctx) ?? c.events;
+            this.#watch(c);
             this.#o.journal.data.clients.set(c.key, c.conn);
             await this.#o.journal.flush();
             await this.#syncHosts();
@@ -404,6 +447,128 @@ export class ClientConnections {
     return f;
   }
 
+  /**
+   * The liveness check of a connection that is up (NSM heal's datapath check): its service address,
+   * pinged from its own address through its interface. A new path (reselect, other addresses) gets a
+   * new watch; the same path keeps its watch across refreshes.
+   */
+  #watch(c: ClientConnection): void {
+    const liveness = this.#o.liveness;
+    const target = liveness ? this.#targetOf(c) : undefined;
+    if (!liveness || !target) {
+      this.#unwatch(c);
+      return;
+    }
+    const key = JSON.stringify(target);
+    if (c.watch?.key === key) return;
+    this.#unwatch(c);
+    const self: { watch?: { stop(): void } } = {};
+    const current = (): boolean => !c.closed && c.watch?.key === key && c.watch.stop === stop;
+    const stop = (): void => self.watch?.stop();
+    c.watch = { key, stop };
+    self.watch = liveness.watch(target, {
+      dead: (reason) => {
+        if (current()) this.#onDead(c, reason);
+      },
+      alive: () => {
+        if (!current()) return;
+        c.reselects = 0;
+        // It came back by itself (a blip): the pending reselect is not needed.
+        if (c.reselectTimer) clearTimeout(c.reselectTimer);
+        c.reselectTimer = undefined;
+        if (c.state === 'healing') c.state = 'up';
+        c.lastError = undefined;
+        this.#o.log.info({ service: c.spec.service, netns: c.spec.netns }, 'the data path answers again');
+      },
+    });
+  }
+
+  #unwatch(c: ClientConnection): void {
+    c.watch?.stop();
+    c.watch = undefined;
+    if (c.reselectTimer) clearTimeout(c.reselectTimer);
+    c.reselectTimer = undefined;
+  }
+
+  #targetOf(c: ClientConnection): LivenessTarget | undefined {
+    const ip = c.conn?.context?.ipContext;
+    const src = ip?.srcIpAddrs[0]?.replace(/\/\d+$/, '');
+    const dst = ip?.dstIpAddrs[0]?.replace(/\/\d+$/, '');
+    if (!src || !dst) return undefined;
+    if (c.spec.netns === undefined) {
+      const ifName = this.#o.hostDevice;
+      return ifName === undefined ? undefined : { netns: undefined, ifName, src, dst };
+    }
+    const ifName = c.conn?.mechanism?.parameters[KernelParam.INTERFACE_NAME];
+    if (!ifName) return undefined;
+    return { netns: netnsPath(c.spec.netns), ifName, src, dst };
+  }
+
+  /**
+   * The data path of `c` stopped answering while its control plane may be fine (UDP blocked between
+   * the hosts, the remote's tunnel gone): reselect — close this path and request again with the
+   * endpoints used before tried last (roundrobin). A path that stays dead is reselected again with
+   * backoff (1 s … 30 s, jittered), so one unreachable endpoint does not make the agent churn.
+   */
+  #onDead(c: ClientConnection, reason: string): void {
+    this.#o.onDataPlane?.('dead');
+    c.state = 'healing';
+    c.lastError = `data path dead: ${reason}`;
+    if (c.reselectTimer) return;
+    const delay =
+      c.reselects === 0
+        ? 0
+        : Math.min(RESELECT_MAX_MS, RESELECT_MIN_MS * 2 ** (c.reselects - 1)) *
+          (0.5 + this.#o.random.float() / 2);
+    this.#o.log.warn(
+      {
+        service: c.spec.service,
+        netns: c.spec.netns,
+        endpoint: c.conn?.networkServiceEndpointName,
+        reason,
+        reselectInMs: Math.round(delay),
+      },
+      'the data path of the connection is dead (no reply to liveness pings); reselecting',
+    );
+    c.reselectTimer = setTimeout(() => {
+      c.reselectTimer = undefined;
+      void this.#reselect(c);
+    }, delay);
+  }
+
+  async #reselect(c: ClientConnection): Promise<void> {
+    const events = c.events;
+    if (c.closed || !events || events.state !== 'established') return;
+    c.reselects++;
+    // A fresh watch for whatever path comes out: the old one said its piece.
+    c.watch?.stop();
+    c.watch = undefined;
+    const before = c.conn?.networkServiceEndpointName;
+    try {
+      await events.request({ reselect: true, signal: events.signal });
+      if (isClosed(c)) return;
+      c.heals++;
+      this.#o.onDataPlane?.('reselected');
+      this.#o.log.info(
+        {
+          service: c.spec.service,
+          netns: c.spec.netns,
+          from: before,
+          to: c.conn?.networkServiceEndpointName,
+        },
+        'reselected the connection after its data path died',
+      );
+      // The observer armed a watch for the new path; the same target gets one here.
+      this.#watch(c);
+    } catch (e: unknown) {
+      if (isClosed(c)) return;
+      this.#o.onDataPlane?.('reselect-failed');
+      c.lastError = `reselect failed: ${describe(e)}`;
+      this.#o.log.warn({ service: c.spec.service, err: describe(e) }, 'reselecting the connection failed');
+      this.#onDead(c, 'the reselect failed');
+    }
+  }
+
   /** Marks a connection as healing or healed (from heal's events on the nsmgr side). */
   healEvent(nsmgrId: string, kind: 'lost' | 'healed' | 'heal-failed', error?: unknown): void {
     const c = this.byNsmgrId(nsmgrId);
@@ -424,7 +589,11 @@ function isClosed(c: ClientConnection): boolean {
 
 /** A named netns (`/run/netns/<name>`) or an absolute path, as the KERNEL mechanism's inodeURL. */
 function netnsUrl(netns: string): string {
-  if (isAbsolute(netns)) return `file://${netns}`;
-  if (/^[A-Za-z0-9_.-]+$/.test(netns)) return `file:///var/run/netns/${netns}`;
+  return `file://${netnsPath(netns)}`;
+}
+
+function netnsPath(netns: string): string {
+  if (isAbsolute(netns)) return netns;
+  if (/^[A-Za-z0-9_.-]+$/.test(netns)) return `/var/run/netns/${netns}`;
   throw new AgentError('INVALID_ARGUMENT', `netns ${JSON.stringify(netns)} is neither a name nor a path`);
 }

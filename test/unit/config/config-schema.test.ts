@@ -24,6 +24,7 @@ const fullFile: Full<AgentConfigFile> = {
     },
     stateDir: '/var/lib/nsm-agent',
     runDir: '/run/nsm-agent',
+    liveness: { intervalMs: 500, misses: 4 },
   },
   wireguard: { port: 51820, interface: 'nsm-wg0', backend: 'kernel' },
   connects: [{ service: 'db-net', netns: '/var/run/netns/blue', labels: { app: 'billing' } }],

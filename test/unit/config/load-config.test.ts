@@ -81,6 +81,7 @@ test('a missing file gives the defaults and creates nothing, not even its direct
       },
       stateDir: '/var/lib/nsm-agent',
       runDir: '/run/nsm-agent',
+      liveness: { intervalMs: 1000, misses: 3 },
     },
     wireguard: { port: 51820, interface: 'nsm-wg0', backend: 'auto' },
     connects: [],
@@ -265,6 +266,21 @@ test('a service exposed twice is invalid', async (t) => {
   );
   t.is(e.problems[0]?.path, 'exposes[1].service');
   t.regex(e.message, /already exposed by exposes\[0\]/);
+});
+
+test('a liveness interval under 100 ms is invalid and says how to turn the check off', async (t) => {
+  const e = await expectInvalid(t, '{"agent": {"liveness": {"intervalMs": 20}}}');
+  t.is(e.problems[0]?.path, 'agent.liveness.intervalMs');
+  t.regex(e.message, /20 ms is too short/);
+  t.regex(e.message, /0 to turn the liveness check off/);
+});
+
+test('a liveness interval of 0 turns the check off and is valid', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'config.json');
+  writeFileSync(file, '{"agent": {"liveness": {"intervalMs": 0}}}');
+  const loaded = await loadConfig(file, { hostname });
+  t.deepEqual(loaded.config.agent.liveness, { intervalMs: 0, misses: 3 });
 });
 
 test('a directory is not a config file', async (t) => {

@@ -85,6 +85,8 @@ test('every family carries the values fed to it', async (t) => {
   t.is(sample(text, 'nsm_agent_heals_total{result="lost"}'), 2);
   t.is(sample(text, 'nsm_agent_heals_total{result="healed"}'), 1);
   t.is(sample(text, 'nsm_agent_heals_total{result="failed"}'), 0);
+  t.is(sample(text, 'nsm_agent_heals_total{result="dataplane_dead"}'), 0);
+  t.is(sample(text, 'nsm_agent_heals_total{result="reselected"}'), 0);
   t.is(sample(text, 'nsm_agent_wireguard_handshake_age_seconds{peer="peerA="}'), 30);
   t.false(text.includes('peerNever='), 'a peer without a handshake has no age');
   t.is(sample(text, 'nsm_agent_svid_expiry_seconds'), 3600);
