@@ -36,3 +36,11 @@ export {
 } from './hosts-file.js';
 export type { HostsEntry, HostsFileOptions } from './hosts-file.js';
 export { PUBLIC_FILE_MODE, SECRET_FILE_MODE, syncDir, writeFileAtomic } from './atomic-write.js';
+export { icmpLivenessProber } from './liveness/index.js';
+export type {
+  IcmpProberOptions,
+  LivenessHandlers,
+  LivenessProber,
+  LivenessTarget,
+  LivenessWatch,
+} from './liveness/index.js';

@@ -24,6 +24,29 @@ export interface NativeHelper extends UdpBuffersAddon {
   notify(path: string, message: string): number;
 }
 
+/** One echo reply read by icmpReceive. */
+export interface IcmpReply {
+  /** The replying address as inet_ntop writes it. */
+  readonly from: string;
+  readonly id: number;
+  readonly seq: number;
+}
+
+/**
+ * The raw-ICMP half of the addon (native/icmp-liveness.c): echo requests out of a given interface in
+ * any network namespace, for the data-plane liveness check. All throw errors with `code` (errno
+ * name) and `syscall`.
+ */
+export interface IcmpAddon {
+  /** A non-blocking raw ICMP (4) or ICMPv6 (6) socket created in the netns of `netnsPath` (null: the agent's own). */
+  icmpOpen(netnsPath: string | null, family: 4 | 6): number;
+  /** One echo request from `src` out of `ifName` to `dst` (the socket's family), with 16-bit `id` and `seq`. */
+  icmpSend(fd: number, ifName: string, src: string, dst: string, id: number, seq: number): void;
+  /** The echo replies queued on the socket (other ICMP types are filtered in the kernel); never blocks. */
+  icmpReceive(fd: number): IcmpReply[];
+  icmpClose(fd: number): void;
+}
+
 export interface NativeAddonOptions {
   /** A built addon to load (tests); default: the SEA asset inside the binary, else dist/native. */
   readonly path?: string;
@@ -46,6 +69,21 @@ export async function loadNativeHelper(o: NativeAddonOptions = {}): Promise<Nati
   return { udpBuffers, notify };
 }
 
+/** Loads the addon for its ICMP functions (the liveness prober, src/host/liveness). */
+export async function loadIcmpAddon(o: NativeAddonOptions = {}): Promise<IcmpAddon> {
+  const { exports, file } = await load(o);
+  const { icmpOpen, icmpSend, icmpReceive, icmpClose } = exports;
+  if (
+    typeof icmpOpen !== 'function' ||
+    typeof icmpSend !== 'function' ||
+    typeof icmpReceive !== 'function' ||
+    typeof icmpClose !== 'function'
+  ) {
+    throw notTheHelper(file);
+  }
+  return { icmpOpen, icmpSend, icmpReceive, icmpClose };
+}
+
 /** Like loadNativeHelper, needing only udpBuffers (so an older build still sizes buffers). */
 export async function loadUdpBuffersAddon(o: NativeAddonOptions = {}): Promise<UdpBuffersAddon> {
   const { exports, file } = await load(o);
@@ -54,9 +92,11 @@ export async function loadUdpBuffersAddon(o: NativeAddonOptions = {}): Promise<U
   return { udpBuffers };
 }
 
-async function load(o: NativeAddonOptions): Promise<{ exports: Partial<NativeHelper>; file: string }> {
+async function load(
+  o: NativeAddonOptions,
+): Promise<{ exports: Partial<NativeHelper & IcmpAddon>; file: string }> {
   const file = o.path ?? (sea.isSea() ? await extractAsset(o.extractDir) : builtAddonPath());
-  const m: { exports: Partial<NativeHelper> } = { exports: {} };
+  const m: { exports: Partial<NativeHelper & IcmpAddon> } = { exports: {} };
   try {
     process.dlopen(m, file);
   } catch (e: unknown) {

@@ -14,8 +14,9 @@
  *   Errors are thrown with `code` set to the errno name (EPERM, ENOSYS, ESRCH …) and `syscall`.
  *
  * It also carries the agent's one other need for a system call Node does not offer: sending a
- * datagram on an AF_UNIX socket, which is how a service tells systemd it is ready (sd_notify(3)).
- * Both live in one addon so the single binary embeds one asset.
+ * datagram on an AF_UNIX socket, which is how a service tells systemd it is ready (sd_notify(3)),
+ * and, in icmp-liveness.c, the raw ICMP sockets of the data-plane liveness pings. All live in one
+ * addon so the single binary embeds one asset (addon.h lists the files).
  *
  * JS: notify(path: string, message: string) -> number of bytes sent
  *   `path` is NOTIFY_SOCKET: a filesystem path ("/run/systemd/notify") or an abstract name written
@@ -26,8 +27,7 @@
  * Node >= 16 runtime: the development Node and the one inside the single binary.
  */
 #define _GNU_SOURCE
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "addon.h"
 
 #include <dirent.h>
 #include <stddef.h>
@@ -82,11 +82,23 @@ static const char *errno_name(int e) {
     case EMSGSIZE: return "EMSGSIZE";
     case ENOBUFS: return "ENOBUFS";
     case EPROTOTYPE: return "EPROTOTYPE";
+    case ENODEV: return "ENODEV";
+    case ENXIO: return "ENXIO";
+    case ENETDOWN: return "ENETDOWN";
+    case ENETUNREACH: return "ENETUNREACH";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ENFILE: return "ENFILE";
+    case EINTR: return "EINTR";
+    case EMLINK: return "EMLINK";
     default: return "EUNKNOWN";
   }
 }
 
-static napi_value throw_errno(napi_env env, const char *call, int e) {
+napi_value nsm_throw_errno(napi_env env, const char *call, int e) {
   char msg[160];
   snprintf(msg, sizeof msg, "%s: %s", call, strerror(e));
   napi_value code, message, error, syscall_name;
@@ -178,12 +190,12 @@ static napi_value udp_buffers(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (pidfd < 0) return throw_errno(env, "pidfd_open", errno);
+  if (pidfd < 0) return nsm_throw_errno(env, "pidfd_open", errno);
   struct found found[MAX_SOCKETS];
   const char *failed_call = "";
   int n = visit(pidfd, pid, bytes, found, &failed_call);
   close(pidfd);
-  if (n < 0) return throw_errno(env, failed_call, -n);
+  if (n < 0) return nsm_throw_errno(env, failed_call, -n);
   napi_value list;
   napi_create_array_with_length(env, (size_t)n, &list);
   for (int i = 0; i < n; i++) {
@@ -215,7 +227,7 @@ static napi_value notify(napi_env env, napi_callback_info info) {
     return NULL;
   }
   /* A filesystem path needs room for its NUL; an abstract name's "@" becomes the leading NUL. */
-  if (path_len >= sizeof sa.sun_path) return throw_errno(env, "sendto NOTIFY_SOCKET", ENAMETOOLONG);
+  if (path_len >= sizeof sa.sun_path) return nsm_throw_errno(env, "sendto NOTIFY_SOCKET", ENAMETOOLONG);
   char path[sizeof sa.sun_path];
   napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len);
   if (path_len < 2 || (path[0] != '/' && path[0] != '@') || strlen(path) != path_len) {
@@ -227,19 +239,19 @@ static napi_value notify(napi_env env, napi_callback_info info) {
   if (path[0] == '@') sa.sun_path[0] = 0;
   else addr_len += 1;
   char *msg = malloc(msg_len + 1);
-  if (msg == NULL) return throw_errno(env, "malloc", ENOMEM);
+  if (msg == NULL) return nsm_throw_errno(env, "malloc", ENOMEM);
   napi_get_value_string_utf8(env, argv[1], msg, msg_len + 1, &msg_len);
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     int e = errno;
     free(msg);
-    return throw_errno(env, "socket AF_UNIX", e);
+    return nsm_throw_errno(env, "socket AF_UNIX", e);
   }
   ssize_t sent = sendto(fd, msg, msg_len, MSG_NOSIGNAL, (struct sockaddr *)&sa, addr_len);
   int e = errno;
   close(fd);
   free(msg);
-  if (sent < 0) return throw_errno(env, "sendto NOTIFY_SOCKET", e);
+  if (sent < 0) return nsm_throw_errno(env, "sendto NOTIFY_SOCKET", e);
   napi_value n;
   napi_create_int64(env, (int64_t)sent, &n);
   return n;
@@ -251,5 +263,6 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "udpBuffers", fn);
   napi_create_function(env, "notify", NAPI_AUTO_LENGTH, notify, NULL, &fn);
   napi_set_named_property(env, exports, "notify", fn);
+  nsm_register_icmp(env, exports);
   return exports;
 }

@@ -1,0 +1,19 @@
+/*
+ * nsm-agent native helper: what its source files share. The addon is one .node built from every
+ * .c file in this folder (packaging/build-native.mjs), so the single binary embeds one asset.
+ *   udp-socket-buffers.c  udpBuffers, notify, the module's entry point and the errno helper
+ *   icmp-liveness.c       icmpOpen, icmpSend, icmpReceive, icmpClose (data-plane liveness pings)
+ */
+#ifndef NSM_AGENT_NATIVE_ADDON_H
+#define NSM_AGENT_NATIVE_ADDON_H
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+/* Throws an Error whose `code` is the errno name (EPERM, ENODEV …) and `syscall` is `call`; returns NULL. */
+napi_value nsm_throw_errno(napi_env env, const char *call, int e);
+
+/* Adds the ICMP functions to the module's exports. */
+void nsm_register_icmp(napi_env env, napi_value exports);
+
+#endif

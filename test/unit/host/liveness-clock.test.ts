@@ -1,0 +1,343 @@
+// The liveness prober's rules on a fake clock and an in-memory ICMP addon: when `dead` and `alive`
+// fire, which replies count, one socket per netns and family, one timer, errors that never escape.
+// The same prober on real raw sockets in network namespaces: liveness.test.ts.
+import test from 'ava';
+import { AgentError } from '../../../src/errors/index.js';
+import { FakeClock } from '../../../src/host/fake/clock.js';
+import { FakeLivenessProber } from '../../../src/host/fake/index.js';
+import { SequenceRandom } from '../../../src/host/fake/random.js';
+import { icmpLivenessProber } from '../../../src/host/liveness/index.js';
+import type { LivenessTarget } from '../../../src/host/liveness/index.js';
+import type { IcmpAddon, IcmpReply } from '../../../src/host/socket-buffers/index.js';
+import { createLogger } from '../../../src/log/index.js';
+
+interface Sent {
+  fd: number;
+  ifName: string;
+  src: string;
+  dst: string;
+  id: number;
+  seq: number;
+}
+
+/** Raw sockets in memory: `answers(sent)` decides whether (and from where) an echo is answered. */
+class MemoryIcmp implements IcmpAddon {
+  #next = 100;
+  readonly open = new Map<number, { netns: string | null; family: 4 | 6 }>();
+  readonly opened: { netns: string | null; family: 4 | 6 }[] = [];
+  readonly closed: number[] = [];
+  readonly sent: Sent[] = [];
+  readonly queued = new Map<number, IcmpReply[]>();
+  answers: (s: Sent) => string | undefined = (s) => s.dst;
+  openError: ((netns: string | null) => Error | undefined) | undefined;
+  sendError: ((s: Sent) => Error | undefined) | undefined;
+
+  icmpOpen(netns: string | null, family: 4 | 6): number {
+    const e = this.openError?.(netns);
+    if (e !== undefined) throw e;
+    const fd = this.#next++;
+    this.open.set(fd, { netns, family });
+    this.opened.push({ netns, family });
+    return fd;
+  }
+
+  icmpSend(fd: number, ifName: string, src: string, dst: string, id: number, seq: number): void {
+    if (!this.open.has(fd)) throw errno('EBADF', 'sendmsg');
+    const s = { fd, ifName, src, dst, id, seq };
+    const e = this.sendError?.(s);
+    if (e !== undefined) throw e;
+    this.sent.push(s);
+    const from = this.answers(s);
+    if (from !== undefined) this.inject(fd, { from, id, seq });
+  }
+
+  inject(fd: number, r: IcmpReply): void {
+    this.queued.set(fd, [...(this.queued.get(fd) ?? []), r]);
+  }
+
+  icmpReceive(fd: number): IcmpReply[] {
+    const q = this.queued.get(fd) ?? [];
+    this.queued.delete(fd);
+    return q;
+  }
+
+  icmpClose(fd: number): void {
+    this.open.delete(fd);
+    this.closed.push(fd);
+  }
+}
+
+function errno(code: string, syscall: string): Error {
+  return Object.assign(new Error(`${syscall}: ${code}`), { code, syscall });
+}
+
+const a: LivenessTarget = { netns: '/proc/self/ns/net', ifName: 'nsm-a', src: '10.1.0.1', dst: '10.1.0.2' };
+const b: LivenessTarget = { netns: '/proc/self/ns/net', ifName: 'nsm-b', src: '10.1.1.1', dst: '10.1.1.2' };
+
+function harness(o: { misses?: number } = {}): {
+  clock: FakeClock;
+  icmp: MemoryIcmp;
+  prober: ReturnType<typeof icmpLivenessProber>;
+  events: string[];
+  on: (name: string) => { dead(r: string): void; alive(): void };
+  logs: () => { level: string; msg: string; err?: string }[];
+} {
+  const clock = new FakeClock();
+  const icmp = new MemoryIcmp();
+  const events: string[] = [];
+  const raw: string[] = [];
+  const prober = icmpLivenessProber({
+    intervalMs: 100,
+    misses: o.misses ?? 3,
+    clock,
+    addon: icmp,
+    random: new SequenceRandom('id', [0.5]),
+    log: createLogger({ level: 'debug', destination: { write: (s: string) => void raw.push(s) } }),
+  });
+  return {
+    clock,
+    icmp,
+    prober,
+    events,
+    on: (name) => ({
+      dead: (r) => void events.push(`${name} dead: ${r}`),
+      alive: () => void events.push(`${name} alive`),
+    }),
+    logs: () => raw.map((l) => JSON.parse(l) as { level: string; msg: string; err?: string }),
+  };
+}
+
+test('answered echoes: no event; silence: dead once after `misses` intervals; replies again: alive once', async (t) => {
+  const h = harness();
+  h.prober.watch(a, h.on('a'));
+  await h.clock.advance(1000);
+  t.deepEqual(h.events, []);
+  t.true(h.icmp.sent.length >= 9, 'one echo per interval');
+  t.deepEqual(h.icmp.sent.map((s) => [s.ifName, s.src, s.dst]).slice(0, 1), [
+    ['nsm-a', '10.1.0.1', '10.1.0.2'],
+  ]);
+
+  // The echo sent at t=1000 was answered; the next three are not, each judged one interval later.
+  h.icmp.answers = () => undefined;
+  await h.clock.advance(399);
+  t.deepEqual(h.events, [], 'two misses are not enough');
+  await h.clock.advance(1);
+  t.is(h.events.length, 1);
+  t.regex(
+    h.events[0] ?? '',
+    /^a dead: no echo reply from 10\.1\.0\.2 from 10\.1\.0\.1 on nsm-a in netns \/proc\/self\/ns\/net for 3 intervals of 100 ms$/,
+  );
+  await h.clock.advance(1000);
+  t.is(h.events.length, 1, 'dead is said once');
+
+  h.icmp.answers = (s) => s.dst;
+  await h.clock.advance(200);
+  t.deepEqual(h.events.slice(1), ['a alive']);
+  await h.clock.advance(1000);
+  t.is(h.events.length, 2, 'alive is said once');
+  h.prober.close();
+});
+
+test('a target that never answered is dead after misses + 1 intervals at most', async (t) => {
+  const h = harness();
+  h.icmp.answers = () => undefined;
+  h.prober.watch(a, h.on('a'));
+  await h.clock.advance(399);
+  t.deepEqual(h.events, []);
+  await h.clock.advance(1);
+  t.is(h.events.length, 1);
+  h.prober.close();
+});
+
+test('only replies with the watch id, one of its own seqs and the target address count', async (t) => {
+  const h = harness({ misses: 1 });
+  h.icmp.answers = () => undefined;
+  h.prober.watch(a, h.on('a'));
+  await h.clock.advance(100); // first echo out
+  const first = h.icmp.sent[0];
+  if (first === undefined) return t.fail('no echo sent');
+  h.icmp.inject(first.fd, { from: '10.1.0.9', id: first.id, seq: first.seq }); // wrong address
+  h.icmp.inject(first.fd, { from: a.dst, id: first.id, seq: (first.seq + 100) & 0xffff }); // never sent
+  h.icmp.inject(first.fd, { from: a.dst, id: (first.id + 1) & 0xffff, seq: first.seq }); // other id
+  await h.clock.advance(100);
+  t.is(h.events.length, 1, 'none of them counted');
+  // A late reply to an earlier echo of the same watch does count.
+  h.icmp.inject(first.fd, { from: a.dst, id: first.id, seq: first.seq });
+  await h.clock.advance(100);
+  t.deepEqual(h.events.slice(1), ['a alive']);
+  h.prober.close();
+});
+
+test('a late reply to a stopped watch never counts for the next watch', async (t) => {
+  const h = harness({ misses: 1 });
+  h.icmp.answers = () => undefined;
+  const w1 = h.prober.watch(a, h.on('old'));
+  await h.clock.advance(100);
+  const old = h.icmp.sent.at(-1);
+  w1.stop();
+  // The socket is gone with its last watch; keep one open so the next watch shares it.
+  h.prober.watch(b, h.on('b'));
+  h.prober.watch(a, h.on('new'));
+  await h.clock.advance(100);
+  const fresh = h.icmp.sent.filter((s) => s.ifName === 'nsm-a').at(-1);
+  if (old === undefined || fresh === undefined) return t.fail('no echoes');
+  t.not(fresh.seq, old.seq);
+  // Even with the same id, the old seq is not one the new watch sent.
+  h.icmp.inject(fresh.fd, { from: a.dst, id: fresh.id, seq: old.seq });
+  await h.clock.advance(100);
+  t.true(h.events.some((e) => e.startsWith('new dead')));
+  t.false(
+    h.events.some((e) => e.startsWith('old')),
+    'a stopped watch hears nothing',
+  );
+  h.prober.close();
+});
+
+test('one socket per netns and family, ids unique on it; the last stop closes it and the timer', async (t) => {
+  const h = harness();
+  const v6: LivenessTarget = { netns: undefined, ifName: 'nsm-c', src: 'fd00::1', dst: 'fd00:0::2' };
+  const wa = h.prober.watch(a, h.on('a'));
+  const wb = h.prober.watch(b, h.on('b'));
+  const wc = h.prober.watch(v6, h.on('c'));
+  await h.clock.advance(500);
+  t.deepEqual(
+    h.icmp.opened,
+    [
+      { netns: '/proc/self/ns/net', family: 4 },
+      { netns: null, family: 6 },
+    ],
+    'a and b share a socket',
+  );
+  const ids = new Set(h.icmp.sent.filter((s) => s.ifName !== 'nsm-c').map((s) => s.id));
+  t.is(ids.size, 2);
+  t.deepEqual(h.events, [], 'the v6 reply from fd00::2 matches fd00:0::2');
+  wa.stop();
+  wa.stop();
+  t.is(h.icmp.open.size, 2, 'b still uses the v4 socket');
+  wb.stop();
+  t.is(h.icmp.open.size, 1);
+  wc.stop();
+  t.is(h.icmp.open.size, 0);
+  t.is(h.clock.pending, 0, 'no timer while nothing is watched');
+  const before = h.icmp.sent.length;
+  await h.clock.advance(1000);
+  t.is(h.icmp.sent.length, before);
+  t.deepEqual(h.events, []);
+});
+
+test('a send error is a miss, logged once at debug, and never escapes the timer', async (t) => {
+  const h = harness();
+  h.icmp.sendError = () => errno('ENODEV', 'ioctl SIOCGIFINDEX');
+  h.prober.watch(a, h.on('a'));
+  const other = h.prober.watch(b, h.on('b'));
+  await h.clock.advance(400);
+  t.deepEqual(h.events.length, 2);
+  t.regex(h.events[0] ?? '', /^a dead: .*the last echo could not be sent: ioctl SIOCGIFINDEX: ENODEV$/);
+  const debug = h.logs().filter((l) => l.msg === 'liveness: cannot send an echo request');
+  t.is(debug.length, 2, 'once per watch');
+  t.true(debug.every((l) => l.level === 'debug'));
+  await h.clock.advance(500);
+  t.is(h.logs().filter((l) => l.msg === 'liveness: cannot send an echo request').length, 2);
+  other.stop();
+  h.icmp.sendError = undefined;
+  await h.clock.advance(200);
+  t.deepEqual(h.events.slice(2), ['a alive'], 'the interface came back');
+  h.prober.close();
+});
+
+test('a netns that cannot be opened: dead at the first tick with a reason naming it; retried', async (t) => {
+  const h = harness();
+  h.icmp.openError = (ns) => (ns === null ? undefined : errno('ENOENT', 'open netns'));
+  const gone: LivenessTarget = { ...a, netns: '/var/run/netns/nsm-no-such-netns' };
+  h.prober.watch(gone, h.on('gone'));
+  await h.clock.advance(100);
+  t.deepEqual(h.events, [
+    'gone dead: cannot ping 10.1.0.2 from 10.1.0.1 on nsm-a in netns /var/run/netns/nsm-no-such-netns: netns /var/run/netns/nsm-no-such-netns does not exist (any more)',
+  ]);
+  const there: LivenessTarget = { ...a, netns: '/proc/self/ns/net' };
+  h.prober.watch(there, h.on('there'));
+  await h.clock.advance(500);
+  t.is(h.events.length, 2);
+  t.regex(
+    h.events[1] ?? '',
+    /^there dead: .*cannot open an ICMPv4 socket in netns \/proc\/self\/ns\/net: open netns: ENOENT$/,
+  );
+  h.icmp.openError = undefined;
+  await h.clock.advance(200);
+  t.deepEqual(h.events.slice(2), ['there alive'], 'opened again once possible');
+  h.prober.close();
+  t.is(h.icmp.open.size, 0);
+});
+
+test('a handler that throws or stops watches does not break the round', async (t) => {
+  const h = harness({ misses: 1 });
+  h.icmp.answers = () => undefined;
+  const later: { wb?: { stop(): void } } = {};
+  h.prober.watch(a, {
+    dead: () => {
+      later.wb?.stop();
+      throw new Error('boom');
+    },
+  });
+  later.wb = h.prober.watch(b, h.on('b'));
+  await h.clock.advance(200);
+  t.deepEqual(h.events, [], 'b was stopped by a’s handler before its turn');
+  t.true(h.logs().some((l) => l.msg === 'liveness: a handler threw' && l.err === 'boom'));
+  h.icmp.answers = (s) => s.dst;
+  await h.clock.advance(300);
+  t.is(h.clock.pending, 1, 'still ticking');
+  h.prober.close();
+  t.is(h.clock.pending, 0);
+  t.throws(() => h.prober.watch(a, h.on('late')), { instanceOf: AgentError });
+});
+
+test('bad targets are refused at watch()', (t) => {
+  const h = harness();
+  const bad: LivenessTarget[] = [
+    { ...a, src: '10.1.0.1/24' },
+    { ...a, dst: 'fd00::2' },
+    { ...a, ifName: '' },
+    { ...a, ifName: 'a-name-far-too-long' },
+    { ...a, netns: 'relative/path' },
+  ];
+  for (const target of bad) {
+    t.throws(() => h.prober.watch(target, h.on('x')), { instanceOf: AgentError }, JSON.stringify(target));
+  }
+  t.is(h.clock.pending, 0);
+});
+
+test('FakeLivenessProber: tests mark targets dead and alive, and see what is watched', (t) => {
+  const fake = new FakeLivenessProber();
+  const events: string[] = [];
+  const wa = fake.watch(a, {
+    dead: (r) => void events.push(`a dead: ${r}`),
+    alive: () => void events.push('a alive'),
+  });
+  fake.watch(b, { dead: (r) => void events.push(`b dead: ${r}`) });
+  t.deepEqual(fake.watched(), [a, b]);
+  t.deepEqual(fake.watched({ dst: b.dst }), [b]);
+  t.is(fake.markDead({ ifName: 'nsm-a' }, 'cable cut'), 1);
+  t.is(fake.markDead({ ifName: 'nsm-a' }), 0, 'already dead');
+  t.is(fake.markAlive(), 1, 'only a was dead');
+  t.is(
+    fake.markDead((x) => x.src.startsWith('10.1.')),
+    2,
+  );
+  t.deepEqual(events, [
+    'a dead: cable cut',
+    'a alive',
+    'a dead: no echo reply (fake)',
+    'b dead: no echo reply (fake)',
+  ]);
+  t.deepEqual(
+    fake.watches.map((w) => w.state),
+    ['dead', 'dead'],
+  );
+  wa.stop();
+  wa.stop();
+  t.deepEqual(fake.watched(), [b]);
+  t.deepEqual(fake.history, [a, b]);
+  fake.close();
+  t.deepEqual(fake.watched(), []);
+  t.throws(() => fake.watch(a, { dead: () => undefined }), { instanceOf: AgentError });
+});

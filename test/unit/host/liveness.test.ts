@@ -1,0 +1,261 @@
+// The ICMP liveness prober on real raw sockets (the native addon) in two network namespaces joined
+// by a veth pair: the agent's side A, where the watched interface lives, and the peer P, which
+// answers the echoes until told not to. Root only; the namespaces are removed on every exit path.
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { icmpLivenessProber } from '../../../src/host/liveness/index.js';
+import type { LivenessProber, LivenessTarget } from '../../../src/host/liveness/index.js';
+
+const isRoot = process.getuid?.() === 0;
+const serial = isRoot ? test.serial : test.serial.skip;
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const tag = String(process.pid % 100_000);
+const nsA = `nsmlv-a-${tag}`;
+const nsP = `nsmlv-p-${tag}`;
+const pathA = `/var/run/netns/${nsA}`;
+const vethA = `lva${tag}`;
+const vethP = `lvp${tag}`;
+const silent = `lvs${tag}`;
+const intervalMs = 100;
+const misses = 3;
+/** dead must come within misses + 1 intervals; the rest is slack for a loaded machine. */
+const deadWithinMs = (misses + 1) * intervalMs + 400;
+
+const v4: LivenessTarget = { netns: pathA, ifName: vethA, src: '10.203.0.1', dst: '10.203.0.2' };
+const v4b: LivenessTarget = { netns: pathA, ifName: vethA, src: '10.203.0.1', dst: '10.203.0.3' };
+const v6: LivenessTarget = { netns: pathA, ifName: vethA, src: 'fd77:203::1', dst: 'fd77:203::2' };
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+}
+
+function quietly(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // already gone
+  }
+}
+
+function echoIgnoreAll(on: boolean): void {
+  execFileSync(
+    'ip',
+    ['netns', 'exec', nsP, 'sysctl', '-q', '-w', `net.ipv4.icmp_echo_ignore_all=${on ? 1 : 0}`],
+    {
+      timeout: 10_000,
+    },
+  );
+}
+
+function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Events of one watch with the time they came. */
+function recorder(): {
+  on: { dead(r: string): void; alive(): void };
+  events: { kind: 'dead' | 'alive'; reason?: string; at: number }[];
+  next(kind: 'dead' | 'alive', withinMs: number): Promise<{ reason?: string; afterMs: number }>;
+} {
+  const events: { kind: 'dead' | 'alive'; reason?: string; at: number }[] = [];
+  let seen = 0;
+  return {
+    events,
+    on: {
+      dead: (reason) => void events.push({ kind: 'dead', reason, at: Date.now() }),
+      alive: () => void events.push({ kind: 'alive', at: Date.now() }),
+    },
+    async next(kind, withinMs) {
+      const start = Date.now();
+      while (Date.now() - start < withinMs) {
+        const e = events[seen];
+        if (e !== undefined) {
+          seen++;
+          if (e.kind !== kind) throw new Error(`expected ${kind}, got ${e.kind} (${e.reason ?? ''})`);
+          return { ...(e.reason === undefined ? {} : { reason: e.reason }), afterMs: e.at - start };
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`no ${kind} within ${withinMs} ms`);
+    },
+  };
+}
+
+function quiet(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+let prober: LivenessProber | undefined;
+
+test.before(() => {
+  if (!isRoot) return;
+  execFileSync(process.execPath, ['packaging/build-native.mjs'], { cwd: root });
+  for (const ns of [nsA, nsP]) quietly(() => ip('netns', 'del', ns));
+  ip('netns', 'add', nsA);
+  ip('netns', 'add', nsP);
+  ip('-n', nsA, 'link', 'add', vethA, 'type', 'veth', 'peer', 'name', vethP, 'netns', nsP);
+  ip('-n', nsA, 'addr', 'add', '10.203.0.1/24', 'dev', vethA);
+  ip('-n', nsA, 'addr', 'add', 'fd77:203::1/64', 'dev', vethA, 'nodad');
+  ip('-n', nsP, 'addr', 'add', '10.203.0.2/24', 'dev', vethP);
+  ip('-n', nsP, 'addr', 'add', '10.203.0.3/24', 'dev', vethP);
+  ip('-n', nsP, 'addr', 'add', 'fd77:203::2/64', 'dev', vethP, 'nodad');
+  for (const [ns, dev] of [
+    [nsA, vethA],
+    [nsP, vethP],
+    [nsA, 'lo'],
+    [nsP, 'lo'],
+  ] as const) {
+    ip('-n', ns, 'link', 'set', dev, 'up');
+  }
+});
+
+test.afterEach.always(() => {
+  prober?.close();
+  prober = undefined;
+});
+
+test.after.always(() => {
+  if (!isRoot) return;
+  for (const ns of [nsA, nsP]) quietly(() => ip('netns', 'del', ns));
+});
+
+serial('IPv4: alive while the peer answers, dead when it stops, alive when it answers again', async (t) => {
+  prober = icmpLivenessProber({ intervalMs, misses });
+  const r = recorder();
+  prober.watch(v4, r.on);
+  await quiet(8 * intervalMs);
+  t.deepEqual(r.events, [], 'no dead while the peer answers');
+
+  echoIgnoreAll(true);
+  t.teardown(() => quietly(() => echoIgnoreAll(false)));
+  const dead = await r.next('dead', deadWithinMs);
+  t.log(`dead ${dead.afterMs} ms after the peer stopped answering`);
+  t.true(dead.afterMs >= (misses - 1) * intervalMs, `not before ${misses} misses: ${dead.afterMs} ms`);
+  t.regex(
+    dead.reason ?? '',
+    new RegExp(
+      `^no echo reply from 10\\.203\\.0\\.2 from 10\\.203\\.0\\.1 on ${vethA} in netns ${pathA} for 3 intervals of 100 ms$`,
+    ),
+  );
+
+  echoIgnoreAll(false);
+  await r.next('alive', 3 * intervalMs + 400);
+  await quiet(3 * intervalMs);
+  t.is(r.events.length, 2, 'dead once, alive once');
+});
+
+serial('IPv6 (nodad addresses): dead when the peer address goes, alive when it is back', async (t) => {
+  prober = icmpLivenessProber({ intervalMs, misses });
+  const r = recorder();
+  prober.watch(v6, r.on);
+  await quiet(6 * intervalMs);
+  t.deepEqual(r.events, []);
+  ip('-n', nsP, 'addr', 'del', 'fd77:203::2/64', 'dev', vethP);
+  t.teardown(() => quietly(() => ip('-n', nsP, 'addr', 'add', 'fd77:203::2/64', 'dev', vethP, 'nodad')));
+  const dead = await r.next('dead', deadWithinMs);
+  t.regex(dead.reason ?? '', /^no echo reply from fd77:203::2 from fd77:203::1/);
+  ip('-n', nsP, 'addr', 'add', 'fd77:203::2/64', 'dev', vethP, 'nodad');
+  // Neighbour discovery may still hold the old failure for a moment.
+  await r.next('alive', 3000);
+  t.pass();
+});
+
+serial(
+  'two watches share one socket and each hears only its own replies; the last stop closes it',
+  async (t) => {
+    prober = icmpLivenessProber({ intervalMs, misses });
+    const before = openFds();
+    const ra = recorder();
+    const rb = recorder();
+    const wa = prober.watch(v4, ra.on);
+    const wb = prober.watch(v4b, rb.on);
+    await quiet(5 * intervalMs);
+    t.is(openFds(), before + 1, 'one raw socket for both');
+    t.deepEqual([ra.events, rb.events], [[], []]);
+
+    ip('-n', nsP, 'addr', 'del', '10.203.0.3/24', 'dev', vethP);
+    t.teardown(() => quietly(() => ip('-n', nsP, 'addr', 'add', '10.203.0.3/24', 'dev', vethP)));
+    const dead = await rb.next('dead', deadWithinMs);
+    t.regex(dead.reason ?? '', /no echo reply from 10\.203\.0\.3 /);
+    await quiet(3 * intervalMs);
+    t.deepEqual(ra.events, [], 'the other watch still gets its replies');
+
+    wa.stop();
+    t.is(openFds(), before + 1, 'b still uses it');
+    wb.stop();
+    wb.stop();
+    t.is(openFds(), before, 'closed with the last watch');
+  },
+);
+
+serial('a netns given as /proc/PID/ns/net', async (t) => {
+  prober = icmpLivenessProber({ intervalMs, misses });
+  const sleeper: ChildProcess = spawn('ip', ['netns', 'exec', nsA, 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => void sleeper.kill());
+  const pid = sleeper.pid ?? 0;
+  // ip netns exec execs sleep once it has entered the namespace.
+  for (let i = 0; i < 100; i++) {
+    const comm = execFileSync('cat', [`/proc/${pid}/comm`], { encoding: 'utf8' }).trim();
+    if (comm === 'sleep') break;
+    await quiet(20);
+  }
+  const r = recorder();
+  prober.watch({ ...v4, netns: `/proc/${pid}/ns/net` }, r.on);
+  await quiet(6 * intervalMs);
+  t.deepEqual(r.events, []);
+  // The namespace of an exited process is gone with it (ours was pinned by /var/run/netns, so the
+  // path disappears but the netns does not): the watch must not go on pinging through a stale socket.
+  sleeper.kill();
+  const dead = await r.next('dead', deadWithinMs);
+  t.regex(dead.reason ?? '', new RegExp(`netns /proc/${pid}/ns/net does not exist`));
+});
+
+serial(
+  'an interface that never answers is dead; one that disappears makes sends fail, counted as misses',
+  async (t) => {
+    // A veth whose other end (same netns, no address) never answers ARP (no dummy driver here).
+    ip('-n', nsA, 'link', 'add', silent, 'type', 'veth', 'peer', 'name', `${silent}q`);
+    t.teardown(() => quietly(() => ip('-n', nsA, 'link', 'del', silent)));
+    ip('-n', nsA, 'addr', 'add', '10.203.9.1/24', 'dev', silent);
+    ip('-n', nsA, 'link', 'set', `${silent}q`, 'up');
+    ip('-n', nsA, 'link', 'set', silent, 'up');
+    prober = icmpLivenessProber({ intervalMs, misses });
+    const r = recorder();
+    const start = Date.now();
+    prober.watch({ netns: pathA, ifName: silent, src: '10.203.9.1', dst: '10.203.9.2' }, r.on);
+    const never = await r.next('dead', deadWithinMs + intervalMs);
+    t.log(`dead ${Date.now() - start} ms after watch() of a target that never answered`);
+    t.regex(never.reason ?? '', /^no echo reply from 10\.203\.9\.2 /);
+
+    const r2 = recorder();
+    const gone = `lvx${tag}`;
+    prober.watch({ netns: pathA, ifName: gone, src: '10.203.0.1', dst: '10.203.0.2' }, r2.on);
+    const dead = await r2.next('dead', deadWithinMs + intervalMs);
+    t.regex(dead.reason ?? '', /the last echo could not be sent: ioctl SIOCGIFINDEX: No such device$/);
+  },
+);
+
+serial("the agent's own netns (netns undefined): loopback answers, IPv4 and IPv6", async (t) => {
+  prober = icmpLivenessProber({ intervalMs, misses });
+  const r4 = recorder();
+  const r6 = recorder();
+  prober.watch({ netns: undefined, ifName: 'lo', src: '127.0.0.1', dst: '127.0.0.1' }, r4.on);
+  prober.watch({ netns: undefined, ifName: 'lo', src: '::1', dst: '::1' }, r6.on);
+  await quiet(6 * intervalMs);
+  t.deepEqual([r4.events, r6.events], [[], []]);
+});
+
+serial('a netns path that does not exist: dead with a reason naming it', async (t) => {
+  prober = icmpLivenessProber({ intervalMs, misses });
+  const r = recorder();
+  const missing = `/var/run/netns/nsmlv-missing-${tag}`;
+  prober.watch({ ...v4, netns: missing }, r.on);
+  const dead = await r.next('dead', 2 * intervalMs + 400);
+  t.is(
+    dead.reason,
+    `cannot ping 10.203.0.2 from 10.203.0.1 on ${vethA} in netns ${missing}: netns ${missing} does not exist (any more)`,
+  );
+});
