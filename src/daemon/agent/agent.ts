@@ -8,6 +8,7 @@ import { healClient } from '../../chain/heal/index.js';
 import { ConnectionMonitor, monitorConnectionService } from '../../chain/monitor/index.js';
 import type { AgentConfig } from '../../config/index.js';
 import { AgentError, describe } from '../../errors/index.js';
+import { icmpLivenessProber } from '../../host/index.js';
 import type { Clock, Random } from '../../host/index.js';
 import { serverSpiffeId } from '../../identity/index.js';
 import type { Logger } from '../../log/index.js';
@@ -179,6 +180,14 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       allowed: (service) => local.allowed(service),
       remoteTimeoutMs: REMOTE_TIMEOUT_MS,
     });
+    // The data-plane liveness check of our own connections (NSM heal's datapath check); one ICMP
+    // socket per netns and one timer for all of them.
+    const { intervalMs, misses } = config.agent.liveness;
+    const liveness =
+      intervalMs > 0
+        ? icmpLivenessProber({ intervalMs, misses, clock, log: log.child({ subsystem: 'liveness' }) })
+        : undefined;
+    if (liveness) closers.push(() => liveness.close());
     const self = () => ({
       spiffeId: identity.view.spiffeId,
       certificate: identity.view.certificate,
@@ -195,6 +204,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       random,
       hostsFile: o.hostsFile === 'none' ? undefined : (o.hostsFile ?? '/etc/hosts'),
       onSetup: (s, ok) => metrics.observeSetup(s, ok),
+      ...(liveness === undefined ? {} : { liveness }),
+      hostDevice: dataplane.device.name,
+      onDataPlane: (e) =>
+        metrics.heal(e === 'dead' ? 'dataplane_dead' : e === 'reselected' ? 'reselected' : 'failed'),
     });
     healTarget.clients = clients;
     const clientsRef = clients;

@@ -369,7 +369,7 @@ export class ClientConnections {
     return {
       name: 'observer',
       request: async (ctx, request, next) => {
-        const c = request.connection ? this.#byId.get(request.connection.id) : undefined;
+        const c = this.#byId.get(this.#ownIdOf(request.connection));
         try {
           const conn = await next.request(ctx, request);
           if (c && !c.closed) {
@@ -399,6 +399,15 @@ export class ClientConnections {
       },
       close: (ctx, connection, next) => next.close(ctx, connection),
     };
+  }
+
+  /**
+   * Our id of a connection, from our own path segment. Not `connection.id` alone: begin keeps the
+   * connection as the next hop returned it, so a refresh or reselect it starts carries the nsmgr's id
+   * there until updatepath (before begin) puts ours back on the way out.
+   */
+  #ownIdOf(conn: Connection | undefined): string {
+    return conn?.path?.pathSegments.find((s) => s.name === this.nscName)?.id ?? conn?.id ?? '';
   }
 
   /**
