@@ -3,7 +3,10 @@
 //   host  — 200 connections of host processes: an address on the WireGuard device and a route per
 //           connection, 20 peers (10 connections each)
 //   netns — 200 connections of netns workloads: a veth pair each into 20 workload netns (10 each)
-// For each: the first apply, the same apply again (must be a no-op), and the removal.
+// For each: the first apply, the same apply again (must be a no-op), and the removal. Then
+// connections one at a time (host shape, 20 of them, each its two entries): apply() of the whole
+// state (reads the host first) against setEntries() (plans from the host as the last apply left
+// it), median ms per connection set up and per connection removed.
 //   node --import tsx bench/forwarder-apply.ts [--connections 200]
 // Last line: one summary line of the figures.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -71,6 +74,43 @@ async function main(): Promise<void> {
       if (again.ops.length !== 0) throw new Error(`second apply of ${shape} ran ${again.ops.length} ops`);
       results.push(`${shape} ${first.ms.toFixed(0)}/${again.ms.toFixed(0)}/${removal.ms.toFixed(0)} ms`);
     }
+    const want = desired('host', h.wgDevice, key);
+    const conns = Array.from({ length: 20 }, (_, i) =>
+      Object.entries(want.entries).filter(([k]) => k.startsWith(`c${i}/`)),
+    );
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    const oneByOne: string[] = [];
+    for (const how of ['apply', 'setEntries'] as const) {
+      const up: number[] = [];
+      const down: number[] = [];
+      for (const c of conns) {
+        const r =
+          how === 'apply'
+            ? await fwd.apply({
+                ...fwd.desired,
+                entries: { ...fwd.desired.entries, ...Object.fromEntries(c) },
+              })
+            : await fwd.setEntries(new Map(c));
+        up.push(r.ms);
+      }
+      for (const c of conns) {
+        const r =
+          how === 'apply'
+            ? await fwd.apply({
+                ...fwd.desired,
+                entries: Object.fromEntries(
+                  Object.entries(fwd.desired.entries).filter(([k]) => !c.some(([ck]) => ck === k)),
+                ),
+              })
+            : await fwd.setEntries(new Map(c.map(([k]) => [k, undefined])));
+        down.push(r.ms);
+      }
+      console.log(
+        `one connection at a time with ${how}(): set up median ${median(up).toFixed(1)} ms, removed median ${median(down).toFixed(1)} ms`,
+      );
+      oneByOne.push(`${how} ${median(up).toFixed(1)}/${median(down).toFixed(1)} ms`);
+    }
+    results.push(`one at a time up/down: ${oneByOne.join(', ')}`);
     await fwd.apply(emptyDesiredState);
   } finally {
     await testbedDown(prefix);

@@ -4,7 +4,7 @@ import type { CommandRunner } from '../host/index.js';
 import type { WireGuard } from '../host/wireguard/index.js';
 import { silentLogger } from '../log/index.js';
 import type { Logger } from '../log/index.js';
-import { checkDesiredState, emptyDesiredState, netnsKey, withEntry } from './desired-state.js';
+import { checkDesiredState, emptyDesiredState, netnsKey } from './desired-state.js';
 import type { DesiredEntry, DesiredState, DeviceSpec } from './desired-state.js';
 import { readDevices, readNetnsView } from './host-state.js';
 import type { HostState, NetnsView } from './host-state.js';
@@ -14,7 +14,7 @@ import { describeOp } from './ops.js';
 import type { ForwarderOp, Where } from './ops.js';
 import { checkOwnerMark, defaultOwnerMark } from './owner-mark.js';
 import type { OwnerMark } from './owner-mark.js';
-import { plan, targetKey } from './plan.js';
+import { assumedHost, plan, targetKey } from './plan.js';
 import { readRecord, recordOf, sameRecord, unionRecord, writeRecord } from './state-record.js';
 import type { StateRecord } from './state-record.js';
 
@@ -53,6 +53,10 @@ export interface ApplyResult {
  * the desired state claims and removes the rest of what it owns — nothing else is touched.
  *
  * Chain elements change their own entries with setEntry(); each call is an apply of the whole state.
+ * After an apply that succeeded, the next setEntry() plans from the host as that apply left it
+ * instead of reading it (the forwarder made every change itself); reapply() — drift repair — and
+ * adopt() always read the host, and so does a setEntry() whose step fails or that follows a failure.
+ * The state record is written before any change either way.
  */
 export class Forwarder {
   readonly #o: ForwarderOptions;
@@ -66,6 +70,13 @@ export class Forwarder {
   #record: StateRecord | undefined;
   /** targetKey of the last apply that succeeded; undefined after a failure or before the first. */
   #appliedKey: string | undefined;
+  /**
+   * The state of the last apply that succeeded; undefined after a failure or before the first. The
+   * host is then as that apply left it, unless something changed it behind the forwarder's back:
+   * setEntry() plans from it without reading the host (see assumedHost), and reads the host when an
+   * op fails; reapply() (drift repair), adopt(), apply() and setDevice() always read it.
+   */
+  #applied: DesiredState | undefined;
   /** Endpoints this process set, per peer key (see PlanInput.declaredEndpoints). */
   readonly #declared = new Map<string, string>();
 
@@ -119,20 +130,29 @@ export class Forwarder {
   /**
    * Sets (or with undefined removes) one entry and applies the resulting state. Group commit: sets
    * that arrive while an apply runs join the next one, so connections set up at the same time share
-   * one read of the host and one batch of commands instead of queueing an apply each. A failed apply
+   * one plan and one batch of commands instead of queueing an apply each. A failed apply
    * fails every set that joined it (each caller undoes its own entry, as after any failure).
    */
   setEntry(key: string, entry: DesiredEntry | undefined): Promise<ApplyResult> {
+    return this.setEntries(new Map([[key, entry]]));
+  }
+
+  /** Sets (undefined: removes) several entries in one apply, as setEntry does one. */
+  setEntries(entries: ReadonlyMap<string, DesiredEntry | undefined>): Promise<ApplyResult> {
     const waiting = this.#pending;
     if (waiting) {
-      waiting.changes.set(key, entry);
+      for (const [k, e] of entries) waiting.changes.set(k, e);
       return waiting.result;
     }
-    const changes = new Map<string, DesiredEntry | undefined>([[key, entry]]);
+    const changes = new Map(entries);
     const result = this.#queue.run(() => {
       if (this.#pending?.changes === changes) this.#pending = undefined;
-      let desired = this.#desired;
-      for (const [k, e] of changes) desired = withEntry(desired, k, e);
+      const entries = new Map(Object.entries(this.#desired.entries));
+      for (const [k, e] of changes) {
+        if (e === undefined) entries.delete(k);
+        else entries.set(k, e);
+      }
+      const desired: DesiredState = { ...this.#desired, entries: Object.fromEntries(entries) };
       // An entry that asks for nothing the host does not already have from the last apply (the
       // service address a second connection shares) needs no read and no command; drift repair
       // (reapply) still reads the host.
@@ -141,7 +161,8 @@ export class Forwarder {
         this.#desired = desired;
         return Promise.resolve({ ops: [], ms: 0 });
       }
-      return this.#apply(desired);
+      const applied = this.#applied;
+      return this.#apply(desired, applied === undefined ? undefined : assumedHost(applied, this.#mark));
     });
     this.#pending = { changes, result };
     return result;
@@ -154,11 +175,18 @@ export class Forwarder {
     );
   }
 
-  async #apply(desired: DesiredState): Promise<ApplyResult> {
+  /**
+   * One apply. With `assumed` (the host as the last successful apply left it) it plans from that
+   * instead of reading the host; when an op then fails, the host was not as assumed (something
+   * removed a link, a workload netns went away, wireguard-go died): it reads the host and plans
+   * again from what is really there.
+   */
+  async #apply(desired: DesiredState, assumed?: HostState): Promise<ApplyResult> {
     const started = performance.now();
     checkDesiredState(desired);
     this.#desired = desired;
     this.#appliedKey = undefined;
+    this.#applied = undefined;
     const before = this.#record ?? (await readRecord(this.#o.stateDir, this.#mark));
     const after = recordOf(desired, this.#mark);
     const intent = unionRecord(before, after);
@@ -167,7 +195,7 @@ export class Forwarder {
     this.#record = intent;
     await this.#step(step++, 'record-intent');
 
-    const current = await this.#read(intent);
+    const current = assumed ?? (await this.#read(intent));
     const ops = plan({
       current,
       desired,
@@ -178,12 +206,27 @@ export class Forwarder {
     // Batches of one stage in different workload netns do not depend on each other: they run side
     // by side (a few at a time); each still counts as its own step, in plan order.
     for (const group of parallelGroups(ops)) {
-      const results = await Promise.allSettled(group.map((op) => this.#run(op)));
+      const results = isHostRun(group)
+        ? await this.#runHostBatches(group)
+        : await Promise.allSettled(group.map((op) => this.#run(op)));
       for (const [i, op] of group.entries()) {
         const name = describeOp(op);
         const r = results[i];
         if (r?.status === 'rejected') {
           const e: unknown = r.reason;
+          if (assumed !== undefined) {
+            this.#log.warn(
+              { op: name, err: describe(e) },
+              'forwarder step failed on a host not as the last apply left it; reading the host and planning again',
+            );
+            const repaired = await this.#apply(desired);
+            // As drift repair (the daemon's periodic reapply) would have logged it, only sooner.
+            this.#log.warn(
+              { ops: repaired.ops.length, ms: Math.round(repaired.ms) },
+              'the data plane had drifted from what the connections need; repaired',
+            );
+            return repaired;
+          }
           this.#log.error({ op: name, err: e }, 'forwarder apply failed');
           throw new AgentError(
             AgentError.is(e) ? e.code : 'EXEC_FAILED',
@@ -203,8 +246,13 @@ export class Forwarder {
     this.#record = after;
     await this.#step(step, 'record-final');
     this.#appliedKey = targetKey(desired, this.#mark);
+    this.#applied = desired;
     const ms = performance.now() - started;
-    if (ops.length > 0) this.#log.info({ ops: ops.length, ms: Math.round(ms) }, 'forwarder applied changes');
+    if (ops.length > 0)
+      this.#log.info(
+        { ops: ops.length, ms: Math.round(ms), host: assumed === undefined ? 'read' : 'assumed' },
+        'forwarder applied changes',
+      );
     return { ops, ms };
   }
 
@@ -232,6 +280,28 @@ export class Forwarder {
       });
     }
     return { host, devices, workloads };
+  }
+
+  /**
+   * Consecutive `ip -batch` ops on the host in one `ip -batch` process (a process start less per
+   * stage; the commands keep their order, so the safe order holds). A failure is the op whose
+   * command failed; the ones before it are done.
+   */
+  async #runHostBatches(group: readonly IpBatchOp[]): Promise<PromiseSettledResult<void>[]> {
+    try {
+      await this.#host.ip.batch(group.flatMap((op) => op.commands));
+      return group.map(() => ({ status: 'fulfilled', value: undefined }));
+    } catch (e: unknown) {
+      const line = AgentError.is(e) ? e.details['line'] : undefined;
+      let failed = 0;
+      if (typeof line === 'number') {
+        let end = 0;
+        while (failed < group.length - 1 && line > (end += group[failed]?.commands.length ?? 0)) failed++;
+      }
+      return group.map((_, i) =>
+        i < failed ? { status: 'fulfilled', value: undefined } : { status: 'rejected', reason: e },
+      );
+    }
   }
 
   #target(where: Where): NetnsTarget {
@@ -277,13 +347,24 @@ export class Forwarder {
 /** How many workload netns are changed at once. */
 const workloadParallelism = 8;
 
-/** Consecutive ops that may run together: ip-batch ops of one stage in distinct workload netns. */
+type IpBatchOp = Extract<ForwarderOp, { op: 'ip-batch' }>;
+
+function isHostRun(group: readonly ForwarderOp[]): group is IpBatchOp[] {
+  return group.length > 1 && group.every((op) => op.op === 'ip-batch' && op.where.kind === 'host');
+}
+
+/**
+ * Consecutive ops that may run together: ip-batch ops of one stage in distinct workload netns (side
+ * by side), and consecutive ip-batch ops on the host (in one `ip -batch`, in order).
+ */
 function parallelGroups(ops: readonly ForwarderOp[]): ForwarderOp[][] {
   const groups: ForwarderOp[][] = [];
   for (const op of ops) {
     const last = groups.at(-1);
     const head = last?.[0];
-    if (
+    if (last !== undefined && op.op === 'ip-batch' && op.where.kind === 'host' && isHostRun([...last, op])) {
+      last.push(op);
+    } else if (
       last !== undefined &&
       head?.op === 'ip-batch' &&
       op.op === 'ip-batch' &&

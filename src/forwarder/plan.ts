@@ -1,6 +1,6 @@
 import type { NetnsRef } from '../host/index.js';
-import type { Route } from '../host/ip/index.js';
-import type { PeerConfig, PeerState } from '../host/wireguard/index.js';
+import type { Address, Link, Route } from '../host/ip/index.js';
+import type { DeviceState, PeerConfig, PeerState } from '../host/wireguard/index.js';
 import { publicKeyOf } from '../host/wireguard/index.js';
 import { addressOf, canonicalAddress, canonicalPrefix, hostPrefix, isHostPrefix } from './cidr.js';
 import type { DesiredState, DeviceSpec } from './desired-state.js';
@@ -300,6 +300,89 @@ export function targetKey(desired: DesiredState, mark: OwnerMark): string {
       sorted(w.vethOf),
     ]),
   ]);
+}
+
+/**
+ * The host as a successful apply of `desired` leaves it, as far as plan() looks: the device with
+ * its peers and addresses, the veth pairs up with their addresses, our routes and proxy entries —
+ * so plan(assumedHost(a), b) gives the ops from a to b without reading the host, and
+ * plan(assumedHost(a), a) gives none. Only for the forwarder's own changes one after another: it
+ * knows nothing of what changed behind its back (drift repair and a failed op read the real host).
+ */
+export function assumedHost(desired: DesiredState, mark: OwnerMark): HostState {
+  const t = target(desired, mark);
+  const proto = String(mark.proto);
+  const link = (name: string, mtu: number): Link => ({
+    name,
+    index: 0,
+    mtu,
+    up: true,
+    operState: 'UNKNOWN',
+    flags: [],
+  });
+  const address = (dev: string, cidr: string): Address => ({
+    dev,
+    family: cidr.includes(':') ? 'inet6' : 'inet',
+    cidr,
+    scope: 'global',
+    tentative: false,
+  });
+  const routes = (want: Map<string, RouteWant>): Route[] =>
+    [...want].map(([k, r]) => ({
+      dst: k.slice(k.indexOf('|') + 1),
+      dev: r.dev,
+      ...(r.gateway === undefined ? {} : { gateway: r.gateway }),
+      protocol: proto,
+    }));
+  const dev = desired.device;
+  const hostLinks: Link[] = [...t.veths.values()].map((v) => link(v.name, v.mtu));
+  const hostAddresses: Address[] = [];
+  const devices: Record<string, DeviceState> = {};
+  if (dev !== undefined) {
+    hostLinks.unshift(link(dev.name, dev.mtu));
+    for (const a of t.deviceAddresses) hostAddresses.push(address(dev.name, a));
+    devices[dev.name] = {
+      name: dev.name,
+      publicKey: publicKeyOf(dev.privateKey),
+      listenPort: dev.listenPort,
+      peers: [...t.peers.values()].map((p): PeerState => ({
+        publicKey: p.publicKey,
+        ...(p.endpoint === undefined ? {} : { endpoint: p.endpoint }),
+        allowedIps: p.allowedIps,
+        lastHandshakeMs: 0,
+        rxBytes: 0,
+        txBytes: 0,
+        persistentKeepalive: p.persistentKeepalive ?? 0,
+      })),
+    };
+  }
+  const workloads: Record<string, NetnsView> = {};
+  for (const [key, w] of t.workloads) {
+    const mtuOf = (ifName: string): number => t.veths.get(w.vethOf.get(ifName) ?? '')?.mtu ?? 1420;
+    workloads[key] = {
+      exists: true,
+      links: [...w.vethOf.keys()].map((ifName) => link(ifName, mtuOf(ifName))),
+      groups: {},
+      addresses: [...w.addresses].flatMap(([ifName, addrs]) => [...addrs].map((a) => address(ifName, a))),
+      routes: routes(w.routes),
+      proxies: [],
+    };
+  }
+  return {
+    host: {
+      exists: true,
+      links: hostLinks,
+      groups: {},
+      addresses: hostAddresses,
+      routes: routes(t.hostRoutes),
+      proxies: [...t.hostProxies].map((p) => {
+        const [dst = '', devName = ''] = p.split(' ');
+        return { dst, dev: devName };
+      }),
+    },
+    devices,
+    workloads,
+  };
 }
 
 function target(desired: DesiredState, mark: OwnerMark): Target {

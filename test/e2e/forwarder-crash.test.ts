@@ -79,7 +79,7 @@ test.afterEach.always(() => {
 });
 
 /** Starts the child agent for host 1; resolves once it printed READY or died. */
-async function startChild(crashAfter?: number): Promise<Child> {
+async function startChild(crashAfter?: number, viaEntries = false): Promise<Child> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', 'test/e2e/forwarder-child.ts', prefix, '1', state1(), tmp],
@@ -89,6 +89,7 @@ async function startChild(crashAfter?: number): Promise<Child> {
       env: {
         ...process.env,
         ...(crashAfter === undefined ? {} : { NSM_FORWARDER_CRASH_AFTER: String(crashAfter) }),
+        ...(viaEntries ? { NSM_FORWARDER_VIA_ENTRIES: '1' } : {}),
       },
     },
   );
@@ -202,6 +203,60 @@ serial(
         t.regex(p, / 0% packet loss/, `after a kill at step ${k} (${names[k]}): ${p}`);
       again.runner.lines.length = 0;
       t.deepEqual((await again.forwarder.apply(desiredFor(prefix, 1, keys))).ops, []);
+      t.deepEqual(again.runner.mutations, []);
+      await again.forwarder.apply(emptyDesiredState);
+    }
+    t.deepEqual(await leftovers(), { netns: clean, proxies: '', wireguardGo: [], sockets: [] });
+  },
+);
+
+serial(
+  'SIGKILL after each step of a setEntries() apply planned without reading the host: adopt(empty) leaves nothing, adopt(original) converges',
+  async (t) => {
+    t.timeout(600_000);
+    const desired = desiredFor(prefix, 1, keys);
+    const deviceOnly = { ...(desired.device === undefined ? {} : { device: desired.device }), entries: {} };
+    const names: string[] = [];
+    let counting = false;
+    const counter = forwarderFor(prefix, 1, {
+      stateDir: state1(),
+      logDir: tmp,
+      onStep: (s) => {
+        if (counting) names.push(s.name);
+      },
+    });
+    await counter.forwarder.adopt(deviceOnly);
+    counting = true;
+    const reads = counter.runner.lines.length;
+    await counter.forwarder.setEntries(new Map(Object.entries(desired.entries)));
+    counting = false;
+    t.false(
+      counter.runner.lines.slice(reads).some((l) => / show( |$)/.test(l)),
+      'the apply of the entries did not read the host',
+    );
+    await counter.forwarder.apply(emptyDesiredState);
+    t.deepEqual(await leftovers(), { netns: clean, proxies: '', wireguardGo: [], sockets: [] });
+    t.log(`${names.length} steps: ${names.join(' | ')}`);
+
+    for (let k = 0; k < names.length; k++) {
+      let child = await startChild(k, true);
+      t.is(await child.exited, 'SIGKILL', child.output());
+      const empty = forwarderFor(prefix, 1, { stateDir: state1(), logDir: tmp });
+      await empty.forwarder.adopt(emptyDesiredState);
+      t.deepEqual(
+        await leftovers(),
+        { netns: clean, proxies: '', wireguardGo: [], sockets: [] },
+        `after a kill at step ${k} (${names[k]})`,
+      );
+
+      child = await startChild(k, true);
+      t.is(await child.exited, 'SIGKILL');
+      const again = forwarderFor(prefix, 1, { stateDir: state1(), logDir: tmp });
+      await again.forwarder.adopt(desired);
+      for (const p of await pingsPass())
+        t.regex(p, / 0% packet loss/, `after a kill at step ${k} (${names[k]}): ${p}`);
+      again.runner.lines.length = 0;
+      t.deepEqual((await again.forwarder.apply(desired)).ops, []);
       t.deepEqual(again.runner.mutations, []);
       await again.forwarder.apply(emptyDesiredState);
     }

@@ -91,10 +91,17 @@ export class Dataplane implements ForwarderEntries {
   }
 
   /** Applies, then journals (awaited: a connection reported up survives a kill -9 right after). */
-  async setEntry(key: string, entry: DesiredEntry | undefined): Promise<unknown> {
-    const result = await this.forwarder.setEntry(key, entry);
-    if (entry === undefined) this.#journal.data.entries.delete(key);
-    else this.#journal.data.entries.set(key, entry);
+  setEntry(key: string, entry: DesiredEntry | undefined): Promise<unknown> {
+    return this.setEntries(new Map([[key, entry]]));
+  }
+
+  /** Several entries in one apply, then one journal write. */
+  async setEntries(entries: ReadonlyMap<string, DesiredEntry | undefined>): Promise<unknown> {
+    const result = await this.forwarder.setEntries(entries);
+    for (const [key, entry] of entries) {
+      if (entry === undefined) this.#journal.data.entries.delete(key);
+      else this.#journal.data.entries.set(key, entry);
+    }
     await this.#journal.flush();
     return result;
   }

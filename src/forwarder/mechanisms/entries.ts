@@ -1,5 +1,6 @@
 import { describe } from '../../errors/index.js';
 import type { Connection, IPContext, Mechanism, NetworkServiceRequest } from '../../api/index.js';
+import { ContextKey } from '../../chain/core/index.js';
 import type { ChainContext, Next } from '../../chain/core/index.js';
 import type { DesiredEntry } from '../desired-state.js';
 import { entryKey } from '../desired-state.js';
@@ -8,6 +9,33 @@ import { entryKey } from '../desired-state.js';
 export interface ForwarderEntries {
   entry(key: string): DesiredEntry | undefined;
   setEntry(key: string, entry: DesiredEntry | undefined): Promise<unknown>;
+  /** Several entries in one apply. */
+  setEntries(entries: ReadonlyMap<string, DesiredEntry | undefined>): Promise<unknown>;
+}
+
+/**
+ * Entries that mechanism elements further down one request set from their answers, for the first
+ * mechanism element of the request (the outermost) to apply together with its own: one apply per
+ * side and connection instead of one per element (the KERNEL and WIREGUARD elements of a hop both
+ * set theirs on the way back up, one right after the other). Carried in the ChainContext; an
+ * element that finds no batch of its forwarder there applies its own entries as before.
+ */
+interface EntryBatch {
+  readonly forwarder: ForwarderEntries;
+  readonly changes: Map<string, DesiredEntry | undefined>;
+}
+
+const batchKey = new ContextKey<EntryBatch>('forwarder entries set further down this request');
+/** The same for Close: the entries removed further down go with the outer element's removal. */
+const closeBatchKey = new ContextKey<EntryBatch>('forwarder entries removed further down this close');
+
+function batchOf(
+  ctx: ChainContext,
+  forwarder: ForwarderEntries,
+  key: ContextKey<EntryBatch> = batchKey,
+): EntryBatch | undefined {
+  const b = ctx.get(key);
+  return b?.forwarder === forwarder ? b : undefined;
 }
 
 /** Which end of the connection this host serves: the client's (NSC) or the endpoint's (NSE). */
@@ -50,6 +78,11 @@ export async function requestWithEntry(o: {
 }): Promise<Connection> {
   const key = entryKey(o.request.connection?.id ?? '', o.part);
   const previous = o.forwarder.entry(key);
+  // Inside another mechanism element's request: its commit applies this element's entry too.
+  const outer = batchOf(o.ctx, o.forwarder);
+  const batch: EntryBatch | undefined =
+    outer === undefined ? { forwarder: o.forwarder, changes: new Map() } : undefined;
+  const nextCtx = batch === undefined ? o.ctx : o.ctx.with(batchKey, batch);
   const restore = async (): Promise<void> => {
     try {
       if (!sameEntry(o.forwarder.entry(key), previous)) await o.forwarder.setEntry(key, previous);
@@ -71,14 +104,23 @@ export async function requestWithEntry(o: {
   }
   let conn: Connection;
   try {
-    conn = await o.next.request(o.ctx, o.request);
+    conn = await o.next.request(nextCtx, o.request);
   } catch (e: unknown) {
+    // Entries staged further down were never applied: they are dropped with the request.
     await restore();
     throw e;
   }
   try {
     const after = o.after(conn);
-    if (!sameEntry(after, o.forwarder.entry(key))) await o.forwarder.setEntry(key, after);
+    const changes = new Map(batch?.changes);
+    if (!sameEntry(after, o.forwarder.entry(key))) changes.set(key, after);
+    if (outer !== undefined) {
+      for (const [k, e] of changes) outer.changes.set(k, e);
+    } else if (changes.size === 1 && changes.has(key)) {
+      await o.forwarder.setEntry(key, after);
+    } else if (changes.size > 0) {
+      await o.forwarder.setEntries(changes);
+    }
   } catch (e: unknown) {
     await restore();
     // What was set up after this element for this request is closed again.
@@ -95,7 +137,11 @@ export async function requestWithEntry(o: {
   return conn;
 }
 
-/** Close: the rest of the chain first, then the element's own entry, whatever the rest did. */
+/**
+ * Close: the rest of the chain first, then the element's own entry, whatever the rest did. The
+ * first mechanism element of a Close removes the entries of those further down with its own, in
+ * one apply.
+ */
 export async function closeWithEntry(
   forwarder: ForwarderEntries,
   part: string,
@@ -104,10 +150,20 @@ export async function closeWithEntry(
   next: Next,
 ): Promise<void> {
   const key = entryKey(conn.id, part);
+  const outer = batchOf(ctx, forwarder, closeBatchKey);
+  const batch: EntryBatch | undefined = outer === undefined ? { forwarder, changes: new Map() } : undefined;
   try {
-    await next.close(ctx, conn);
+    await next.close(batch === undefined ? ctx : ctx.with(closeBatchKey, batch), conn);
   } finally {
-    if (forwarder.entry(key) !== undefined) await forwarder.setEntry(key, undefined);
+    // Closed within the request that staged it (a later element failed): it is never applied.
+    batchOf(ctx, forwarder)?.changes.delete(key);
+    const changes = new Map(batch?.changes);
+    if (forwarder.entry(key) !== undefined) changes.set(key, undefined);
+    if (outer !== undefined) {
+      for (const [k, e] of changes) outer.changes.set(k, e);
+    } else if (changes.size > 0) {
+      await forwarder.setEntries(changes);
+    }
   }
 }
 

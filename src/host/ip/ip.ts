@@ -183,7 +183,11 @@ export class Ip {
         `'ip -batch' failed${line === undefined ? '' : ` at line ${failedLine} (${line.join(' ')})`}: ${r.stderr.trim().split('\n')[0] ?? ''}`,
         {
           hint: 'the lines before it were applied; re-read the host state before retrying',
-          details: { command: 'ip -batch', exitCode: r.code },
+          details: {
+            command: 'ip -batch',
+            exitCode: r.code,
+            ...(failedLine === undefined ? {} : { line: Number(failedLine) }),
+          },
         },
       );
     }

@@ -76,7 +76,22 @@ export class FakeHost implements CommandRunner {
       (options.input === undefined ? '' : ` <<< ${options.input.trim().split('\n').join('; ')}`);
     this.calls.push(line);
     if (this.failOn !== undefined && line.includes(this.failOn)) {
+      // In a batch, like ip: the lines before the failing one are applied, and it names that line.
+      const lines = (options.input ?? '').split('\n').filter((x) => x !== '');
+      const at = lines.findIndex((l) => l.includes(this.failOn ?? ''));
       this.failOn = undefined;
+      if (at >= 0) {
+        try {
+          this.#exec(full, lines.slice(0, at).join('\n'));
+        } catch {
+          // reported below like the injected failure
+        }
+        return Promise.resolve({
+          stdout: '',
+          stderr: `injected failure\nCommand failed -:${at + 1}`,
+          code: 1,
+        });
+      }
       return Promise.resolve({ stdout: '', stderr: 'injected failure', code: 1 });
     }
     try {
@@ -103,7 +118,18 @@ export class FakeHost implements CommandRunner {
       throw new Error(`Cannot open network namespace "${ns}": No such file or directory`);
     const words = a.filter((w) => w !== '-json' && w !== '-details');
     if (words[0] === '-batch') {
-      for (const l of (input ?? '').split('\n').filter((x) => x !== '')) this.#change(ns, l.split(' '));
+      for (const [i, l] of (input ?? '')
+        .split('\n')
+        .filter((x) => x !== '')
+        .entries()) {
+        try {
+          this.#change(ns, l.split(' '));
+        } catch (e: unknown) {
+          throw new Error(`${e instanceof Error ? e.message : String(e)}\nCommand failed -:${i + 1}`, {
+            cause: e,
+          });
+        }
+      }
       return '';
     }
     if (words[0] === 'addr' && words[1] === 'show') {

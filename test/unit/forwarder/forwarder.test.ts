@@ -31,7 +31,7 @@ async function setup(
   return { stateDir, host, wg, make, fwd: make(onStep) };
 }
 
-test('first apply on an empty host: the transcript in safe order, one ip -batch per netns and stage', async (t) => {
+test('first apply on an empty host: the transcript in safe order, one ip -batch per netns and stage (host stages in a row share one)', async (t) => {
   const stateDir = await mkdtemp(join(tmpdir(), 'nsm-fwd-unit-'));
   t.teardown(() => rm(stateDir, { recursive: true, force: true }));
   const runner = new RecordingRunner();
@@ -48,7 +48,7 @@ test('first apply on an empty host: the transcript in safe order, one ip -batch 
     'ip -n app -batch -',
     'ip -batch -',
     'ip -n app -batch -',
-    'ip -batch -',
+    // proxies and routes on the host: consecutive, so one process, in stage order
     'ip -batch -',
     'ip -n app -batch -',
   ]);
@@ -63,8 +63,8 @@ test('first apply on an empty host: the transcript in safe order, one ip -batch 
       ['link set dev nsm0 up'],
       ['addr replace 169.254.0.1/32 dev nsm-wg0'],
       ['addr replace 169.254.1.1/32 dev nsm0'],
-      [`neigh replace proxy 169.254.1.2 dev ${veth}`],
       [
+        `neigh replace proxy 169.254.1.2 dev ${veth}`,
         'route add 169.254.0.2/32 dev nsm-wg0 proto 252',
         `route add 169.254.1.1/32 dev ${veth} proto 252`,
         'route add 169.254.1.2/32 dev nsm-wg0 proto 252',
@@ -161,8 +161,8 @@ test('adopt keeps what is claimed without touching it and removes marked leftove
   const wgOps = wg.ops.length;
   const r = await make().adopt(twoConnections);
   t.deepEqual(host.mutations, [
-    'ip -batch - <<< route del 10.99.0.0/16 dev nsm-wg0 proto 252',
-    'ip -batch - <<< link del dev nsm0badc0de',
+    // two stages (routes, then links) in one process
+    'ip -batch - <<< route del 10.99.0.0/16 dev nsm-wg0 proto 252; link del dev nsm0badc0de',
   ]);
   t.is(r.ops.length, 2);
   t.is(wg.ops.length, wgOps, 'the device and peers are adopted as they are');
@@ -405,7 +405,7 @@ test('a workload netns given by pid is entered with nsenter; one given by anothe
   });
 });
 
-test('setEntry calls made before their apply starts share it (one host read for all of them)', async (t) => {
+test('setEntry calls made before their apply starts share it (one batch for all of them)', async (t) => {
   const { host, fwd } = await setup(t);
   await fwd.apply({ device, entries: {} });
   const reads = (): number => host.calls.filter((l) => l.includes('addr show')).length;
@@ -416,7 +416,9 @@ test('setEntry calls made before their apply starts share it (one host read for 
   );
   t.deepEqual(fwd.entry('c9/kernel'), { kind: 'host', addresses: ['169.254.9.10/32'] });
   await Promise.all(sets);
-  t.is(reads() - before, 1);
+  // The apply before succeeded: the shared apply plans from the host as it left it (no read at all).
+  t.is(reads() - before, 0);
+  t.is(host.calls.filter((l) => l.includes('-batch')).length, 1);
   t.is(Object.keys(fwd.desired.entries).length, 10);
   const again = await fwd.apply(fwd.desired);
   t.deepEqual(again.ops, []);
@@ -449,4 +451,114 @@ test('an entry that asks for nothing new (an address another entry already put t
   const reads = host.calls.length;
   await fwd.reapply();
   t.true(host.calls.length > reads, 'drift repair reads the host');
+});
+
+const reads = (host: FakeHost): number => host.calls.filter((l) => / show( |$)/.test(l)).length;
+
+test('setEntry after a successful apply plans from the host as that apply left it: no read, same result as a read', async (t) => {
+  const { host, wg, fwd } = await setup(t);
+  await fwd.apply({ device, entries: {} });
+  let shows = 0;
+  const show = wg.show.bind(wg);
+  wg.show = (name) => {
+    shows++;
+    return show(name);
+  };
+  const before = reads(host);
+  // Add every entry one by one, change one, then remove them one by one: after each step the host
+  // is exactly what a read-plan-apply would have made (a reapply, which reads, has nothing to do).
+  const steps: [string, DesiredState['entries'][string] | undefined][] = [
+    ...Object.entries(twoConnections.entries),
+    ['c3/wireguard', { kind: 'tunnel', peerPublicKey: otherPeerKey, remotePrefixes: ['169.254.2.2/32'] }],
+    ['c3/kernel', { kind: 'host', addresses: ['169.254.2.1/32', 'fd00::2:1/128'] }],
+    ['c1/kernel', { kind: 'host', addresses: ['169.254.0.9/32'] }],
+    ['c2/kernel', undefined],
+    ['c1/wireguard', undefined],
+    ['c3/wireguard', undefined],
+    ['c3/kernel', undefined],
+    ['c1/kernel', undefined],
+    ['c2/wireguard', undefined],
+  ];
+  for (const [i, [key, entry]] of steps.entries()) {
+    const r = await fwd.setEntry(key, entry);
+    t.true(r.ops.length > 0, `${key}: something to do`);
+    t.is(reads(host), i === 0 ? before : 0, `${key}: no read of the host`);
+    t.is(shows, 0, `${key}: no read of the device`);
+    const check = new Forwarder({
+      runner: host,
+      wireguard: wg,
+      stateDir: await mkdtemp(join(tmpdir(), 'nsm-fwd-chk-')),
+    });
+    const fromRead = await check.apply(fwd.desired);
+    t.deepEqual(fromRead.ops, [], `${key}: the host is as a read-plan-apply makes it`);
+    // The check read the host; do not count it.
+    host.calls.length = 0;
+    shows = 0;
+  }
+  t.deepEqual(host.ns('host').routes, []);
+  t.deepEqual(
+    host.ns('app').links.map((l) => l.name),
+    ['lo'],
+  );
+});
+
+test("a step that fails on a host changed behind the forwarder's back: setEntry reads the host and converges", async (t) => {
+  const { host, fwd } = await setup(t);
+  await fwd.apply(twoConnections);
+  // Someone deletes the workload's veth (its netns end goes with it, as in the kernel).
+  host.dropLink('host', veth);
+  host.dropLink('app', 'nsm0');
+  host.ns('app').routes = [];
+  const before = reads(host);
+  // Removing the entry plans `link del` for a link that is gone: it fails, the host is read, and
+  // the plan from what is really there has nothing of that link left to remove.
+  const r = await fwd.setEntry('c2/kernel', undefined);
+  t.true(reads(host) > before, 'the host was read after the failed step');
+  t.false(
+    r.ops.some((o) => o.op === 'ip-batch' && o.commands.some((c) => c.includes(veth))),
+    'nothing of the gone link is planned',
+  );
+  t.deepEqual((await fwd.reapply()).ops, []);
+  // Adding it back after the read: the veth is made again.
+  const again = await fwd.setEntry('c2/kernel', twoConnections.entries['c2/kernel']);
+  t.true(again.ops.some((o) => o.op === 'ip-batch' && o.stage === 'links'));
+  t.true(host.ns('host').links.some((l) => l.name === veth));
+  t.deepEqual((await fwd.reapply()).ops, []);
+});
+
+test("drift behind the forwarder's back is repaired by reapply (which reads), not hidden by the assumed host", async (t) => {
+  const { host, fwd } = await setup(t);
+  await fwd.apply({ device, entries: {} });
+  await fwd.setEntry('c1/kernel', { kind: 'host', addresses: ['169.254.0.1/32'] });
+  await fwd.setEntry('c1/wireguard', twoConnections.entries['c1/wireguard']);
+  // An address and a route deleted by hand.
+  const wg0 = host.ns('host').links.find((l) => l.name === 'nsm-wg0');
+  if (wg0 === undefined) return t.fail('no device link');
+  wg0.addresses = [];
+  host.ns('host').routes = [];
+  const r = await fwd.reapply();
+  t.deepEqual(
+    r.ops.map((o) => (o.op === 'ip-batch' ? o.stage : o.op)),
+    ['addresses', 'routes'],
+  );
+  t.deepEqual(wg0.addresses, ['169.254.0.1/32']);
+  t.deepEqual((await fwd.reapply()).ops, []);
+  // A step that fails is tried again once from a fresh read (the host may have changed).
+  host.failOn = 'addr replace';
+  let before = reads(host);
+  await fwd.setEntry('c2/kernel', { kind: 'host', addresses: ['169.254.0.5/32'] });
+  t.true(reads(host) > before);
+  t.deepEqual(wg0.addresses, ['169.254.0.1/32', '169.254.0.5/32']);
+  // After an apply that failed, the next setEntry reads the host.
+  host.failOn = 'addr replace';
+  await t.throwsAsync(
+    fwd.apply({
+      ...fwd.desired,
+      entries: { ...fwd.desired.entries, 'c3/kernel': { kind: 'host', addresses: ['169.254.0.6/32'] } },
+    }),
+  );
+  before = reads(host);
+  await fwd.setEntry('c3/kernel', { kind: 'host', addresses: ['169.254.0.6/32'] });
+  t.true(reads(host) > before);
+  t.deepEqual((await fwd.reapply()).ops, []);
 });

@@ -303,3 +303,143 @@ test('kernelClient offers KERNEL with a name and declares the endpoint side from
   const inside = host.ns('app').links.find((l) => l.name.startsWith('nsm-'));
   t.deepEqual(inside?.addresses, ['169.254.0.2/32']);
 });
+
+/** Counts the forwarder's set calls (setEntry goes through setEntries). */
+function countSets(forwarder: Forwarder): { sets: number; fail: boolean } {
+  const counter = { sets: 0, fail: false };
+  const setEntries = forwarder.setEntries.bind(forwarder);
+  forwarder.setEntries = (entries) => {
+    counter.sets++;
+    if (counter.fail) {
+      counter.fail = false;
+      return Promise.reject(new AgentError('EXEC_FAILED', 'apply failed'));
+    }
+    return setEntries(entries);
+  };
+  return counter;
+}
+
+test('the KERNEL and WIREGUARD elements of one request share one apply, set by the outer one', async (t) => {
+  const { forwarder, host, wg } = await setup(t);
+  const counter = countSets(forwarder);
+  // The client's host: kernelServer towards the local workload, wireguardClient towards the remote.
+  const chain = buildChain('c', [
+    kernelServer({ forwarder }),
+    wireguardClient(wgOptions(forwarder)),
+    endpoint({ answerWireguard: true }),
+  ]);
+  const conn = await chain.request(
+    testContext(),
+    req('c1', [create(MechanismSchema, { cls: 'LOCAL', type: 'KERNEL', parameters: { name: 'x' } })]),
+  );
+  t.is(counter.sets, 1, 'one apply for both entries');
+  t.deepEqual(Object.keys(forwarder.desired.entries).sort(), ['c1/kernel-server', 'c1/wireguard-client']);
+  t.deepEqual(host.ns('host').links.find((l) => l.name === 'nsm-wg0')?.addresses, ['169.254.0.1/32']);
+  t.deepEqual((await wg.show('nsm-wg0'))?.peers[0]?.allowedIps, ['169.254.0.2/32']);
+  t.true(host.ns('host').routes.some((r) => r.dst === '169.254.0.2/32' && r.dev === 'nsm-wg0'));
+
+  // The endpoint's host: wireguardServer from the remote, kernelClient towards the local endpoint
+  // (with the agent's mechanism translation between them: the next hop gets its own mechanism).
+  const translation: ChainElement = {
+    name: 'translation',
+    async request(ctx, r, next) {
+      const incoming = r.connection?.mechanism;
+      if (r.connection) r.connection.mechanism = undefined;
+      const c = await next.request(ctx, { ...r, mechanismPreferences: [] });
+      c.mechanism = incoming;
+      return c;
+    },
+    close: (ctx, c, next) => next.close(ctx, c),
+  };
+  const served = buildChain('s', [
+    wireguardServer(wgOptions(forwarder)),
+    translation,
+    kernelClient({ forwarder }),
+    endpoint(),
+  ]);
+  counter.sets = 0;
+  await served.request(testContext(), req('c2', [offerFromRemote()]));
+  t.is(counter.sets, 1);
+  t.truthy(forwarder.entry('c2/wireguard-server'));
+  t.truthy(forwarder.entry('c2/kernel-client'));
+
+  counter.sets = 0;
+  await chain.close(testContext(), conn);
+  t.is(counter.sets, 1, 'close removes both entries in one apply too');
+  t.deepEqual(Object.keys(forwarder.desired.entries).sort(), ['c2/kernel-client', 'c2/wireguard-server']);
+});
+
+test('an entry staged further down is never applied when an element between fails', async (t) => {
+  const { forwarder, wg } = await setup(t);
+  const counter = countSets(forwarder);
+  const closes: string[] = [];
+  const chain = buildChain('c', [
+    kernelServer({ forwarder }),
+    failAfter(),
+    wireguardClient(wgOptions(forwarder)),
+    endpoint({ answerWireguard: true, closes }),
+  ]);
+  await t.throwsAsync(
+    chain.request(
+      testContext(),
+      req('c1', [create(MechanismSchema, { cls: 'LOCAL', type: 'KERNEL', parameters: { name: 'x' } })]),
+    ),
+    { message: /later element refused/ },
+  );
+  t.is(counter.sets, 0, 'nothing was applied');
+  t.deepEqual(forwarder.desired.entries, {});
+  t.deepEqual((await wg.show('nsm-wg0'))?.peers, []);
+});
+
+test('when the shared apply fails, the outer element undoes its entry and closes the inner one', async (t) => {
+  const { forwarder, host, wg } = await setup(t);
+  const counter = countSets(forwarder);
+  const closes: string[] = [];
+  const chain = buildChain('c', [
+    kernelServer({ forwarder }),
+    wireguardClient(wgOptions(forwarder)),
+    endpoint({ answerWireguard: true, closes }),
+  ]);
+  counter.fail = true;
+  await t.throwsAsync(
+    chain.request(
+      testContext(),
+      req('c1', [create(MechanismSchema, { cls: 'LOCAL', type: 'KERNEL', parameters: { name: 'x' } })]),
+    ),
+    { message: /apply failed/ },
+  );
+  t.deepEqual(closes, ['c1'], 'what was set up after the outer element is closed');
+  t.deepEqual(forwarder.desired.entries, {});
+  t.deepEqual((await wg.show('nsm-wg0'))?.peers, []);
+  t.deepEqual(host.ns('host').links.find((l) => l.name === 'nsm-wg0')?.addresses, []);
+});
+
+test('a Close that fails further down still removes every entry of the connection, in one apply', async (t) => {
+  const { forwarder, host, wg } = await setup(t);
+  const counter = countSets(forwarder);
+  let failClose = false;
+  const remote: ChainElement = {
+    name: 'remote',
+    request: (ctx, r, next) => next.request(ctx, r),
+    close: (ctx, c, next) =>
+      failClose ? Promise.reject(new AgentError('UNAVAILABLE', 'remote gone')) : next.close(ctx, c),
+  };
+  const chain = buildChain('c', [
+    kernelServer({ forwarder }),
+    wireguardClient(wgOptions(forwarder)),
+    remote,
+    endpoint({ answerWireguard: true }),
+  ]);
+  const conn = await chain.request(
+    testContext(),
+    req('c1', [create(MechanismSchema, { cls: 'LOCAL', type: 'KERNEL', parameters: { name: 'x' } })]),
+  );
+  counter.sets = 0;
+  failClose = true;
+  await t.throwsAsync(chain.close(testContext(), conn), { message: /remote gone/ });
+  t.is(counter.sets, 1);
+  t.deepEqual(forwarder.desired.entries, {});
+  t.deepEqual((await wg.show('nsm-wg0'))?.peers, []);
+  t.deepEqual(host.ns('host').routes, []);
+  t.deepEqual(host.ns('host').links.find((l) => l.name === 'nsm-wg0')?.addresses, []);
+});
