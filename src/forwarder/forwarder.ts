@@ -156,13 +156,14 @@ export class Forwarder {
       // An entry that asks for nothing the host does not already have from the last apply (the
       // service address a second connection shares) needs no read and no command; drift repair
       // (reapply) still reads the host.
-      if (this.#appliedKey !== undefined && targetKey(desired, this.#mark) === this.#appliedKey) {
+      const key = targetKey(desired, this.#mark);
+      if (this.#appliedKey !== undefined && key === this.#appliedKey) {
         checkDesiredState(desired);
         this.#desired = desired;
         return Promise.resolve({ ops: [], ms: 0 });
       }
       const applied = this.#applied;
-      return this.#apply(desired, applied === undefined ? undefined : assumedHost(applied, this.#mark));
+      return this.#apply(desired, applied === undefined ? undefined : assumedHost(applied, this.#mark), key);
     });
     this.#pending = { changes, result };
     return result;
@@ -179,9 +180,9 @@ export class Forwarder {
    * One apply. With `assumed` (the host as the last successful apply left it) it plans from that
    * instead of reading the host; when an op then fails, the host was not as assumed (something
    * removed a link, a workload netns went away, wireguard-go died): it reads the host and plans
-   * again from what is really there.
+   * again from what is really there. `key`: targetKey(desired), when the caller has it already.
    */
-  async #apply(desired: DesiredState, assumed?: HostState): Promise<ApplyResult> {
+  async #apply(desired: DesiredState, assumed?: HostState, key?: string): Promise<ApplyResult> {
     const started = performance.now();
     checkDesiredState(desired);
     this.#desired = desired;
@@ -219,7 +220,7 @@ export class Forwarder {
               { op: name, err: describe(e) },
               'forwarder step failed on a host not as the last apply left it; reading the host and planning again',
             );
-            const repaired = await this.#apply(desired);
+            const repaired = await this.#apply(desired, undefined, key);
             // As drift repair (the daemon's periodic reapply) would have logged it, only sooner.
             this.#log.warn(
               { ops: repaired.ops.length, ms: Math.round(repaired.ms) },
@@ -245,7 +246,7 @@ export class Forwarder {
     if (!sameRecord(after, intent)) await writeRecord(this.#o.stateDir, after);
     this.#record = after;
     await this.#step(step, 'record-final');
-    this.#appliedKey = targetKey(desired, this.#mark);
+    this.#appliedKey = key ?? targetKey(desired, this.#mark);
     this.#applied = desired;
     const ms = performance.now() - started;
     if (ops.length > 0)

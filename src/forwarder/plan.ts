@@ -49,7 +49,7 @@ export function plan(input: PlanInput): ForwarderOp[] {
     if (
       curDev === undefined ||
       link === undefined ||
-      curDev.publicKey !== publicKeyOf(dev.privateKey) ||
+      curDev.publicKey !== devicePublicKey(dev.privateKey) ||
       curDev.listenPort !== dev.listenPort
     ) {
       ops.push({ op: 'device-ensure', device: dev });
@@ -343,7 +343,7 @@ export function assumedHost(desired: DesiredState, mark: OwnerMark): HostState {
     for (const a of t.deviceAddresses) hostAddresses.push(address(dev.name, a));
     devices[dev.name] = {
       name: dev.name,
-      publicKey: publicKeyOf(dev.privateKey),
+      publicKey: devicePublicKey(dev.privateKey),
       listenPort: dev.listenPort,
       peers: [...t.peers.values()].map((p): PeerState => ({
         publicKey: p.publicKey,
@@ -458,6 +458,15 @@ function target(desired: DesiredState, mark: OwnerMark): Target {
 }
 
 // ---- helpers
+
+/** The device's key, derived once (every plan looks at it; a derivation is two key imports). */
+let lastDeviceKey: { readonly privateKey: string; readonly publicKey: string } | undefined;
+
+function devicePublicKey(privateKey: string): string {
+  if (lastDeviceKey?.privateKey !== privateKey)
+    lastDeviceKey = { privateKey, publicKey: publicKeyOf(privateKey) };
+  return lastDeviceKey.publicKey;
+}
 
 function withoutEndpoint(p: PeerConfig): PeerConfig {
   return {
