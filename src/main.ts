@@ -2,7 +2,7 @@
 // before any of its decorators are evaluated.
 import 'reflect-metadata';
 import type { SecureVersion } from 'node:tls';
-import { runCli } from './cli/index.js';
+import { daemonProcessHooks, runCli } from './cli/index.js';
 import { describe } from './errors/index.js';
 
 /**
@@ -30,6 +30,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Loaded on first use: --version and --help never load gRPC, the CA or the store.
       handlers: async () => (await import('./daemon/handlers.js')).handlers,
       stopSignal: stopOnSignals,
+      daemon: daemonProcessHooks,
     });
   } catch (e: unknown) {
     // runCli reports every error itself; getting here means reporting failed too.

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { defaultConfigPath } from '../config/index.js';
 import type { ConfigLogLevel } from '../config/index.js';
 import type { Handlers } from '../localapi/index.js';
+import type { DaemonProcessHooks } from './daemon-memory.js';
 
 /** Anything text can be written to: process.stdout in the binary, a buffer in tests. */
 export interface TextWriter {
@@ -20,6 +21,8 @@ export interface CliIo {
   readonly handlers?: () => Promise<Handlers>;
   /** Aborted when the process is asked to stop (SIGINT, SIGTERM); for long-running commands. */
   readonly stopSignal?: () => AbortSignal;
+  /** What `run` does to its own process for memory (the binary: daemonProcessHooks); tests: nothing. */
+  readonly daemon?: DaemonProcessHooks;
 }
 
 export interface GlobalOptions {

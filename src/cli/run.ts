@@ -52,6 +52,7 @@ export function runCommand(io: CliIo): Command {
         ...(global.logLevel === undefined ? {} : { logLevel: global.logLevel }),
       };
       const signal = io.stopSignal?.() ?? new AbortController().signal;
+      io.daemon?.starting();
       await (
         await handlersOf(io)
       ).agent.run(options, signal, (info) => {
@@ -59,6 +60,7 @@ export function runCommand(io: CliIo): Command {
           io.stderr,
           `nsm-agent ready as ${info.spiffeId}: remote agents dial ${info.publicUrl}; local API ${info.api}; NSM API ${info.nsm}; metrics ${info.metrics}`,
         );
+        io.daemon?.ready();
       });
     });
 }

@@ -1,0 +1,116 @@
+// `nsm-agent run` tunes its own process for memory (src/cli/daemon-memory.ts): the hooks run around
+// the daemon, and the real ones turn off V8's optimising compilers and give start-up garbage back.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { runCli } from '../../../src/cli/index.js';
+import type { CliIo, DaemonProcessHooks } from '../../../src/cli/index.js';
+import type { Handlers } from '../../../src/localapi/index.js';
+
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+test('run: daemon.starting before the agent loads, daemon.ready right after the ready line', async (t) => {
+  const events: string[] = [];
+  let stderr = '';
+  const stop = new AbortController();
+  const handlers: Partial<Handlers> = {
+    agent: {
+      enroll: () => Promise.reject(new Error('not used')),
+      run: (_options, signal, ready) => {
+        events.push('agent.run');
+        ready({
+          spiffeId: 'spiffe://m/agent/h',
+          publicUrl: 'tcp://10.0.0.1:5001',
+          api: 'a',
+          nsm: 'n',
+          metrics: 'm',
+        });
+        events.push('ready returned');
+        return new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
+      },
+    },
+  };
+  const daemon: DaemonProcessHooks = {
+    starting: () => events.push('starting'),
+    ready: () => events.push(`ready (ready line printed: ${String(stderr.includes('nsm-agent ready as'))})`),
+  };
+  const io: CliIo = {
+    stdout: { write: () => true },
+    stderr: { write: (s: string) => (stderr += s) },
+    env: {},
+    handlers: () => {
+      events.push('handlers loaded');
+      return Promise.resolve(handlers as Handlers);
+    },
+    stopSignal: () => stop.signal,
+    daemon,
+  };
+  const running = runCli(['run'], io);
+  while (!events.includes('ready returned')) await new Promise((r) => setTimeout(r, 5));
+  stop.abort();
+  t.is(await running, 0);
+  t.deepEqual(events, [
+    'starting',
+    'handlers loaded',
+    'agent.run',
+    'ready (ready line printed: true)',
+    'ready returned',
+  ]);
+});
+
+test('other commands never touch the process: no daemon hook runs for status', async (t) => {
+  const events: string[] = [];
+  const io: CliIo = {
+    stdout: { write: () => true },
+    stderr: { write: () => true },
+    env: {},
+    daemon: { starting: () => events.push('starting'), ready: () => events.push('ready') },
+  };
+  await runCli(['status', '--api', 'unix:///nonexistent/api.sock'], io);
+  t.deepEqual(events, []);
+});
+
+/** Runs a snippet under tsx in a child process (V8 flags are per process: not in the test worker). */
+function child(code: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', code],
+      { cwd: repoRoot, timeout: 60_000 },
+      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+    );
+  });
+}
+
+test('the real hooks: no TurboFan or Maglev after starting(); collectGarbage() frees what is unreachable', async (t) => {
+  const out = await child(`
+    import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+    import { collectGarbage, daemonProcessHooks } from './src/cli/index.ts';
+    daemonProcessHooks.starting();
+    setFlagsFromString('--allow-natives-syntax');
+    const status = new Function('f', 'return %GetOptimizationStatus(f)');
+    // A hot function: with the optimising tiers on, TurboFan compiles it long before 2e7 calls.
+    function hot(x) { return (x * 31 + 7) % 1013; }
+    let s = 0;
+    for (let i = 0; i < 2e7; i++) s += hot(i);
+    // V8's OptimizationStatus bits: 16 optimised, 32 Maglev, 64 TurboFan.
+    const optimised = (status(hot) & (16 | 32 | 64)) !== 0;
+    // Garbage that only a full GC takes back: 20 MB of old-generation arrays, then dropped.
+    let junk = Array.from({ length: 200 }, () => new Array(12_500).fill(1.5));
+    const ref = new WeakRef(junk[0]);
+    await new Promise((r) => setImmediate(r));
+    const before = getHeapStatistics().used_heap_size;
+    junk = undefined;
+    await new Promise((r) => setImmediate(r));
+    collectGarbage();
+    const after = getHeapStatistics().used_heap_size;
+    console.log(JSON.stringify({ s, optimised, freedMb: (before - after) / 1048576, collected: ref.deref() === undefined }));
+  `);
+  const r = JSON.parse(out) as { s: number; optimised: boolean; freedMb: number; collected: boolean };
+  t.true(r.s > 0);
+  t.false(r.optimised, 'a hot function stays in Ignition/Sparkplug');
+  t.true(r.collected, 'the dropped arrays are gone after collectGarbage()');
+  t.true(r.freedMb > 15, `collectGarbage freed ${r.freedMb.toFixed(1)} MB of ~20 MB garbage`);
+});
