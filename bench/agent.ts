@@ -667,7 +667,7 @@ async function main(args: Args, hold: Held): Promise<void> {
       `  ${w.name.padEnd(34)} B: ${perConn(w.b, w.n)}, agent-side connect p50 ${fmt(percentile(w.b.connectedMs, 50), 0)} ms; A: ${perConn(w.a, w.n)}`,
     );
   say(
-    `  one forwarder apply at a time per agent, each re-reading the host (3 ip spawns) before its batch; connects queued before an apply starts share it`,
+    `  one forwarder apply at a time per agent; a connection's entries share one apply, planned from the host as the last apply left it (one ip -batch); connects queued before an apply starts share it; drift repair every 10 s reads the host`,
   );
   say('');
   const pss = (m: MemSample | undefined): string =>

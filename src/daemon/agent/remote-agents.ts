@@ -81,6 +81,7 @@ export class RemoteAgents {
       // within 2 s (the default first reconnect delay is 1 s, ×1.6 after).
       tuning: { initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 1_000 },
     });
+    let peer: { readonly token: TokenPeer; readonly certificate: X509Certificate } | undefined;
     const entry: Entry = {
       conn,
       release: () => credentials.release(),
@@ -89,13 +90,18 @@ export class RemoteAgents {
         url,
         networkService: conn.client(NetworkServiceService),
         monitor: conn.client(MonitorConnectionService),
+        // Every Request and Close asks; the certificate changes only on a new TLS connection, so
+        // its SPIFFE ID (an ASN.1 parse) is worked out once per certificate.
         peer: () => {
           const cert = entry.certificate;
           if (!cert) return undefined;
-          return {
-            token: { spiffeId: spiffeIdFromCertificate(cert.raw), notAfterMs: Date.parse(cert.validTo) },
-            certificate: cert,
-          };
+          if (peer?.certificate !== cert) {
+            peer = {
+              token: { spiffeId: spiffeIdFromCertificate(cert.raw), notAfterMs: Date.parse(cert.validTo) },
+              certificate: cert,
+            };
+          }
+          return peer;
         },
       },
     };
