@@ -24,7 +24,10 @@ export function canonicalAddress(text: string): string {
   if (ip === undefined) throw badPrefix(text);
   const max = familyWidth(ip.family);
   const bits = len === undefined ? max : Number(len);
-  if (!Number.isInteger(bits) || bits < 0 || bits > max) throw badPrefix(text);
+  // Number('') is 0: '10.0.0.1/' must not become a /0.
+  if (!Number.isInteger(bits) || bits < 0 || bits > max || (len !== undefined && !/^\d{1,3}$/.test(len))) {
+    throw badPrefix(text);
+  }
   const a = ip.family === 4 ? addr : formatIp(6, ip.value);
   return `${a}/${bits}`;
 }

@@ -23,9 +23,24 @@ test('prefixes, addresses and host prefixes come out in the kernel’s canonical
 });
 
 test('what is not an address or prefix is refused with how to write one', (t) => {
-  for (const bad of ['1.2.3.4/33', 'x/3', '::1/129', 'web.nsm/32']) {
-    t.throws(() => canonicalPrefix(bad), {
-      message: /is not an IP prefix; write prefixes as address\/length/,
-    });
+  for (const bad of [
+    '1.2.3.4/33',
+    'x/3',
+    '::1/129',
+    'web.nsm/32',
+    '1.2.3.4/',
+    'fd00::1/',
+    '1.2.3.4/ 8',
+    '1.2.3.4/0x8',
+  ]) {
+    for (const parse of [canonicalPrefix, canonicalAddress]) {
+      t.throws(
+        () => parse(bad),
+        {
+          message: /is not an IP prefix; write prefixes as address\/length/,
+        },
+        `${parse.name}(${bad})`,
+      );
+    }
   }
 });
