@@ -40,9 +40,15 @@ export const daemonProcessHooks: DaemonProcessHooks = {
   },
 };
 
-/** A full, synchronous GC (the `gc` V8 exposes to a new context once --expose-gc is set). */
+/**
+ * A full, synchronous, memory-reducing GC (the `gc` V8 exposes to a new context once --expose-gc is
+ * set). 'last-resort' is V8's GC for memory pressure: it also flushes the bytecode of functions that
+ * only ran at start-up (-0.5 MB more than a plain full GC). Node 20's V8 collects nothing when gc()
+ * gets options, so a plain gc() follows (on Node 24 it finds nothing left to do).
+ */
 export function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
+  const gc = runInNewContext('gc') as (options?: Readonly<Record<string, string>>) => void;
+  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
   gc();
 }
