@@ -4,10 +4,15 @@
 // shared libraries), the thread count, and V8's heap spaces from the agent's own /metrics.
 //
 //   node --import tsx bench/lib/rss-probe.ts [--binary dist/nsm-agent] [--idle 15] [--agents 1]
-//        [--prefix nsmrss] [--json] [--wrap "ENV=x"] [--label TEXT]
+//        [--prefix nsmrss] [--json] [--wrap "ENV=x"] [--label TEXT] [--evict]
 //
+// --evict drops the binary's pages from the page cache before the mesh starts (GNU dd iflag=nocache
+// count=0: posix_fadvise DONTNEED on that one file), so RssFile does not depend on how recently the
+// binary was written (a fresh build sits in the cache as large folios and maps ~15 MB more; see
+// bench/results/agent-memory-20261201.txt section 0). Use it for every figure you compare.
 // --wrap runs the binary through `env ENV=x …` (e.g. MALLOC_ARENA_MAX=2), for environment-only knobs.
 // Quick iterations on memory figures; bench:agent stays the benchmark of record.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -167,6 +172,11 @@ export function formatReport(r: RssReport): string {
   return lines.join('\n');
 }
 
+/** Drops `file`'s pages from the page cache (those no running process has mapped). */
+export function evictFromPageCache(file: string): void {
+  execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const opt = (name: string, d: string): string => {
@@ -187,6 +197,7 @@ async function main(): Promise<void> {
     command = join(wrapDir, 'nsm-agent');
     writeFileSync(command, `#!/bin/sh\nexec env ${wrap} ${binary} "$@"\n`, { mode: 0o755 });
   }
+  if (argv.includes('--evict')) evictFromPageCache(binary);
   const mesh = await startLocalMesh({ prefix, agents, trustDomain: 'rss.mesh', binary: command });
   try {
     const a = mesh.agent(1);

@@ -1,5 +1,10 @@
+import * as sea from 'node:sea';
+import { debuglog } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { describe } from '../errors/index.js';
+import { loadProcessMemoryAddon } from '../host/socket-buffers/index.js';
+import type { ProcessMemoryAddon } from '../host/socket-buffers/index.js';
 
 /**
  * What `nsm-agent run` does to its own process for memory (main passes it in as CliIo.daemon; tests
@@ -29,6 +34,8 @@ export const startupGcDelayMs = 5_000;
  * The GC: start-up (config validation, protobuf descriptors, the x509 and gRPC module graphs)
  * leaves garbage, and the heap pages V8 grew for it stay committed (V8's memory reducer does not
  * run on a process that only wakes for timers): one full GC once ready returns ~10 MB to the OS.
+ * Right after it, the native helper trims glibc's heap and drops the single binary's SEA blob pages
+ * (releaseProcessMemory).
  */
 export const daemonProcessHooks: DaemonProcessHooks = {
   starting() {
@@ -36,7 +43,10 @@ export const daemonProcessHooks: DaemonProcessHooks = {
     setFlagsFromString('--no-maglev');
   },
   ready() {
-    setTimeout(collectGarbage, startupGcDelayMs).unref();
+    setTimeout(() => {
+      collectGarbage();
+      void releaseProcessMemory();
+    }, startupGcDelayMs).unref();
   },
 };
 
@@ -51,4 +61,54 @@ export function collectGarbage(): void {
   const gc = runInNewContext('gc') as (options?: Readonly<Record<string, string>>) => void;
   gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
   gc();
+}
+
+/** What releaseProcessMemory did: glibc released memory; bytes of the SEA blob dropped. */
+export interface ReleasedMemory {
+  readonly mallocTrimmed: boolean;
+  readonly seaBlobBytes: number;
+}
+
+export interface ReleaseProcessMemoryOptions {
+  /** The native helper (default: loadProcessMemoryAddon, the binary's embedded one). */
+  readonly addon?: () => Promise<ProcessMemoryAddon>;
+  /** Whether this is the single binary, the only process with a SEA blob (default: node:sea). */
+  readonly inBinary?: boolean;
+  /** Where the outcome goes (default: Node's debuglog, shown with NODE_DEBUG=nsm-agent). */
+  readonly debug?: (message: string) => void;
+}
+
+const nodeDebug = debuglog('nsm-agent');
+
+/**
+ * Gives the idle daemon's unused native memory back (native/process-memory.c): malloc_trim(0) for
+ * the glibc heap (-3.3 MB), and, in the single binary, the SEA blob's pages (-2.6 MB file-backed):
+ * Node read the bundle source, its code cache and the addon asset from it at start-up and never
+ * again (the addon is extracted once per process, before this runs). Never fails: an addon
+ * without these functions (an older build), or one that cannot be loaded, is logged at debug and
+ * the agent goes on; returns undefined then.
+ */
+export async function releaseProcessMemory(
+  o: ReleaseProcessMemoryOptions = {},
+): Promise<ReleasedMemory | undefined> {
+  const debug = o.debug ?? ((m: string) => nodeDebug('%s', m));
+  let addon: ProcessMemoryAddon;
+  try {
+    addon = await (o.addon ?? loadProcessMemoryAddon)();
+  } catch (e: unknown) {
+    debug(`memory not released after start-up: ${describe(e)}`);
+    return undefined;
+  }
+  let mallocTrimmed = false;
+  let seaBlobBytes = 0;
+  try {
+    mallocTrimmed = addon.mallocTrim();
+    if (o.inBinary ?? sea.isSea()) seaBlobBytes = addon.releaseSeaBlob();
+  } catch (e: unknown) {
+    debug(`memory not released after start-up: ${describe(e)}`);
+  }
+  debug(
+    `after start-up: malloc_trim ${mallocTrimmed ? 'released memory' : 'released nothing'}, SEA blob pages dropped: ${seaBlobBytes} bytes`,
+  );
+  return { mallocTrimmed, seaBlobBytes };
 }

@@ -1,9 +1,16 @@
-export { addonAssetName, loadIcmpAddon, loadNativeHelper, loadUdpBuffersAddon } from './native-addon.js';
+export {
+  addonAssetName,
+  loadIcmpAddon,
+  loadNativeHelper,
+  loadProcessMemoryAddon,
+  loadUdpBuffersAddon,
+} from './native-addon.js';
 export type {
   IcmpAddon,
   IcmpReply,
   NativeAddonOptions,
   NativeHelper,
+  ProcessMemoryAddon,
   UdpBuffersAddon,
 } from './native-addon.js';
 export { NativeUdpSocketBuffers } from './native-udp-socket-buffers.js';

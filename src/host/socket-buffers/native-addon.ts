@@ -47,6 +47,21 @@ export interface IcmpAddon {
   icmpClose(fd: number): void;
 }
 
+/**
+ * The process-memory half of the addon (native/process-memory.c), for the idle agent daemon
+ * (src/cli/daemon-memory.ts).
+ */
+export interface ProcessMemoryAddon {
+  /** glibc malloc_trim(0): free heap memory back to the OS; true when some was released. */
+  mallocTrim(): boolean;
+  /**
+   * Drops this process's pages of the single binary's SEA blob (read once at start-up; a later
+   * read faults them back in from the file); returns the bytes advised, 0 outside the binary.
+   * Throws errors with `code` (errno name) and `syscall`.
+   */
+  releaseSeaBlob(): number;
+}
+
 export interface NativeAddonOptions {
   /** A built addon to load (tests); default: the SEA asset inside the binary, else dist/native. */
   readonly path?: string;
@@ -92,11 +107,21 @@ export async function loadUdpBuffersAddon(o: NativeAddonOptions = {}): Promise<U
   return { udpBuffers };
 }
 
-async function load(
-  o: NativeAddonOptions,
-): Promise<{ exports: Partial<NativeHelper & IcmpAddon>; file: string }> {
-  const file = o.path ?? (sea.isSea() ? await extractAsset(o.extractDir) : builtAddonPath());
-  const m: { exports: Partial<NativeHelper & IcmpAddon> } = { exports: {} };
+/** Loads the addon for mallocTrim and releaseSeaBlob; throws when it is an older build without them. */
+export async function loadProcessMemoryAddon(o: NativeAddonOptions = {}): Promise<ProcessMemoryAddon> {
+  const { exports, file } = await load(o);
+  const { mallocTrim, releaseSeaBlob } = exports;
+  if (typeof mallocTrim !== 'function' || typeof releaseSeaBlob !== 'function') {
+    throw notTheHelper(file);
+  }
+  return { mallocTrim, releaseSeaBlob };
+}
+
+type AddonExports = Partial<NativeHelper & IcmpAddon & ProcessMemoryAddon>;
+
+async function load(o: NativeAddonOptions): Promise<{ exports: AddonExports; file: string }> {
+  const file = o.path ?? (sea.isSea() ? await extracted(o.extractDir) : builtAddonPath());
+  const m: { exports: AddonExports } = { exports: {} };
   try {
     process.dlopen(m, file);
   } catch (e: unknown) {
@@ -136,7 +161,23 @@ function defaultExtractDir(): string {
   return uid === 0 ? '/run/nsm-agent/native' : join(tmpdir(), `nsm-agent-${uid}`, 'native');
 }
 
-async function extractAsset(dir = defaultExtractDir()): Promise<string> {
+/**
+ * The embedded addon is written out once per directory and process: each later load reuses the
+ * file, so the SEA blob is read only at start-up (the daemon drops its pages once ready).
+ */
+const extractions = new Map<string, Promise<string>>();
+
+function extracted(dir = defaultExtractDir()): Promise<string> {
+  let file = extractions.get(dir);
+  if (file === undefined) {
+    file = extractAsset(dir);
+    extractions.set(dir, file);
+    file.catch(() => extractions.delete(dir));
+  }
+  return file;
+}
+
+async function extractAsset(dir: string): Promise<string> {
   const bytes = Buffer.from(sea.getAsset(addonAssetName));
   const hash = sha256(bytes);
   await privateDir(dir);

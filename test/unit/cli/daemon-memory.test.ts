@@ -1,9 +1,11 @@
 // `nsm-agent run` tunes its own process for memory (src/cli/daemon-memory.ts): the hooks run around
 // the daemon, and the real ones turn off V8's optimising compilers and give start-up garbage back.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { releaseProcessMemory } from '../../../src/cli/daemon-memory.js';
 import { runCli } from '../../../src/cli/index.js';
+import { loadProcessMemoryAddon } from '../../../src/host/socket-buffers/index.js';
 import type { CliIo, DaemonProcessHooks } from '../../../src/cli/index.js';
 import type { Handlers } from '../../../src/localapi/index.js';
 
@@ -113,4 +115,45 @@ test('the real hooks: no TurboFan or Maglev after starting(); collectGarbage() f
   t.false(r.optimised, 'a hot function stays in Ignition/Sparkplug');
   t.true(r.collected, 'the dropped arrays are gone after collectGarbage()');
   t.true(r.freedMb > 15, `collectGarbage freed ${r.freedMb.toFixed(1)} MB of ~20 MB garbage`);
+});
+
+test('releaseProcessMemory with the real addon: glibc trimmed, and no SEA blob outside the binary', async (t) => {
+  // The same addon the single binary embeds (compiled when missing or out of date).
+  execFileSync(process.execPath, ['packaging/build-native.mjs'], { cwd: repoRoot });
+  const messages: string[] = [];
+  const r = await releaseProcessMemory({ debug: (m) => messages.push(m) });
+  t.truthy(r, messages.join('; '));
+  t.is(typeof r?.mallocTrimmed, 'boolean');
+  t.is(r?.seaBlobBytes, 0, 'tests do not run in the single binary: nothing to drop');
+  // Asked directly, the addon finds no NODE_SEA_BLOB note in this node and drops nothing.
+  t.is((await loadProcessMemoryAddon()).releaseSeaBlob(), 0);
+  t.regex(messages.join('\n'), /malloc_trim .*SEA blob pages dropped: 0 bytes/);
+});
+
+test('releaseProcessMemory never breaks run: a helper that cannot be loaded is logged at debug', async (t) => {
+  const messages: string[] = [];
+  const r = await releaseProcessMemory({
+    addon: () => loadProcessMemoryAddon({ path: '/nonexistent/udp-socket-buffers.node' }),
+    debug: (m) => messages.push(m),
+  });
+  t.is(r, undefined);
+  t.regex(messages.join('\n'), /memory not released after start-up: .*cannot load the native helper/);
+});
+
+test('releaseProcessMemory: a failing madvise is logged, the trim still counts', async (t) => {
+  const messages: string[] = [];
+  const failure = Object.assign(new Error('madvise failed: EINVAL'), { code: 'EINVAL', syscall: 'madvise' });
+  const r = await releaseProcessMemory({
+    addon: () =>
+      Promise.resolve({
+        mallocTrim: () => true,
+        releaseSeaBlob: () => {
+          throw failure;
+        },
+      }),
+    inBinary: true,
+    debug: (m) => messages.push(m),
+  });
+  t.deepEqual(r, { mallocTrimmed: true, seaBlobBytes: 0 });
+  t.regex(messages.join('\n'), /madvise failed/);
 });

@@ -13,9 +13,10 @@
  *   `bytes` gives (the kernel doubles the value set), so calling it again changes nothing.
  *   Errors are thrown with `code` set to the errno name (EPERM, ENOSYS, ESRCH …) and `syscall`.
  *
- * It also carries the agent's one other need for a system call Node does not offer: sending a
+ * It also carries the agent's other needs for system calls Node does not offer: sending a
  * datagram on an AF_UNIX socket, which is how a service tells systemd it is ready (sd_notify(3)),
- * and, in icmp-liveness.c, the raw ICMP sockets of the data-plane liveness pings. All live in one
+ * in icmp-liveness.c, the raw ICMP sockets of the data-plane liveness pings, and in process-memory.c,
+ * malloc_trim and dropping the single binary's SEA blob pages. All live in one
  * addon so the single binary embeds one asset (addon.h lists the files).
  *
  * JS: notify(path: string, message: string) -> number of bytes sent
@@ -264,5 +265,6 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "notify", NAPI_AUTO_LENGTH, notify, NULL, &fn);
   napi_set_named_property(env, exports, "notify", fn);
   nsm_register_icmp(env, exports);
+  nsm_register_memory(env, exports);
   return exports;
 }
