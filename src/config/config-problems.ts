@@ -1,5 +1,6 @@
 import { closestMatch } from './closest-match.js';
 import type { JsonSchema } from './config-schema.js';
+import type { SchemaViolation } from './validate.js';
 
 /** One thing wrong with a config file, phrased for the person who has to fix it. */
 export interface ConfigProblem {
@@ -35,19 +36,17 @@ export function formatProblem(p: ConfigProblem): string {
 }
 
 /**
- * conf validates with Ajv but only hands back its message text:
- * "Config schema violation: `wireguard/port` must be <= 65535; `` must NOT have additional properties".
- * This turns that text plus the parsed file and the schema into problems a person can act on:
- * it names the unknown key and its likely intended spelling, lists allowed values, and shows the
- * schema's description of a good value instead of a regex. Unrecognised text is passed through.
+ * Turns the checks the file failed (validate.ts; Ajv's wording, e.g. `must be <= 65535` at
+ * `wireguard/port`, or `must NOT have additional properties` at the top level) plus the parsed file
+ * and the schema into problems a person can act on: it names the unknown key and its likely intended
+ * spelling, lists allowed values, and shows the schema's description of a good value instead of a
+ * regex. Wording it does not recognise is passed through with the value found.
  */
-export function problemsFromSchemaViolation(
-  message: string,
+export function problemsFromViolations(
+  violations: readonly SchemaViolation[],
   data: unknown,
   schema: JsonSchema,
 ): ConfigProblem[] {
-  const body = message.replace(/^Config schema violation:\s*/, '');
-  const items = body.split(/; (?=`)/);
   const problems: ConfigProblem[] = [];
   const seen = new Set<string>();
   const add = (p: ConfigProblem): void => {
@@ -56,14 +55,8 @@ export function problemsFromSchemaViolation(
     seen.add(key);
     problems.push(p);
   };
-  for (const item of items) {
-    const m = /^`([^`]*)` (.*)$/s.exec(item);
-    if (!m) {
-      add({ path: '', problem: item });
-      continue;
-    }
-    const segments = parsePointer(m[1] ?? '', data);
-    for (const p of translate(m[2] ?? '', segments, data, schema)) add(p);
+  for (const v of violations) {
+    for (const p of translate(v.message, v.path, data, schema)) add(p);
   }
   return problems;
 }
@@ -185,24 +178,6 @@ function findElsewhere(key: string, schema: JsonSchema, exclude: readonly PathSe
   walk(schema, []);
   const first = found[0];
   return first === undefined ? undefined : first.replace(/\[0\]/g, '[]');
-}
-
-/** JSON pointer (without the leading slash) → segments; array indexes become numbers. */
-function parsePointer(pointer: string, data: unknown): PathSegment[] {
-  if (pointer === '') return [];
-  const out: PathSegment[] = [];
-  let cursor: unknown = data;
-  for (const raw of pointer.split('/')) {
-    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (Array.isArray(cursor) && /^[0-9]+$/.test(seg)) {
-      out.push(Number(seg));
-      cursor = cursor[Number(seg)];
-    } else {
-      out.push(seg);
-      cursor = isRecord(cursor) ? cursor[seg] : undefined;
-    }
-  }
-  return out;
 }
 
 function schemaAt(schema: JsonSchema, segments: readonly PathSegment[]): JsonSchema | undefined {

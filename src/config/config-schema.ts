@@ -2,9 +2,10 @@ import { configLogLevels, updateChannels, wireguardBackends } from './agent-conf
 import { configDefaults, defaultSocketUrl } from './defaults.js';
 
 /**
- * The JSON schema of the config file. conf validates with Ajv's draft 2020-12 dialect (not
- * draft-07), so the schema declares 2020-12; it uses only keywords that mean the same in draft-07,
- * so older editors read it too. Every object is closed (`additionalProperties: false`) so that a
+ * The JSON schema of the config file. validate.ts checks it with the semantics (and messages) of
+ * Ajv's draft 2020-12 dialect, so the schema declares 2020-12; it uses only keywords that mean the
+ * same in draft-07, so older editors read it too, and only the keywords validate.ts knows (a unit
+ * test fails on any other). Every object is closed (`additionalProperties: false`) so that a
  * typo is an error rather than a silently ignored setting; label maps are the only open objects.
  * `description` is the "expected" text shown in validation errors, so it says what a good value is.
  */

@@ -35,7 +35,7 @@ export interface DefaultsContext {
 
 /**
  * The effective config for a validated file. Pure: the file object is not changed and nothing
- * is written; conf's own `defaults` option is not used because conf writes them back to the file.
+ * is written: defaults are never filled into the file itself.
  */
 export function applyDefaults(file: AgentConfigFile, context: DefaultsContext): AgentConfig {
   const agent = file.agent ?? {};

@@ -1,4 +1,4 @@
-// Light to import: conf and Ajv load only when loadConfig runs.
+// Light to import: no dependencies outside src (config validation is validate.ts, not conf + Ajv).
 export { configLogLevels, updateChannels, wireguardBackends } from './agent-config.js';
 export type {
   AgentConfig,
@@ -19,7 +19,7 @@ export type {
 export { checkConsistency } from './check-consistency.js';
 export { closestMatch, editDistance } from './closest-match.js';
 export { ConfigInvalidError } from './config-invalid-error.js';
-export { formatPath, formatProblem, problemsFromSchemaViolation } from './config-problems.js';
+export { formatPath, formatProblem, problemsFromViolations } from './config-problems.js';
 export type { ConfigProblem, PathSegment } from './config-problems.js';
 export { configSchema } from './config-schema.js';
 export type { JsonSchema, JsonValue } from './config-schema.js';
@@ -28,3 +28,5 @@ export type { DefaultsContext } from './defaults.js';
 export { parseConfigJson, JsonSyntaxError } from './json-syntax.js';
 export { loadConfig } from './load-config.js';
 export type { LoadConfigOptions, LoadedConfig } from './load-config.js';
+export { schemaProblems, schemaViolations, supportedSchemaKeywords } from './validate.js';
+export type { SchemaViolation } from './validate.js';

@@ -1,15 +1,15 @@
-import { statSync } from 'node:fs';
-import { constants, hostname as osHostname } from 'node:os';
-import { basename, dirname, resolve } from 'node:path';
-import type Conf from 'conf';
+import { readFileSync, statSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { resolve } from 'node:path';
 import { AgentError, describe } from '../errors/index.js';
 import type { AgentConfig, AgentConfigFile } from './agent-config.js';
 import { checkConsistency } from './check-consistency.js';
 import { ConfigInvalidError } from './config-invalid-error.js';
-import { problemsFromSchemaViolation } from './config-problems.js';
+import { problemsFromViolations } from './config-problems.js';
 import { configSchema } from './config-schema.js';
 import { applyDefaults } from './defaults.js';
 import { JsonSyntaxError, parseConfigJson } from './json-syntax.js';
+import { schemaViolations } from './validate.js';
 
 export interface LoadedConfig {
   /** Absolute path of the file. */
@@ -30,15 +30,21 @@ export interface LoadConfigOptions {
 /**
  * Reads and validates the config file, read-only: a missing file means defaults (no directory or
  * file is created), and an invalid file is reported with every problem and left exactly as it was.
- * conf (and its Ajv) is imported here, on first use, so commands that never read config start fast.
+ * The work is synchronous (one small file); any error is a rejection of the returned promise.
  */
-export async function loadConfig(path: string, options: LoadConfigOptions = {}): Promise<LoadedConfig> {
+export function loadConfig(path: string, options: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  return new Promise((done) => {
+    done(load(path, options));
+  });
+}
+
+function load(path: string, options: LoadConfigOptions): LoadedConfig {
   const absolute = resolve(path);
   const context = { hostname: (options.hostname ?? osHostname)() };
   if (!isFile(absolute)) {
     return { path: absolute, exists: false, file: {}, config: applyDefaults({}, context) };
   }
-  const file = await readValidated(absolute);
+  const file = readValidated(absolute);
   const inconsistent = checkConsistency(file);
   if (inconsistent.length > 0) throw new ConfigInvalidError(absolute, inconsistent);
   return { path: absolute, exists: true, file, config: applyDefaults(file, context) };
@@ -63,59 +69,25 @@ function isFile(absolute: string): boolean {
   }
 }
 
-async function readValidated(absolute: string): Promise<AgentConfigFile> {
-  const ConfClass = await importConf();
-  const { properties, ...rootSchema } = configSchema;
-  const name = basename(absolute);
-  const isJson = name.endsWith('.json');
-  // conf validates what it parses; keeping our own reference means errors can be explained from
-  // the very data that failed, without reading the file a second time.
-  let parsed: unknown;
+function readValidated(absolute: string): AgentConfigFile {
+  let text: string;
   try {
-    const conf = new ConfClass<Record<string, unknown>>({
-      cwd: dirname(absolute),
-      configName: isJson ? name.slice(0, -'.json'.length) : name,
-      fileExtension: isJson ? 'json' : '',
-      schema: properties ?? {},
-      rootSchema,
-      // Never let conf "repair" a file by emptying it, fill defaults into it, or watch it.
-      clearInvalidConfig: false,
-      watch: false,
-      ajvOptions: { useDefaults: false, strict: true },
-      deserialize: (text: string): Record<string, unknown> => {
-        parsed = parseConfigJson(text);
-        return parsed as Record<string, unknown>;
-      },
-    });
-    if (conf.path !== absolute) {
-      throw new AgentError('INTERNAL', `conf resolved ${absolute} to ${conf.path}`);
-    }
+    text = readFileSync(absolute, 'utf8');
   } catch (e: unknown) {
-    if (e instanceof JsonSyntaxError) throw new ConfigInvalidError(absolute, [e.problem], e);
-    if (e instanceof Error && e.message.startsWith('Config schema violation:')) {
-      throw new ConfigInvalidError(absolute, problemsFromSchemaViolation(e.message, parsed, configSchema), e);
-    }
     throw readError(absolute, e);
   }
-  return parsed as AgentConfigFile;
-}
-
-/**
- * conf → atomically → when-exit hooks SIGTERM, SIGINT, SIGHUP and a dozen other signals the moment
- * it is first evaluated, and re-raises the signal after running its cleanups (temp files of atomic
- * writes). We never write through conf, so there is nothing to clean up, while the daemon must own
- * its signals (graceful shutdown, reload): take back exactly the listeners that import added.
- */
-async function importConf(): Promise<typeof Conf> {
-  const signals = Object.keys(constants.signals) as NodeJS.Signals[];
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
-  const { default: conf } = await import('conf');
-  for (const s of signals) {
-    for (const listener of process.listeners(s)) {
-      if (!before.get(s)?.has(listener)) process.removeListener(s, listener);
-    }
+  let parsed: unknown;
+  try {
+    parsed = parseConfigJson(text);
+  } catch (e: unknown) {
+    if (e instanceof JsonSyntaxError) throw new ConfigInvalidError(absolute, [e.problem], e);
+    throw readError(absolute, e);
   }
-  return conf;
+  const violations = schemaViolations(configSchema, parsed);
+  if (violations.length > 0) {
+    throw new ConfigInvalidError(absolute, problemsFromViolations(violations, parsed, configSchema));
+  }
+  return parsed as AgentConfigFile;
 }
 
 function readError(absolute: string, e: unknown): AgentError {
