@@ -22,7 +22,7 @@ import { versionCommand } from './version.js';
 /**
  * The whole command tree, in the order `--help` shows it, grouped as the product is: the agent on
  * this host, the workloads it connects and exposes, the control server, and upkeep. Building it
- * has no side effects; subcommands load heavy modules (conf, grpc, pino) only when they run.
+ * has no side effects; subcommands load heavy modules (gRPC, pino, x509) only when they run.
  */
 export function buildProgram(io: CliIo): Command {
   const program = new Command('nsm-agent')

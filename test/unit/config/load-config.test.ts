@@ -324,7 +324,7 @@ test('an unreadable file is PERMISSION_DENIED, not CONFIG_INVALID', async (t) =>
 });
 
 // Serial tests run first, so this one is the first to load conf in this worker process.
-test.serial('loading config leaves process signal handling alone (conf pulls in when-exit)', async (t) => {
+test.serial('loading config leaves process signal handling alone (no listener is added)', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'config.json');
   writeFileSync(file, '{}');

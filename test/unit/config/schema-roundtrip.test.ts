@@ -5,7 +5,7 @@ import test from 'ava';
 import type { AgentConfigFile } from '../../../src/config/index.js';
 import { applyDefaults, loadConfig } from '../../../src/config/index.js';
 
-// Validation goes through conf/Ajv, so these load real files.
+// Validation goes through loadConfig (src/config/validate.ts), so these load real files.
 async function load(t: { teardown: (f: () => void) => void }, content: unknown): Promise<AgentConfigFile> {
   const dir = mkdtempSync(join(tmpdir(), 'nsm-agent-schema-'));
   t.teardown(() => {
