@@ -12,6 +12,8 @@
 //   npm run build:binary -- --strip           strip symbols from the runtime copy (~12 MB smaller,
 //                                             native crash backtraces lose function names)
 //   npm run build:binary -- --no-minify       a readable bundle (default: whitespace/syntax-minified)
+//   npm run build:binary -- --names full|off  esbuild keepNames as is, or none (default: trimmed, see
+//                                             trimRedundantNames: the same names, ~0.7 MB less heap)
 //   npm run build:binary -- --out /tmp/x/nsm-agent [--node-flags=--lite-mode] [--no-code-cache]
 //                                             an experimental binary elsewhere (its bundle, map and
 //                                             licences beside it), with other V8 flags than
@@ -42,16 +44,21 @@ function parseCommandLine() {
         out: { type: 'string' },
         'no-minify': { type: 'boolean', default: false },
         'node-flags': { type: 'string' },
+        names: { type: 'string', default: 'trimmed' },
       },
     }).values;
   } catch (e) {
     console.error(
-      `build-binary: ${e.message}; options: --node PATH, --bundle-only, --strip, --no-code-cache, --out PATH, --node-flags "FLAGS", --no-minify`,
+      `build-binary: ${e.message}; options: --node PATH, --bundle-only, --strip, --no-code-cache, --out PATH, --node-flags "FLAGS", --no-minify, --names trimmed|full|off`,
     );
     process.exit(2);
   }
 }
 const args = parseCommandLine();
+if (!['trimmed', 'full', 'off'].includes(args.names)) {
+  console.error(`build-binary: --names takes trimmed, full or off, not '${args.names}'`);
+  process.exit(2);
+}
 // dist/ by default; --out puts an experimental build elsewhere, so benchmarks of dist/nsm-agent
 // are not disturbed.
 const binaryPath = path.resolve(args.out ?? path.join(root, 'dist', 'nsm-agent'));
@@ -155,7 +162,7 @@ async function bundle() {
     // (dist/nsm-agent.cjs.map maps them back). --no-minify for a readable bundle.
     minifyWhitespace: !args['no-minify'],
     minifySyntax: !args['no-minify'],
-    keepNames: true,
+    keepNames: args.names !== 'off',
     sourcemap: 'external',
     legalComments: 'external',
     metafile: true,
@@ -185,7 +192,8 @@ async function bundle() {
   // with µ, §, →) made the 7 MB source cost 3.6 MB more heap in every agent. Those become \u escapes.
   const raw = fs.readFileSync(bundlePath, 'utf8');
   // eslint-disable-next-line no-control-regex
-  const ascii = raw.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+  const escaped = raw.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+  const ascii = args.names === 'trimmed' ? trimRedundantNames(escaped) : escaped;
   if (ascii !== raw) fs.writeFileSync(bundlePath, ascii);
   fs.chmodSync(bundlePath, 0o755);
   const text = ascii;
@@ -193,6 +201,37 @@ async function bundle() {
     console.warn('  warning: the bundle still contains import(); it will fail inside the binary');
   step(`wrote ${shown(bundlePath)} (${mb(text.length)}, ${result.warnings.length} warnings)`);
   writeLicenses(result.metafile);
+}
+
+/**
+ * esbuild's keepNames wraps 4000 functions and classes in __name(fn, "name"), an own 'name'
+ * property each. Most repeat what JavaScript names the function anyway: `function f(){}__name(f,
+ * "f");`, `class C{static{__name(this,"C")}`, `C=class{static{__name(this,"C")}`. Those become
+ * spaces of the same length (the source map's columns still hold), and the __name helper leaves a
+ * function alone when it already has the name it is given. What stays: the names esbuild would lose
+ * where it renamed a binding (`CommanderError2=class{static{__name(this,"CommanderError")}`,
+ * `class _AgentError … __name(this,"AgentError")`), so constructor.name, pino's err.type and stack
+ * traces keep the source's names, and anonymous functions named by their property
+ * (`x.prototype.fork=__name(function(){…},"fork")`). Every function ends up with the name it has
+ * with plain keepNames; -0.7 MB of the agent's heap, -1.5 MB of the control server's (keepNames off
+ * would save 0.9 MB more but changes those names: bench/results/agent-memory-20261201.txt §12).
+ * Only whole statements and whole static blocks are matched; the rest of the code is untouched.
+ */
+function trimRedundantNames(text) {
+  const helper = /var __name=\((\w+),value\)=>__defProp\(\1,"name",\{value,configurable:!0\}\);/;
+  const original = helper.exec(text)?.[0];
+  if (original === undefined)
+    fail('the bundle has no esbuild __name helper of the expected form; build with --names full');
+  const lazy = 'var __name=(t,v)=>t.name===v?t:__defProp(t,"name",{value:v,configurable:!0});';
+  if (lazy.length > original.length) fail('the lazy __name helper is longer than the original');
+  return text
+    .replace(original, lazy.padEnd(original.length, ' '))
+    .replace(/(?<=[;{}])__name\(([A-Za-z_$][\w$]*),"\1"\);/g, (whole) => ' '.repeat(whole.length))
+    .replace(
+      /((?:(?<![\w$.])([A-Za-z_$][\w$]*)=class|\bclass ([A-Za-z_$][\w$]*))(?: extends [^{]*)?\{)static\{__name\(this,"([^"]+)"\)\}/g,
+      (whole, head, assigned, declared, name) =>
+        (assigned ?? declared) === name ? head + ' '.repeat(whole.length - head.length) : whole,
+    );
 }
 
 /**

@@ -4,12 +4,15 @@
 // shared libraries), the thread count, and V8's heap spaces from the agent's own /metrics.
 //
 //   node --import tsx bench/lib/rss-probe.ts [--binary dist/nsm-agent] [--idle 15] [--agents 1]
-//        [--prefix nsmrss] [--json] [--wrap "ENV=x"] [--label TEXT] [--evict]
+//        [--prefix nsmrss] [--json] [--wrap "ENV=x"] [--label TEXT] [--evict] [--at 15,60,300]
 //
 // --evict drops the binary's pages from the page cache before the mesh starts (GNU dd iflag=nocache
 // count=0: posix_fadvise DONTNEED on that one file), so RssFile does not depend on how recently the
 // binary was written (a fresh build sits in the cache as large folios and maps ~15 MB more; see
 // bench/results/agent-memory-20261201.txt section 0). Use it for every figure you compare.
+// --at S1,S2,… also prints agent 1's RSS / RssAnon / RssFile at those seconds after the mesh is
+// up (the full report still comes at --idle, which should be the last of them or later): how
+// memory creeps back while the agent idles.
 // --wrap runs the binary through `env ENV=x …` (e.g. MALLOC_ARENA_MAX=2), for environment-only knobs.
 // Quick iterations on memory figures; bench:agent stays the benchmark of record.
 import { execFileSync } from 'node:child_process';
@@ -203,7 +206,18 @@ async function main(): Promise<void> {
     const a = mesh.agent(1);
     const pid = a.pid;
     if (pid === undefined) throw new Error('agent 1 has no pid');
-    await new Promise((r) => setTimeout(r, idleS * 1000));
+    const started = Date.now();
+    const at = opt('--at', '')
+      .split(',')
+      .filter((x) => x !== '')
+      .map(Number);
+    for (const s of at) {
+      await new Promise((r) => setTimeout(r, Math.max(0, started + s * 1000 - Date.now())));
+      process.stdout.write(
+        `${label} at ${s} s: RSS ${mb(statusField(pid, 'VmRSS'))} MB (anon ${mb(statusField(pid, 'RssAnon'))}, file ${mb(statusField(pid, 'RssFile'))})\n`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, started + idleS * 1000 - Date.now())));
     const heap = await heapFromMetrics(a);
     const report: RssReport = { ...measure(pid, binary, label), heap };
     const server = mesh.server.pid;

@@ -60,6 +60,13 @@ export interface ProcessMemoryAddon {
    * Throws errors with `code` (errno name) and `syscall`.
    */
   releaseSeaBlob(): number;
+  /**
+   * Unmaps this process's pages of the main program's read-only segments (machine code, read-only
+   * data; the single binary's Node/V8): start-up touched them, the idle agent mostly does not.
+   * Clean file pages: what runs again faults back from the page cache. Returns the bytes advised.
+   * Throws errors with `code` (errno name) and `syscall`.
+   */
+  releaseProgramPages(): number;
 }
 
 export interface NativeAddonOptions {
@@ -107,14 +114,18 @@ export async function loadUdpBuffersAddon(o: NativeAddonOptions = {}): Promise<U
   return { udpBuffers };
 }
 
-/** Loads the addon for mallocTrim and releaseSeaBlob; throws when it is an older build without them. */
+/** Loads the addon for its process-memory functions; throws when it is an older build without them. */
 export async function loadProcessMemoryAddon(o: NativeAddonOptions = {}): Promise<ProcessMemoryAddon> {
   const { exports, file } = await load(o);
-  const { mallocTrim, releaseSeaBlob } = exports;
-  if (typeof mallocTrim !== 'function' || typeof releaseSeaBlob !== 'function') {
+  const { mallocTrim, releaseSeaBlob, releaseProgramPages } = exports;
+  if (
+    typeof mallocTrim !== 'function' ||
+    typeof releaseSeaBlob !== 'function' ||
+    typeof releaseProgramPages !== 'function'
+  ) {
     throw notTheHelper(file);
   }
-  return { mallocTrim, releaseSeaBlob };
+  return { mallocTrim, releaseSeaBlob, releaseProgramPages };
 }
 
 type AddonExports = Partial<NativeHelper & IcmpAddon & ProcessMemoryAddon>;

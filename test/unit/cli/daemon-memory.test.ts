@@ -127,7 +127,50 @@ test('releaseProcessMemory with the real addon: glibc trimmed, and no SEA blob o
   t.is(r?.seaBlobBytes, 0, 'tests do not run in the single binary: nothing to drop');
   // Asked directly, the addon finds no NODE_SEA_BLOB note in this node and drops nothing.
   t.is((await loadProcessMemoryAddon()).releaseSeaBlob(), 0);
-  t.regex(messages.join('\n'), /malloc_trim .*SEA blob pages dropped: 0 bytes/);
+  t.regex(
+    messages.join('\n'),
+    /malloc_trim .*SEA blob pages dropped: 0 bytes, program pages unmapped: \d+ bytes/,
+  );
+});
+
+test("releaseProgramPages unmaps the running program's code and read-only data, and it goes on running", async (t) => {
+  execFileSync(process.execPath, ['packaging/build-native.mjs'], { cwd: repoRoot });
+  // A child node, so this test's own process is not the one measured: node's machine code and
+  // read-only data are what the addon finds in the main program's read-only segments.
+  const addonModule = new URL('../../../src/host/socket-buffers/index.ts', import.meta.url).href;
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `
+        import { readFileSync } from 'node:fs';
+        import { createHash, generateKeyPairSync } from 'node:crypto';
+        import { loadProcessMemoryAddon } from ${JSON.stringify(addonModule)};
+        const rssFile = () => Number(/^RssFile:\\s+(\\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+        const addon = await loadProcessMemoryAddon();
+        createHash('sha256').update('warm up').digest('hex');
+        const before = rssFile();
+        const bytes = addon.releaseProgramPages();
+        const after = rssFile();
+        // Code and data that were unmapped run again: they fault back from the file.
+        const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+        const digest = createHash('sha256').update('still running').digest('hex');
+        console.log(JSON.stringify({ bytes, before, after, key: publicKey.asymmetricKeyType, digest }));
+        `,
+      ],
+      { cwd: repoRoot },
+      (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout)),
+    );
+  });
+  const r = JSON.parse(out) as { bytes: number; before: number; after: number; key: string; digest: string };
+  t.true(r.bytes > 10 * 1024 * 1024, `advised ${r.bytes} bytes of node's read-only segments`);
+  t.true(r.after < r.before - 5 * 1024, `RssFile ${r.before} -> ${r.after} kB`);
+  t.is(r.key, 'ec');
+  t.is(r.digest, 'dc7d140be79a1e0f634e4b76f178fbec9ffbd401979477901d7e2790a3839a13');
 });
 
 test('releaseProcessMemory never breaks run: a helper that cannot be loaded is logged at debug', async (t) => {
@@ -150,10 +193,11 @@ test('releaseProcessMemory: a failing madvise is logged, the trim still counts',
         releaseSeaBlob: () => {
           throw failure;
         },
+        releaseProgramPages: () => 0,
       }),
     inBinary: true,
     debug: (m) => messages.push(m),
   });
-  t.deepEqual(r, { mallocTrimmed: true, seaBlobBytes: 0 });
+  t.deepEqual(r, { mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
   t.regex(messages.join('\n'), /madvise failed/);
 });

@@ -3,7 +3,7 @@
  * .c file in this folder (packaging/build-native.mjs), so the single binary embeds one asset.
  *   udp-socket-buffers.c  udpBuffers, notify, the module's entry point and the errno helper
  *   icmp-liveness.c       icmpOpen, icmpSend, icmpReceive, icmpClose (data-plane liveness pings)
- *   process-memory.c      mallocTrim, releaseSeaBlob (the idle daemon's memory back to the OS)
+ *   process-memory.c      mallocTrim, releaseSeaBlob, releaseProgramPages (the idle daemon's memory back to the OS)
  */
 #ifndef NSM_AGENT_NATIVE_ADDON_H
 #define NSM_AGENT_NATIVE_ADDON_H
@@ -17,7 +17,7 @@ napi_value nsm_throw_errno(napi_env env, const char *call, int e);
 /* Adds the ICMP functions to the module's exports. */
 void nsm_register_icmp(napi_env env, napi_value exports);
 
-/* Adds mallocTrim and releaseSeaBlob to the module's exports. */
+/* Adds mallocTrim, releaseSeaBlob and releaseProgramPages to the module's exports. */
 void nsm_register_memory(napi_env env, napi_value exports);
 
 #endif
