@@ -86,11 +86,21 @@ export function decodeToken(token: string): DecodedToken {
 /**
  * True when `token` is an ES256 JWT whose signature verifies with `publicKey` (a KeyObject, an
  * X509Certificate, or a PEM certificate/public key). False for any malformed token or wrong key.
+ *
+ * A token that verified with a key (the same KeyObject; for a certificate, the same X509Certificate
+ * object) is remembered until its exp, so a token seen again — a server's reused per-caller token
+ * on each of many concurrent replies, a path re-sent on refresh — costs no second ECDSA verify. The
+ * answer is the same as verifying again: the signature of fixed bytes under a fixed key does not
+ * change. Expiry is still each policy's check (tokens_expired), not this function's.
  */
 export function verifyTokenSignature(
   token: string,
   publicKey: KeyObject | X509Certificate | string,
 ): boolean {
+  const known = verified.get(token);
+  if (known !== undefined) {
+    if (known.expMs > Date.now() && known.key === cachedKeyOf(publicKey)) return true;
+  }
   let decoded: DecodedToken;
   try {
     decoded = decodeToken(token);
@@ -99,8 +109,9 @@ export function verifyTokenSignature(
   }
   if (decoded.header.alg !== 'ES256' || decoded.signature.length !== ES256_SIGNATURE_BYTES) return false;
   const key = publicKeyOf(publicKey);
+  let ok: boolean;
   try {
-    return verify(
+    ok = verify(
       'sha256',
       Buffer.from(decoded.signingInput),
       { key, dsaEncoding: 'ieee-p1363' },
@@ -109,10 +120,42 @@ export function verifyTokenSignature(
   } catch {
     return false;
   }
+  const exp = decoded.claims.exp;
+  if (ok && exp !== undefined && exp * 1000 > Date.now()) remember(token, key, exp * 1000);
+  return ok;
+}
+
+/** Tokens that verified, with the key they verified with and their exp; bounded, oldest out first. */
+const verified = new Map<string, { readonly key: KeyObject; readonly expMs: number }>();
+/** A few hundred: the repeats are the reused server tokens (one per audience and second) and refreshes. */
+const MAX_VERIFIED_TOKENS = 256;
+
+function remember(token: string, key: KeyObject, expMs: number): void {
+  verified.delete(token);
+  if (verified.size >= MAX_VERIFIED_TOKENS) {
+    const now = Date.now();
+    for (const [t, v] of verified) if (v.expMs <= now) verified.delete(t);
+    if (verified.size >= MAX_VERIFIED_TOKENS) verified.delete(verified.keys().next().value ?? '');
+  }
+  verified.set(token, { key, expMs });
+}
+
+/** The public key of each certificate object, derived once (X509Certificate.publicKey makes a new KeyObject per read). */
+const certificateKeys = new WeakMap<X509Certificate, KeyObject>();
+
+/** The KeyObject a remembered verification must have used: only stable objects can match. */
+function cachedKeyOf(k: KeyObject | X509Certificate | string): KeyObject | undefined {
+  if (typeof k === 'string') return undefined;
+  if (k instanceof X509Certificate) return certificateKeys.get(k);
+  return k.type === 'public' ? k : undefined;
 }
 
 function publicKeyOf(k: KeyObject | X509Certificate | string): KeyObject {
-  if (k instanceof X509Certificate) return k.publicKey;
+  if (k instanceof X509Certificate) {
+    let key = certificateKeys.get(k);
+    if (key === undefined) certificateKeys.set(k, (key = k.publicKey));
+    return key;
+  }
   if (typeof k === 'string') {
     try {
       return k.includes('BEGIN CERTIFICATE') ? new X509Certificate(k).publicKey : createPublicKey(k);
@@ -125,7 +168,11 @@ function publicKeyOf(k: KeyObject | X509Certificate | string): KeyObject {
   return k.type === 'private' ? createPublicKey(k) : k;
 }
 
+/** Signing keys already found to be EC P-256 (the check reads the key's details from OpenSSL each time). */
+const p256Keys = new WeakSet<KeyObject>();
+
 function p256PrivateKey(k: KeyObject | string): KeyObject {
+  if (typeof k !== 'string' && p256Keys.has(k)) return k;
   let key: KeyObject;
   try {
     key = typeof k === 'string' ? createPrivateKey(k) : k;
@@ -148,6 +195,7 @@ function p256PrivateKey(k: KeyObject | string): KeyObject {
       },
     );
   }
+  p256Keys.add(key);
   return key;
 }
 

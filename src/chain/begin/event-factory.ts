@@ -1,6 +1,6 @@
-import { clone } from '@bufbuild/protobuf';
+import { clone, create } from '@bufbuild/protobuf';
 import type { Connection } from '../../api/index.js';
-import { ConnectionSchema, State } from '../../api/index.js';
+import { ConnectionSchema, MechanismSchema, State } from '../../api/index.js';
 import type { NetworkServiceRequest } from '../../api/index.js';
 import { NetworkServiceRequestSchema } from '../../api/index.js';
 import type { ChainContext } from '../core/context.js';
@@ -89,8 +89,11 @@ export class ConnectionEvents implements EventFactory {
     try {
       const conn = await this.#deps.next.request(ctx, request);
       conn.state = State.UP;
-      const stored = clone(NetworkServiceRequestSchema, request);
-      stored.connection = clone(ConnectionSchema, conn);
+      // The request's own connection is replaced by the returned one: copy only what is kept.
+      const stored = create(NetworkServiceRequestSchema, {
+        connection: clone(ConnectionSchema, conn),
+        mechanismPreferences: request.mechanismPreferences.map((m) => clone(MechanismSchema, m)),
+      });
       this.#request = stored;
       this.#state = 'established';
       this.#valueCtx = callerCtx;

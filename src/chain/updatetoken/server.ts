@@ -12,7 +12,8 @@ import type { UpdateTokenServerOptions } from './options.js';
  * updatetoken server (nsm-api.md §4.4): the caller's per-call token (`nsm-client-token` /
  * `nsm-client-token-expires` metadata) becomes the token and expiry of the previous path segment —
  * when the metadata is absent or unusable it only warns and keeps what the caller put in the
- * segment — and this hop's own segment gets a fresh token addressed to the caller. Runs on Close too,
+ * segment — and this hop's own segment gets a token addressed to the caller (fresh claims each call;
+ * the signed token is reused while its claims stay the same, see MintOptions.reuse). Runs on Close too,
  * as upstream. authorize (after it) checks the result; timeout reads the previous segment's expiry.
  */
 export function updateTokenServer(options: UpdateTokenServerOptions): ChainElement {
@@ -52,6 +53,8 @@ function updateTokens(ctx: ChainContext, conn: Connection, signer: TokenSigner):
       );
     }
   }
+  // reuse: the token this server minted for the same caller in the same exp second (identical
+  // claims, only the random signature would differ); concurrent connects from one agent share one.
   const own = path.pathSegments[path.index];
-  if (own) setSegmentToken(own, signer.mint(tokenPeerOf(ctx)));
+  if (own) setSegmentToken(own, signer.mint(tokenPeerOf(ctx), { reuse: true }));
 }

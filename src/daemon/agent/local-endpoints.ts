@@ -204,11 +204,14 @@ function tracked(ids: Set<string>): ChainElement {
   };
 }
 
-/** The endpoint's own path segment gets a token like every hop's (its expiry bounds the client's refresh). */
+/**
+ * The endpoint's own path segment gets a token like every hop's (its expiry bounds the client's
+ * refresh). A server's token: the one minted for the same exp second is reused (same claims).
+ */
 function ownToken(signer: TokenSigner): ChainElement {
   const mint = (conn: Connection): void => {
     const own = conn.path?.pathSegments[conn.path.index];
-    if (own) setSegmentToken(own, signer.mint({ spiffeId: signer.spiffeId }));
+    if (own) setSegmentToken(own, signer.mint({ spiffeId: signer.spiffeId }, { reuse: true }));
   };
   return {
     name: 'endpoint-token',

@@ -49,6 +49,42 @@ test('server: the caller token from metadata goes into its segment, ours is mint
   t.is(own.exp, Math.floor((clock.now() + 10 * 60_000) / 1000));
 });
 
+test('server: concurrent requests from one caller in the same second share our signed token, a later second gets a new one with the later exp', async (t) => {
+  const ids = await identities();
+  // 0.2 s into a second, so 0.5 s later exp is still the same whole second.
+  const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000 + 200);
+  const chain = buildChain('nsmgr', [
+    updatePathServer('nsmgr'),
+    updateTokenServer({ signer: ids.mgr.signer(clock) }),
+    tail,
+  ]);
+  const call = async (id: string): Promise<string> => {
+    const callerToken = ids.nsc.signer(clock).mint({ spiffeId: MGR_ID });
+    const ctx = withIncomingMetadata(
+      testContext({ clock, peer: { spiffeId: NSC_ID, certificate: ids.nsc.cert } }),
+      metadataOf({
+        [CLIENT_TOKEN_KEY]: callerToken.token,
+        [CLIENT_TOKEN_EXPIRES_KEY]: formatRfc3339Nano(callerToken.expiresAtMs),
+      }),
+    );
+    const conn = await chain.request(ctx, requestWith([{ name: 'nsc', id }], 0, id));
+    const own = conn.path!.pathSegments[1]!;
+    t.is(timestampToMs(own.expires!), clock.now() + 10 * 60_000, 'the segment expiry is exact per call');
+    return own.token;
+  };
+  const [a, b] = await Promise.all([call('c1'), call('c2')]);
+  await clock.advance(500);
+  const c = await call('c3');
+  t.is(b, a);
+  t.is(c, a, 'same exp second: same claims, same token');
+  await clock.advance(500);
+  const d = await call('c4');
+  t.not(d, a);
+  t.is(decodeToken(d).claims.exp, (decodeToken(a).claims.exp ?? 0) + 1);
+  t.deepEqual(decodeToken(d).claims.aud, [NSC_ID]);
+  t.true(verifyTokenSignature(d, ids.mgr.cert));
+});
+
 test('server: without token metadata it warns and keeps what the caller put in its segment', async (t) => {
   const ids = await identities();
   const clock = new FakeClock(Date.now());

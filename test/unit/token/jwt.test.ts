@@ -169,3 +169,34 @@ test('the signer refuses a key that does not belong to the certificate', async (
   );
   t.is(e.code, 'CONFIG_INVALID');
 });
+
+test('a remembered verification answers only for the same token and certificate: another key, a tampered copy and an expired token are checked in full', async (t) => {
+  const ca = await createTestCa('mesh.test');
+  const mine = await issueSvid(ca, ME);
+  const theirs = await issueSvid(ca, PEER);
+  const myCert = new X509Certificate(mine.certPem);
+  const theirCert = new X509Certificate(theirs.certPem);
+  const token = mintToken({
+    privateKey: mine.keyPem,
+    subject: ME,
+    audience: PEER,
+    expiresAtMs: Date.now() + 60_000,
+  });
+  t.true(verifyTokenSignature(token, myCert));
+  t.true(verifyTokenSignature(token, myCert), 'again, with the same certificate');
+  t.false(verifyTokenSignature(token, theirCert), 'not with another certificate after it verified with ours');
+  t.false(verifyTokenSignature(token, theirs.certPem));
+  const [h, p, s] = token.split('.') as [string, string, string];
+  const flipped = `${s.slice(0, -2)}${s.endsWith('AA') ? 'BB' : 'AA'}`;
+  t.false(
+    verifyTokenSignature(`${h}.${p}.${flipped}`, myCert),
+    'a changed signature is verified, not remembered',
+  );
+  const forged = `${b64({ alg: 'ES256', typ: 'JWT' })}.${b64({ sub: PEER, aud: [ME], exp: 4_102_444_800 })}.${s}`;
+  t.false(verifyTokenSignature(forged, myCert), 'other claims under the remembered signature');
+  // A token past its exp is not remembered, but verifying the signature alone still says yes:
+  // expiry is the policies' check (tokens_expired), as before.
+  const expired = mintToken({ privateKey: mine.keyPem, subject: ME, expiresAtMs: Date.now() - 1_000 });
+  t.true(verifyTokenSignature(expired, myCert));
+  t.false(verifyTokenSignature(expired, theirCert));
+});
