@@ -49,6 +49,10 @@ export class Journal {
   #requested = 0;
   #written = 0;
   #waiters: { want: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** Writes begun (each numbered; one at a time) / the last that reached the disk. */
+  #started = 0;
+  #okThrough = 0;
+  #sinceWaiters: { mark: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
 
   private constructor(path: string, data: JournalData) {
     this.#path = path;
@@ -117,6 +121,38 @@ export class Journal {
     return done;
   }
 
+  /**
+   * A mark for flushSince(): a change made to `data` before taking it is in every write that starts
+   * after it.
+   */
+  mark(): number {
+    return this.#started;
+  }
+
+  /**
+   * Resolves once the data as it was at `mark` is on disk: at once when a write that began after the
+   * mark has finished, when that write finishes when one is running, else after a flush() of its own.
+   * For a change made before a call that journals anyway (the data plane's entries): the change
+   * rides on that write instead of waiting for one more after it. Rejects when that write fails.
+   */
+  flushSince(mark: number): Promise<void> {
+    if (this.#okThrough > mark) return Promise.resolve();
+    if (this.#started > mark) {
+      return new Promise<void>((resolve, reject) => this.#sinceWaiters.push({ mark, resolve, reject }));
+    }
+    return this.flush();
+  }
+
+  /** Settles the flushSince() callers whose mark write `id` covers. */
+  #settleSince(id: number, error?: unknown): void {
+    const covered = this.#sinceWaiters.filter((w) => w.mark < id);
+    this.#sinceWaiters = this.#sinceWaiters.filter((w) => w.mark >= id);
+    for (const w of covered) {
+      if (error === undefined) w.resolve();
+      else w.reject(error);
+    }
+  }
+
   #kick(): void {
     if (this.#draining) return;
     this.#draining = true;
@@ -130,14 +166,20 @@ export class Journal {
   async #drain(): Promise<void> {
     while (this.#written < this.#requested) {
       const gen = this.#requested;
+      // #write() takes its copy of the data before its first await: this write holds every change
+      // made before this line.
+      const id = ++this.#started;
       try {
         await this.#write();
       } catch (e: unknown) {
         // Everyone waiting now hears the failure; a later flush tries again.
         for (const w of this.#waiters.splice(0)) w.reject(e);
+        this.#settleSince(id, e);
         this.#written = gen;
         continue;
       }
+      this.#okThrough = id;
+      this.#settleSince(id);
       this.#written = gen;
       const ready = this.#waiters.filter((w) => w.want <= gen);
       this.#waiters = this.#waiters.filter((w) => w.want > gen);

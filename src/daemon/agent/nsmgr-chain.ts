@@ -236,20 +236,51 @@ async function forget(journal: Journal, id: string): Promise<void> {
 /**
  * Journals the connections this agent serves for other agents (with the expiry of their caller's
  * token), so a restarted agent keeps their data plane until the caller has had its chance to heal.
+ * The record is made before the rest of the chain runs, so the journal write the data plane makes
+ * for the connection's entries holds it too (one fsync'd write per connect on the critical path,
+ * not two in series); a failed request puts back what was there.
  */
 function servedJournal(journal: Journal, ownSpiffeId: string): ChainElement {
+  const servedUntil = (conn: Connection | undefined): number => {
+    const path = conn?.path;
+    const prev = path?.pathSegments[path.index - 1]?.expires;
+    return prev ? Number(prev.seconds) * 1000 + Math.floor(prev.nanos / 1e6) : Date.now();
+  };
   return {
     name: 'served-journal',
     order: { after: ['timeout'] },
     async request(ctx, request, next) {
-      const conn = await next.request(ctx, request);
-      if (ctx.peer?.spiffeId !== undefined && ctx.peer.spiffeId !== ownSpiffeId) {
-        const path = conn.path;
-        const prev = path?.pathSegments[path.index - 1]?.expires;
-        const expiresAtMs = prev ? Number(prev.seconds) * 1000 + Math.floor(prev.nanos / 1e6) : Date.now();
-        journal.data.served.set(conn.id, { expiresAtMs });
-        await journal.flush();
+      const id = request.connection?.id;
+      if (ctx.peer?.spiffeId === undefined || ctx.peer.spiffeId === ownSpiffeId || id === undefined) {
+        return next.request(ctx, request);
       }
+      const before = journal.data.served.get(id);
+      const expiresAtMs = servedUntil(request.connection);
+      journal.data.served.set(id, { expiresAtMs });
+      const mark = journal.mark();
+      let conn: Connection;
+      try {
+        conn = await next.request(ctx, request);
+      } catch (e: unknown) {
+        if (before === undefined) journal.data.served.delete(id);
+        else journal.data.served.set(id, before);
+        await journal.flush().catch((fe: unknown) => {
+          ctx.log.warn({ connId: id, err: describe(fe) }, 'cannot journal the failed request');
+        });
+        throw e;
+      }
+      const until = servedUntil(conn);
+      if (conn.id === id && until === expiresAtMs) {
+        await journal.flushSince(mark);
+        return conn;
+      }
+      // The chain below changed the id or the caller's expiry: journal what it returned.
+      if (conn.id !== id) {
+        if (before === undefined) journal.data.served.delete(id);
+        else journal.data.served.set(id, before);
+      }
+      journal.data.served.set(conn.id, { expiresAtMs: until });
+      await journal.flush();
       return conn;
     },
     async close(ctx, connection, next) {

@@ -116,3 +116,41 @@ test('a flush does not wait for writes asked after it (no convoy behind a busy j
     others.length,
   );
 });
+
+test('flushSince: a change made before the mark rides on the next write anyone asks for, costs a write of its own only when none started, and hears that write fail', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const j = await Journal.open(dir);
+  const onDisk = async (): Promise<{ served: Record<string, unknown>; remotes: Record<string, unknown> }> =>
+    JSON.parse(await readFile(journalPath(dir), 'utf8')) as {
+      served: Record<string, unknown>;
+      remotes: Record<string, unknown>;
+    };
+  // The served record first, then another part's change and its flush (the data plane's entries).
+  j.data.served.set('s1', { expiresAtMs: 1_800_000_000_000 });
+  const m1 = j.mark();
+  j.data.remotes.set('c1', 'tcp://10.0.0.2:5001');
+  const theirs = j.flush();
+  await j.flushSince(m1);
+  t.deepEqual((await onDisk()).served, { s1: { expiresAtMs: 1_800_000_000_000 } });
+  await theirs;
+  const ino = (await stat(journalPath(dir))).ino;
+  await j.flushSince(m1);
+  t.is((await stat(journalPath(dir))).ino, ino, 'already on disk: no second write');
+
+  // Nothing started since the mark: it writes.
+  j.data.served.set('s2', { expiresAtMs: 1_800_000_000_001 });
+  const m2 = j.mark();
+  await j.flushSince(m2);
+  t.not((await stat(journalPath(dir))).ino, ino);
+  t.deepEqual(Object.keys((await onDisk()).served), ['s1', 's2']);
+
+  // The write it rides on fails (the journal's directory is a file now): it is told.
+  await rm(join(dir, 'agent'), { recursive: true, force: true });
+  await writeFile(join(dir, 'agent'), 'not a directory');
+  j.data.served.set('s3', { expiresAtMs: 1_800_000_000_002 });
+  const m3 = j.mark();
+  const failing = j.flush();
+  await t.throwsAsync(j.flushSince(m3));
+  await t.throwsAsync(failing);
+});
