@@ -54,7 +54,6 @@ export class WorkloadSpecs {
   readonly #configPath: string;
   readonly #config: WorkloadSpecsOptions['config'];
   #cli: WorkloadsFile | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: WorkloadSpecsOptions) {
     this.path = join(options.stateDir, workloadsFileName);
@@ -209,16 +208,61 @@ export class WorkloadSpecs {
     return this.#cli;
   }
 
-  /** Runs one change at a time: compute the new file, write it, then make it visible. */
+  /**
+   * Changes apply in order, each on the file as the ones before it left it; the changes that queued
+   * while a write ran share the next write (one fsync'd write for 20 concurrent connects, not 20 in
+   * series), and each resolves once a write holding it is on disk. A failed write fails the changes
+   * it held and changes nothing.
+   */
   #mutate<T>(change: (file: WorkloadsFile) => { file: WorkloadsFile; result: T }): Promise<T> {
-    const run = this.#queue.then(async () => {
-      const { file, result } = change(this.#loaded());
-      await this.#writeFile(file);
-      this.#cli = file;
-      return result;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ change, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.#writing) void this.#drain();
     });
-    this.#queue = run.catch(() => undefined);
-    return run;
+  }
+
+  #pending: {
+    change: (file: WorkloadsFile) => { file: WorkloadsFile; result: unknown };
+    resolve: (v: unknown) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  #writing = false;
+
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#pending.length > 0) {
+        const batch = this.#pending.splice(0);
+        let file: WorkloadsFile;
+        try {
+          file = this.#loaded();
+        } catch (e: unknown) {
+          for (const m of batch) m.reject(e);
+          continue;
+        }
+        const held: { resolve: (v: unknown) => void; reject: (e: unknown) => void; result: unknown }[] = [];
+        for (const m of batch) {
+          try {
+            const r = m.change(file);
+            file = r.file;
+            held.push({ resolve: m.resolve, reject: m.reject, result: r.result });
+          } catch (e: unknown) {
+            m.reject(e);
+          }
+        }
+        if (held.length === 0) continue;
+        try {
+          await this.#writeFile(file);
+        } catch (e: unknown) {
+          for (const h of held) h.reject(e);
+          continue;
+        }
+        this.#cli = file;
+        for (const h of held) h.resolve(h.result);
+      }
+    } finally {
+      this.#writing = false;
+    }
   }
 
   async #readFile(): Promise<WorkloadsFile> {

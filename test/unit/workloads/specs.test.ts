@@ -328,3 +328,29 @@ test('connection ids are stable per spec and differ per netns; endpoint names ar
   t.not(connectionId({ service: 'web', netns: 'red' }, 'gamma'), red);
   t.is(endpointName('alpha', 'web'), 'alpha-web');
 });
+
+test('concurrent connects share writes: all 20 are kept, a duplicate among them fails alone, each resolves once on disk', async (t) => {
+  const { open, stateDir } = await setup(t, fromConfig);
+  const specs = await open();
+  const services = Array.from({ length: 20 }, (_, i) => `svc${i}`);
+  const results = await Promise.allSettled([
+    ...services.map((service) => specs.addConnect({ service })),
+    specs.addConnect({ service: 'svc3' }),
+  ]);
+  t.deepEqual(
+    results.slice(0, 20).map((r) => r.status),
+    services.map(() => 'fulfilled'),
+  );
+  const dup = results[20];
+  t.is(dup?.status, 'rejected');
+  t.is(((dup as PromiseRejectedResult).reason as AgentError).code, 'ALREADY_EXISTS');
+  const onDisk = JSON.parse(await readFile(join(stateDir, 'workloads.json'), 'utf8')) as {
+    connects: { service: string }[];
+  };
+  t.deepEqual(
+    onDisk.connects.map((c) => c.service),
+    services,
+  );
+  const reopened = await open();
+  t.is(reopened.connects().filter((c) => c.source === 'cli').length, 20);
+});
