@@ -1,5 +1,5 @@
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, isAbsolute } from 'node:path';
+import { dirname } from 'node:path';
 import {
   clone,
   ConnectionSchema,
@@ -22,10 +22,11 @@ import {
 } from '../../chain/index.js';
 import type { Chain, ChainElement, EventFactory, PeerInfo } from '../../chain/index.js';
 import type { TokenSigner } from '../../api/token/index.js';
-import { AgentError, describe } from '../../errors/index.js';
+import { describe } from '../../errors/index.js';
+import { addressOf } from '../../forwarder/index.js';
 import { defaultInterfaceName } from '../../forwarder/mechanisms/index.js';
-import type { Clock, Random } from '../../host/index.js';
-import { HostsFile } from '../../host/index.js';
+import type { Clock, LivenessProber, LivenessTarget, Random } from '../../host/index.js';
+import { HostsFile, netnsPath, parseNetnsRef } from '../../host/index.js';
 import type { Logger } from '../../log/index.js';
 import type { ConnectionRow, ConnectionState } from '../../localapi/index.js';
 import { connectKey, connectionId, serviceDnsName } from '../../workloads/index.js';
@@ -49,24 +50,10 @@ export interface ClientConnection {
   /** The NSC begin's events of the connection (reselect goes through them). */
   events: EventFactory | undefined;
   /** The liveness watch of the current path. */
-  watch: { readonly key: string; readonly stop: () => void } | undefined;
+  watch: { readonly key: string; stop: () => void } | undefined;
   /** Reselects for a dead data path since the last ping reply; a pending one's timer. */
   reselects: number;
   reselectTimer: ReturnType<typeof setTimeout> | undefined;
-}
-
-/** What a liveness check pings for a connection (host/liveness's LivenessTarget). */
-export interface LivenessTarget {
-  /** The netns path of the interface; undefined: the agent's own. */
-  readonly netns: string | undefined;
-  readonly ifName: string;
-  readonly src: string;
-  readonly dst: string;
-}
-
-/** The data-plane liveness check (host/liveness's icmpLivenessProber in the daemon). */
-export interface ConnectionLiveness {
-  watch(target: LivenessTarget, on: { dead(reason: string): void; alive?(): void }): { stop(): void };
 }
 
 export interface ClientConnectionsOptions {
@@ -86,7 +73,7 @@ export interface ClientConnectionsOptions {
    * Pings each connection's service address through its interface; a dead data path is reselected.
    * Undefined: no liveness check (control-plane heal only).
    */
-  readonly liveness?: ConnectionLiveness;
+  readonly liveness?: Pick<LivenessProber, 'watch'>;
   /** The interface host connects go through (the agent's WireGuard device): liveness pings leave by it. */
   readonly hostDevice?: string;
   /** A dead data path was found, or a reselect for it ended, for /metrics. */
@@ -421,7 +408,8 @@ export class ClientConnections {
     const byFile = new Map<string, { address: string; names: string[] }[]>([[this.#hosts.path, []]]);
     for (const f of this.#netnsHosts.keys()) byFile.set(f, []);
     for (const c of this.#byKey.values()) {
-      const address = c.conn?.context?.ipContext?.dstIpAddrs[0]?.replace(/\/\d+$/, '');
+      const first = c.conn?.context?.ipContext?.dstIpAddrs[0];
+      const address = first === undefined ? undefined : addressOf(first);
       if (!address) continue;
       const file = this.#hostsFileFor(c.spec.netns);
       if (file === undefined) continue;
@@ -471,11 +459,11 @@ export class ClientConnections {
     const key = JSON.stringify(target);
     if (c.watch?.key === key) return;
     this.#unwatch(c);
-    const self: { watch?: { stop(): void } } = {};
-    const current = (): boolean => !c.closed && c.watch?.key === key && c.watch.stop === stop;
-    const stop = (): void => self.watch?.stop();
-    c.watch = { key, stop };
-    self.watch = liveness.watch(target, {
+    // The prober never calls a handler inside watch(): the entry is in place before any can run.
+    const entry: NonNullable<ClientConnection['watch']> = { key, stop: () => undefined };
+    c.watch = entry;
+    const current = (): boolean => !c.closed && c.watch === entry;
+    const handle = liveness.watch(target, {
       dead: (reason) => {
         if (current()) this.#onDead(c, reason);
       },
@@ -490,6 +478,7 @@ export class ClientConnections {
         this.#o.log.info({ service: c.spec.service, netns: c.spec.netns }, 'the data path answers again');
       },
     });
+    entry.stop = () => handle.stop();
   }
 
   #unwatch(c: ClientConnection): void {
@@ -501,16 +490,16 @@ export class ClientConnections {
 
   #targetOf(c: ClientConnection): LivenessTarget | undefined {
     const ip = c.conn?.context?.ipContext;
-    const src = ip?.srcIpAddrs[0]?.replace(/\/\d+$/, '');
-    const dst = ip?.dstIpAddrs[0]?.replace(/\/\d+$/, '');
-    if (!src || !dst) return undefined;
+    const [srcPrefix, dstPrefix] = [ip?.srcIpAddrs[0], ip?.dstIpAddrs[0]];
+    if (!srcPrefix || !dstPrefix) return undefined;
+    const [src, dst] = [addressOf(srcPrefix), addressOf(dstPrefix)];
     if (c.spec.netns === undefined) {
       const ifName = this.#o.hostDevice;
       return ifName === undefined ? undefined : { netns: undefined, ifName, src, dst };
     }
     const ifName = c.conn?.mechanism?.parameters[KernelParam.INTERFACE_NAME];
     if (!ifName) return undefined;
-    return { netns: netnsPath(c.spec.netns), ifName, src, dst };
+    return { netns: netnsPath(parseNetnsRef(c.spec.netns)), ifName, src, dst };
   }
 
   /**
@@ -567,8 +556,7 @@ export class ClientConnections {
         },
         'reselected the connection after its data path died',
       );
-      // The observer armed a watch for the new path; the same target gets one here.
-      this.#watch(c);
+      // The observer (inside the chain) armed the watch of the new path.
     } catch (e: unknown) {
       if (isClosed(c)) return;
       this.#o.onDataPlane?.('reselect-failed');
@@ -596,13 +584,7 @@ function isClosed(c: ClientConnection): boolean {
   return c.closed;
 }
 
-/** A named netns (`/run/netns/<name>`) or an absolute path, as the KERNEL mechanism's inodeURL. */
+/** A named netns (`/var/run/netns/<name>`) or an absolute path, as the KERNEL mechanism's inodeURL. */
 function netnsUrl(netns: string): string {
-  return `file://${netnsPath(netns)}`;
-}
-
-function netnsPath(netns: string): string {
-  if (isAbsolute(netns)) return netns;
-  if (/^[A-Za-z0-9_.-]+$/.test(netns)) return `/var/run/netns/${netns}`;
-  throw new AgentError('INVALID_ARGUMENT', `netns ${JSON.stringify(netns)} is neither a name nor a path`);
+  return `file://${netnsPath(parseNetnsRef(netns))}`;
 }

@@ -14,6 +14,9 @@
 /* Throws an Error whose `code` is the errno name (EPERM, ENODEV …) and `syscall` is `call`; returns NULL. */
 napi_value nsm_throw_errno(napi_env env, const char *call, int e);
 
+/* Sets obj[key] = v (a JS number). */
+void nsm_set_number(napi_env env, napi_value obj, const char *key, double v);
+
 /* Adds the ICMP functions to the module's exports. */
 void nsm_register_icmp(napi_env env, napi_value exports);
 

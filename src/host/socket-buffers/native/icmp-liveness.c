@@ -302,12 +302,6 @@ static napi_value icmp_send(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static void set_u16(napi_env env, napi_value obj, const char *key, unsigned v) {
-  napi_value x;
-  napi_create_uint32(env, v, &x);
-  napi_set_named_property(env, obj, key, x);
-}
-
 static napi_value icmp_receive(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -354,8 +348,8 @@ static napi_value icmp_receive(napi_env env, napi_callback_info info) {
     napi_create_object(env, &o);
     napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &s);
     napi_set_named_property(env, o, "from", s);
-    set_u16(env, o, "id", (unsigned)(icmp[4] << 8 | icmp[5]));
-    set_u16(env, o, "seq", (unsigned)(icmp[6] << 8 | icmp[7]));
+    nsm_set_number(env, o, "id", (unsigned)(icmp[4] << 8 | icmp[5]));
+    nsm_set_number(env, o, "seq", (unsigned)(icmp[6] << 8 | icmp[7]));
     napi_set_element(env, list, n++, o);
   }
   return list;

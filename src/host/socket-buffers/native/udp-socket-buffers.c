@@ -174,9 +174,9 @@ static int visit(int pidfd, int pid, int bytes, struct found *out, const char **
   return err != 0 ? err : n;
 }
 
-static void set_int(napi_env env, napi_value obj, const char *key, int v) {
+void nsm_set_number(napi_env env, napi_value obj, const char *key, double v) {
   napi_value x;
-  napi_create_int32(env, v, &x);
+  napi_create_double(env, v, &x);
   napi_set_named_property(env, obj, key, x);
 }
 
@@ -202,10 +202,10 @@ static napi_value udp_buffers(napi_env env, napi_callback_info info) {
   for (int i = 0; i < n; i++) {
     napi_value o;
     napi_create_object(env, &o);
-    set_int(env, o, "fd", found[i].fd);
-    set_int(env, o, "family", found[i].family == AF_INET6 ? 6 : 4);
-    set_int(env, o, "rcvbuf", found[i].rcvbuf);
-    set_int(env, o, "sndbuf", found[i].sndbuf);
+    nsm_set_number(env, o, "fd", found[i].fd);
+    nsm_set_number(env, o, "family", found[i].family == AF_INET6 ? 6 : 4);
+    nsm_set_number(env, o, "rcvbuf", found[i].rcvbuf);
+    nsm_set_number(env, o, "sndbuf", found[i].sndbuf);
     napi_value changed;
     napi_get_boolean(env, found[i].changed != 0, &changed);
     napi_set_named_property(env, o, "changed", changed);
