@@ -6,6 +6,33 @@ import { familyWidth, formatIp, parseIp, prefixMask } from '../util/ip-prefix.js
  * host bits cleared, a bare address becomes a host prefix (/32, /128), IPv6 in its shortest form.
  */
 export function canonicalPrefix(text: string): string {
+  return remembered(prefixes, text, prefixOf);
+}
+
+/** An address with its prefix length (`10.0.0.1/24`), as `ip addr` takes it; a bare address gets /32 or /128. */
+export function canonicalAddress(text: string): string {
+  return remembered(addresses, text, addressOfText);
+}
+
+/**
+ * The canonical form of the texts seen lately: the same few hundred prefixes and addresses come
+ * back from every host read and every plan (parsing one is a few bigint operations, the bulk of a
+ * plan's time before). Bounded: emptied when full, so a long run's churn of connections cannot grow it.
+ */
+const prefixes = new Map<string, string>();
+const addresses = new Map<string, string>();
+const rememberedMax = 8192;
+
+function remembered(cache: Map<string, string>, text: string, derive: (text: string) => string): string {
+  const known = cache.get(text);
+  if (known !== undefined) return known;
+  const value = derive(text);
+  if (cache.size >= rememberedMax) cache.clear();
+  cache.set(text, value);
+  return value;
+}
+
+function prefixOf(text: string): string {
   const [addr = '', len] = text.split('/');
   const ip = parseIp(addr);
   if (ip === undefined) throw badPrefix(text);
@@ -17,8 +44,7 @@ export function canonicalPrefix(text: string): string {
   return `${formatIp(ip.family, ip.value & prefixMask(ip.family, bits))}/${bits}`;
 }
 
-/** An address with its prefix length (`10.0.0.1/24`), as `ip addr` takes it; a bare address gets /32 or /128. */
-export function canonicalAddress(text: string): string {
+function addressOfText(text: string): string {
   const [addr = '', len] = text.split('/');
   const ip = parseIp(addr);
   if (ip === undefined) throw badPrefix(text);

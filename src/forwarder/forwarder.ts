@@ -1,20 +1,20 @@
 import { SerialExecutor } from '../chain/core/index.js';
 import { AgentError, describe } from '../errors/index.js';
 import type { CommandRunner } from '../host/index.js';
-import type { WireGuard } from '../host/wireguard/index.js';
+import type { DeviceState, WireGuard } from '../host/wireguard/index.js';
 import { silentLogger } from '../log/index.js';
 import type { Logger } from '../log/index.js';
 import { checkDesiredState, emptyDesiredState, netnsKey } from './desired-state.js';
 import type { DesiredEntry, DesiredState, DeviceSpec } from './desired-state.js';
-import { readDevices, readNetnsView } from './host-state.js';
-import type { HostState, NetnsView } from './host-state.js';
+import { deviceKey, netnsTextKey, parseNetnsView, readDevices, readNetnsText } from './host-state.js';
+import type { HostState, NetnsText, NetnsView } from './host-state.js';
 import { hostTarget, workloadTarget } from './netns-target.js';
 import type { NetnsTarget } from './netns-target.js';
 import { describeOp } from './ops.js';
 import type { ForwarderOp, Where } from './ops.js';
 import { checkOwnerMark, defaultOwnerMark } from './owner-mark.js';
 import type { OwnerMark } from './owner-mark.js';
-import { assumedHost, plan, targetKey } from './plan.js';
+import { assumedHost, plan, sameTarget } from './plan.js';
 import { readRecord, recordOf, sameRecord, unionRecord, writeRecord } from './state-record.js';
 import type { StateRecord } from './state-record.js';
 
@@ -68,8 +68,6 @@ export class Forwarder {
   readonly #host: NetnsTarget;
   #desired: DesiredState = emptyDesiredState;
   #record: StateRecord | undefined;
-  /** targetKey of the last apply that succeeded; undefined after a failure or before the first. */
-  #appliedKey: string | undefined;
   /**
    * The state of the last apply that succeeded; undefined after a failure or before the first. The
    * host is then as that apply left it, unless something changed it behind the forwarder's back:
@@ -79,6 +77,14 @@ export class Forwarder {
   #applied: DesiredState | undefined;
   /** Endpoints this process set, per peer key (see PlanInput.declaredEndpoints). */
   readonly #declared = new Map<string, string>();
+  /** Counts the changes to #declared (a plan input). */
+  #declaredVersion = 0;
+  /**
+   * The last apply that read the host and had nothing to do, with what it read: a read that gives
+   * the same (and the same inputs otherwise) plans nothing again, so drift repair with nothing
+   * changed skips parsing and planning. Cleared by any apply that does not end that way.
+   */
+  #quiet: QuietRead | undefined;
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
@@ -156,14 +162,13 @@ export class Forwarder {
       // An entry that asks for nothing the host does not already have from the last apply (the
       // service address a second connection shares) needs no read and no command; drift repair
       // (reapply) still reads the host.
-      const key = targetKey(desired, this.#mark);
-      if (this.#appliedKey !== undefined && key === this.#appliedKey) {
+      const applied = this.#applied;
+      if (applied !== undefined && sameTarget(desired, applied, this.#mark)) {
         checkDesiredState(desired);
         this.#desired = desired;
         return Promise.resolve({ ops: [], ms: 0 });
       }
-      const applied = this.#applied;
-      return this.#apply(desired, applied === undefined ? undefined : assumedHost(applied, this.#mark), key);
+      return this.#apply(desired, applied === undefined ? undefined : assumedHost(applied, this.#mark));
     });
     this.#pending = { changes, result };
     return result;
@@ -180,14 +185,15 @@ export class Forwarder {
    * One apply. With `assumed` (the host as the last successful apply left it) it plans from that
    * instead of reading the host; when an op then fails, the host was not as assumed (something
    * removed a link, a workload netns went away, wireguard-go died): it reads the host and plans
-   * again from what is really there. `key`: targetKey(desired), when the caller has it already.
+   * again from what is really there.
    */
-  async #apply(desired: DesiredState, assumed?: HostState, key?: string): Promise<ApplyResult> {
+  async #apply(desired: DesiredState, assumed?: HostState): Promise<ApplyResult> {
     const started = performance.now();
     checkDesiredState(desired);
     this.#desired = desired;
-    this.#appliedKey = undefined;
     this.#applied = undefined;
+    const quiet = this.#quiet;
+    this.#quiet = undefined;
     const before = this.#record ?? (await readRecord(this.#o.stateDir, this.#mark));
     const after = recordOf(desired, this.#mark);
     const intent = unionRecord(before, after);
@@ -196,14 +202,24 @@ export class Forwarder {
     this.#record = intent;
     await this.#step(step++, 'record-intent');
 
-    const current = assumed ?? (await this.#read(intent));
-    const ops = plan({
-      current,
-      desired,
-      mark: this.#mark,
-      ownedDevices: intent.devices,
-      declaredEndpoints: Object.fromEntries(this.#declared),
-    });
+    const read = assumed === undefined ? await this.#read(intent) : undefined;
+    const readKeys = read === undefined ? undefined : keysOf(read);
+    const unchanged =
+      readKeys !== undefined &&
+      quiet !== undefined &&
+      quiet.desired === desired &&
+      quiet.declaredVersion === this.#declaredVersion &&
+      sameRecord(quiet.record, intent) &&
+      sameKeys(quiet.keys, readKeys);
+    const ops = unchanged
+      ? []
+      : plan({
+          current: assumed ?? hostStateOf(read as HostRead, this.#mark.proto),
+          desired,
+          mark: this.#mark,
+          ownedDevices: intent.devices,
+          declaredEndpoints: Object.fromEntries(this.#declared),
+        });
     // Batches of one stage in different workload netns do not depend on each other: they run side
     // by side (a few at a time); each still counts as its own step, in plan order.
     for (const group of parallelGroups(ops)) {
@@ -220,7 +236,7 @@ export class Forwarder {
               { op: name, err: describe(e) },
               'forwarder step failed on a host not as the last apply left it; reading the host and planning again',
             );
-            const repaired = await this.#apply(desired, undefined, key);
+            const repaired = await this.#apply(desired);
             // As drift repair (the daemon's periodic reapply) would have logged it, only sooner.
             this.#log.warn(
               { ops: repaired.ops.length, ms: Math.round(repaired.ms) },
@@ -246,8 +262,9 @@ export class Forwarder {
     if (!sameRecord(after, intent)) await writeRecord(this.#o.stateDir, after);
     this.#record = after;
     await this.#step(step, 'record-final');
-    this.#appliedKey = key ?? targetKey(desired, this.#mark);
     this.#applied = desired;
+    if (readKeys !== undefined && ops.length === 0)
+      this.#quiet = { desired, record: intent, declaredVersion: this.#declaredVersion, keys: readKeys };
     const ms = performance.now() - started;
     if (ops.length > 0)
       this.#log.info(
@@ -261,19 +278,19 @@ export class Forwarder {
     if (this.#o.onStep !== undefined) await this.#o.onStep({ index, name });
   }
 
-  async #read(record: StateRecord): Promise<HostState> {
+  async #read(record: StateRecord): Promise<HostRead> {
     const [host, devices] = await Promise.all([
-      readNetnsView(this.#host, this.#mark.proto, true),
+      readNetnsText(this.#host, this.#mark.proto, true),
       readDevices(this.#o.wireguard, [
         ...(this.#desired.device === undefined ? [] : [this.#desired.device.name]),
         ...record.devices,
       ]),
     ]);
-    const workloads: Record<string, NetnsView> = {};
+    const workloads: Record<string, NetnsText> = {};
     for (let i = 0; i < record.netns.length; i += workloadParallelism) {
       const chunk = record.netns.slice(i, i + workloadParallelism);
       const views = await Promise.all(
-        chunk.map((ref) => readNetnsView(workloadTarget(this.#o.runner, ref), this.#mark.proto, false)),
+        chunk.map((ref) => readNetnsText(workloadTarget(this.#o.runner, ref), this.#mark.proto, false)),
       );
       chunk.forEach((ref, j) => {
         const view = views[j];
@@ -328,6 +345,7 @@ export class Forwarder {
       case 'peers-set':
         await wg.configure(op.device, { peers: op.peers });
         for (const p of op.peers) if (p.endpoint !== undefined) this.#declared.set(p.publicKey, p.endpoint);
+        this.#declaredVersion++;
         return;
       case 'ip-batch':
         await this.#target(op.where).ip.batch(op.commands);
@@ -335,14 +353,50 @@ export class Forwarder {
       case 'peers-remove':
         await wg.configure(op.device, { peers: [], removePeers: op.keys });
         for (const k of op.keys) this.#declared.delete(k);
+        this.#declaredVersion++;
         return;
       case 'device-delete':
         await wg.deleteDevice(op.name);
         if (op.name === this.#desired.device?.name || this.#desired.device === undefined)
           this.#declared.clear();
+        this.#declaredVersion++;
         return;
     }
   }
+}
+
+/** The host as read, before parsing. */
+interface HostRead {
+  readonly host: NetnsText;
+  readonly devices: Readonly<Record<string, DeviceState>>;
+  /** By netns key. */
+  readonly workloads: Readonly<Record<string, NetnsText>>;
+}
+
+interface QuietRead {
+  readonly desired: DesiredState;
+  readonly record: StateRecord;
+  readonly declaredVersion: number;
+  readonly keys: readonly string[];
+}
+
+function hostStateOf(read: HostRead, proto: number): HostState {
+  const workloads: Record<string, NetnsView> = {};
+  for (const [key, text] of Object.entries(read.workloads)) workloads[key] = parseNetnsView(text, proto);
+  return { host: parseNetnsView(read.host, proto), devices: read.devices, workloads };
+}
+
+/** What of a read a plan depends on, as strings to compare (see netnsTextKey, deviceKey). */
+function keysOf(read: HostRead): string[] {
+  const keys = [netnsTextKey(read.host)];
+  for (const [name, d] of Object.entries(read.devices)) keys.push(name, deviceKey(d));
+  keys.push('');
+  for (const [key, text] of Object.entries(read.workloads)) keys.push(key, netnsTextKey(text));
+  return keys;
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((k, i) => k === b[i]);
 }
 
 /** How many workload netns are changed at once. */

@@ -1,5 +1,5 @@
 import { execFailed } from '../host/index.js';
-import { parseAddresses, parseIpJson, parseLinks, parseRoutes } from '../host/ip/index.js';
+import { batchScript, parseAddresses, parseIpJson, parseLinks, parseRoutes } from '../host/ip/index.js';
 import type { Address, Link, Route } from '../host/ip/index.js';
 import type { DeviceState, WireGuard } from '../host/wireguard/index.js';
 import { isMissingNetns } from './netns-target.js';
@@ -42,57 +42,132 @@ export const emptyNetnsView: NetnsView = {
 };
 
 /**
- * Reads one netns with three commands at most: `ip -details addr show` (links and addresses in one
- * listing), `ip route show table all proto <ours>`, and for the host `ip neigh show proxy`.
+ * One netns as `ip -json` printed it, before parsing: an apply that reads the host compares it with
+ * the last read that needed no change, and skips parsing and planning when nothing differs.
  */
+export interface NetnsText {
+  /** False when the netns is gone (see NetnsView.exists). */
+  readonly exists: boolean;
+  /** `ip -json addr show`: links (with their groups) and addresses in one listing. */
+  readonly addr: string;
+  /** `ip -json route show table all proto <ours>`. */
+  readonly routes: string;
+  /** `ip -json neigh show proxy`, for the host only. */
+  readonly neigh?: string;
+}
+
+const missingNetns: NetnsText = { exists: false, addr: '', routes: '' };
+
+/**
+ * Reads one netns in one process: `ip -json -batch -` with `addr show`, `route show table all
+ * proto <ours>` and, for the host, `neigh show proxy` (a process start is most of a read's cost).
+ * `ip` prints each listing as one line of JSON, so they are told apart at the `]\n[` between them
+ * (no JSON value has a raw line break inside); an `ip` that prints them some other way is asked
+ * once per listing instead.
+ */
+export async function readNetnsText(
+  target: NetnsTarget,
+  proto: number,
+  withProxies: boolean,
+): Promise<NetnsText> {
+  const listings = [
+    ['addr', 'show'],
+    ['route', 'show', 'table', 'all', 'proto', String(proto)],
+    ...(withProxies ? [['neigh', 'show', 'proxy']] : []),
+  ];
+  const argv = [...target.ipArgv, '-json', '-batch', '-'];
+  const r = await target.runner.run(argv, { input: batchScript(listings) });
+  if (r.code !== 0) {
+    if (isMissingNetns(r.stderr)) return missingNetns;
+    throw execFailed(argv, r);
+  }
+  const parts = splitListings(r.stdout, listings.length);
+  if (parts === undefined) return readOneByOne(target, listings);
+  const [addr = '', routes = '', neigh] = parts;
+  return { exists: true, addr, routes, ...(withProxies ? { neigh: neigh ?? '' } : {}) };
+}
+
+/**
+ * The stdout of `n` listings in one `ip -json -batch -`, one per listing; undefined when it is not
+ * `n` JSON arrays one per line. Blank output: `ip` printed nothing for any of them (it prints nothing
+ * at all for some empty listings).
+ */
+export function splitListings(stdout: string, n: number): string[] | undefined {
+  const text = stdout.trim();
+  if (text === '') return Array.from({ length: n }, () => '');
+  const parts = text.split(']\n[');
+  if (parts.length !== n) return undefined;
+  const out = parts.map((p, i) => `${i === 0 ? '' : '['}${p}${i === n - 1 ? '' : ']'}`);
+  return out.every((p) => p.startsWith('[') && p.endsWith(']')) ? out : undefined;
+}
+
+async function readOneByOne(target: NetnsTarget, listings: readonly string[][]): Promise<NetnsText> {
+  const results = await Promise.all(
+    listings.map(async (words) => {
+      const argv = [...target.ipArgv, '-json', ...words];
+      const r = await target.runner.run(argv);
+      return { argv, r };
+    }),
+  );
+  for (const { argv, r } of results) {
+    if (r.code === 0) continue;
+    if (isMissingNetns(r.stderr)) return missingNetns;
+    throw execFailed(argv, r);
+  }
+  const [addr = '', routes = '', neigh] = results.map(({ r }) => r.stdout);
+  return { exists: true, addr, routes, ...(neigh === undefined ? {} : { neigh }) };
+}
+
+/** The view of a read netns; the route protocol fills in the routes' (the listing leaves it out). */
+export function parseNetnsView(text: NetnsText, proto: number): NetnsView {
+  if (!text.exists) return emptyNetnsView;
+  const proxies =
+    text.neigh === undefined
+      ? []
+      : parseIpJson(text.neigh, 'neigh show proxy').flatMap((o) => {
+          const dst = o['dst'];
+          const dev = o['dev'];
+          return typeof dst === 'string' && typeof dev === 'string' ? [{ dst, dev }] : [];
+        });
+  return {
+    exists: true,
+    links: parseLinks(text.addr),
+    groups: Object.fromEntries(
+      parseIpJson(text.addr, 'addr show').flatMap((o) => {
+        const name = o['ifname'];
+        const group = o['group'];
+        // iproute2 names groups from /etc/iproute2/group and prints other ones as numbers.
+        const kind =
+          typeof group === 'number' ? String(group) : typeof group === 'string' ? group : 'default';
+        return typeof name === 'string' && kind !== 'default' ? [[name, kind]] : [];
+      }),
+    ),
+    addresses: parseAddresses(text.addr),
+    routes: parseRoutes(text.routes, { table: 'all', protocol: proto }).map((r) =>
+      r.protocol === undefined ? { ...r, protocol: String(proto) } : r,
+    ),
+    proxies,
+  };
+}
+
+/**
+ * What of a read netns a plan can depend on, as one string: the text without the addresses'
+ * remaining lifetimes (they count down on addresses from DHCP or router advertisements).
+ */
+export function netnsTextKey(text: NetnsText): string {
+  if (!text.exists) return '-';
+  return `${text.addr.replace(lifetimes, '')}\n${text.routes}\n${text.neigh ?? ''}`;
+}
+
+const lifetimes = /"(?:valid|preferred)_life_time":\d+,?/g;
+
+/** Reads one netns (readNetnsText) and parses it. */
 export async function readNetnsView(
   target: NetnsTarget,
   proto: number,
   withProxies: boolean,
 ): Promise<NetnsView> {
-  const addrArgv = [...target.ipArgv, '-json', '-details', 'addr', 'show'];
-  const routeFilter = { table: 'all', protocol: proto } as const;
-  const routeArgv = [...target.ipArgv, '-json', 'route', 'show', 'table', 'all', 'proto', String(proto)];
-  const neighArgv = [...target.ipArgv, '-json', 'neigh', 'show', 'proxy'];
-  // The reads run side by side: every apply starts with them, and each is a process start.
-  const [addr, routes, neigh] = await Promise.all([
-    target.runner.run(addrArgv),
-    target.runner.run(routeArgv),
-    withProxies ? target.runner.run(neighArgv) : Promise.resolve(undefined),
-  ]);
-  if (addr.code !== 0) {
-    if (isMissingNetns(addr.stderr)) return emptyNetnsView;
-    throw execFailed(addrArgv, addr);
-  }
-  if (routes.code !== 0) throw execFailed(routeArgv, routes);
-  if (neigh !== undefined && neigh.code !== 0) throw execFailed(neighArgv, neigh);
-  let proxies: ProxyNeighbour[] = [];
-  if (neigh !== undefined) {
-    proxies = parseIpJson(neigh.stdout, 'neigh show proxy').flatMap((o) => {
-      const dst = o['dst'];
-      const dev = o['dev'];
-      return typeof dst === 'string' && typeof dev === 'string' ? [{ dst, dev }] : [];
-    });
-  }
-  return {
-    exists: true,
-    links: parseLinks(addr.stdout),
-    groups: Object.fromEntries(
-      parseIpJson(addr.stdout, 'addr show').flatMap((o) => {
-        const name = o['ifname'];
-        const group = o['group'];
-        // iproute2 names groups from /etc/iproute2/group and prints other ones as numbers.
-        const text =
-          typeof group === 'number' ? String(group) : typeof group === 'string' ? group : 'default';
-        return typeof name === 'string' && text !== 'default' ? [[name, text]] : [];
-      }),
-    ),
-    addresses: parseAddresses(addr.stdout),
-    routes: parseRoutes(routes.stdout, routeFilter).map((r) =>
-      r.protocol === undefined ? { ...r, protocol: String(proto) } : r,
-    ),
-    proxies,
-  };
+  return parseNetnsView(await readNetnsText(target, proto, withProxies), proto);
 }
 
 /** The devices by name that exist, through the WireGuard port (UAPI or `wg show`). */
@@ -106,4 +181,12 @@ export async function readDevices(
     if (state !== undefined) out[name] = state;
   }
   return out;
+}
+
+/** What of a device a plan can depend on, as one string: its key, port and peers' configuration (no counters, no handshake times). */
+export function deviceKey(state: DeviceState): string {
+  let key = `${state.name} ${state.publicKey ?? ''} ${state.listenPort}`;
+  for (const p of state.peers)
+    key += `\n${p.publicKey} ${p.endpoint ?? ''} ${p.persistentKeepalive} ${p.allowedIps.join(',')}`;
+  return key;
 }

@@ -18,8 +18,17 @@ export type {
 } from './desired-state.js';
 export { Forwarder } from './forwarder.js';
 export type { ApplyResult, ApplyStep, ForwarderOptions } from './forwarder.js';
-export { emptyNetnsView, readDevices, readNetnsView } from './host-state.js';
-export type { HostState, NetnsView, ProxyNeighbour } from './host-state.js';
+export {
+  deviceKey,
+  emptyNetnsView,
+  netnsTextKey,
+  parseNetnsView,
+  readDevices,
+  readNetnsText,
+  readNetnsView,
+  splitListings,
+} from './host-state.js';
+export type { HostState, NetnsText, NetnsView, ProxyNeighbour } from './host-state.js';
 export { NsenterRunner, hostTarget, isMissingNetns, workloadTarget } from './netns-target.js';
 export type { NetnsTarget } from './netns-target.js';
 export { describeOp, onHost, whereLabel } from './ops.js';

@@ -3,7 +3,7 @@ import type { Address, Link, Route } from '../host/ip/index.js';
 import type { DeviceState, PeerConfig, PeerState } from '../host/wireguard/index.js';
 import { publicKeyOf } from '../host/wireguard/index.js';
 import { addressOf, canonicalAddress, canonicalPrefix, hostPrefix, isHostPrefix } from './cidr.js';
-import type { DesiredState, DeviceSpec } from './desired-state.js';
+import type { DesiredEntry, DesiredState, DeviceSpec } from './desired-state.js';
 import { netnsKey } from './desired-state.js';
 import type { HostState, NetnsView } from './host-state.js';
 import { emptyNetnsView } from './host-state.js';
@@ -38,6 +38,7 @@ export function plan(input: PlanInput): ForwarderOp[] {
   const ops: ForwarderOp[] = [];
   const batches = new Batches();
   const host = current.host;
+  const hostIndex = indexOf(host);
 
   // 1. The device, then its peers.
   const dev = desired.device;
@@ -45,7 +46,7 @@ export function plan(input: PlanInput): ForwarderOp[] {
   let curPeers: readonly PeerState[] = [];
   let curDevAddresses: readonly string[] = [];
   if (dev !== undefined) {
-    const link = host.links.find((l) => l.name === dev.name);
+    const link = hostIndex.links.get(dev.name);
     if (
       curDev === undefined ||
       link === undefined ||
@@ -65,8 +66,10 @@ export function plan(input: PlanInput): ForwarderOp[] {
     curDevAddresses = link === undefined ? [] : addressesOn(host, dev.name);
     const declared = input.declaredEndpoints ?? {};
     const changed: PeerConfig[] = [];
+    const peerByKey = new Map<string, PeerState>();
+    for (const c of curPeers) if (!peerByKey.has(c.publicKey)) peerByKey.set(c.publicKey, c);
     for (const p of t.peers.values()) {
-      const have = curPeers.find((c) => c.publicKey === p.publicKey);
+      const have = peerByKey.get(p.publicKey);
       const roamed = have !== undefined && p.endpoint !== undefined && p.endpoint === declared[p.publicKey];
       const want: PeerConfig = roamed ? withoutEndpoint(p) : p;
       if (!samePeer(want, have)) changed.push(want);
@@ -77,9 +80,9 @@ export function plan(input: PlanInput): ForwarderOp[] {
   // 2. Links: veth pairs into workload netns, host end up first.
   const freshVeths = new Set<string>();
   for (const v of t.veths.values()) {
-    const hostLink = host.links.find((l) => l.name === v.name);
+    const hostLink = hostIndex.links.get(v.name);
     const wl = current.workloads[netnsKey(v.netns)] ?? emptyNetnsView;
-    const wlLink = wl.links.find((l) => l.name === v.ifName);
+    const wlLink = indexOf(wl).links.get(v.ifName);
     const whereWl: Where = { kind: 'workload', netns: v.netns };
     if (hostLink !== undefined && host.groups[v.name] === String(removalGroup(mark))) {
       // A crash between the two steps of a group removal; this link is wanted again.
@@ -129,18 +132,18 @@ export function plan(input: PlanInput): ForwarderOp[] {
 
   // 3. Addresses: on the device (host processes) and inside workload netns.
   if (dev !== undefined) {
+    const have = new Set(curDevAddresses);
     for (const a of t.deviceAddresses) {
-      if (!curDevAddresses.includes(a))
-        batches.add(onHost, 'addresses', ['addr', 'replace', a, 'dev', dev.name]);
+      if (!have.has(a)) batches.add(onHost, 'addresses', ['addr', 'replace', a, 'dev', dev.name]);
     }
   }
   for (const [key, w] of t.workloads) {
     const view = current.workloads[key] ?? emptyNetnsView;
     for (const [ifName, addrs] of w.addresses) {
       const vethName = w.vethOf.get(ifName) ?? '';
-      const have = freshVeths.has(vethName) ? [] : addressesOn(view, ifName);
+      const have = new Set(freshVeths.has(vethName) ? [] : addressesOn(view, ifName));
       for (const a of addrs) {
-        if (!have.includes(a))
+        if (!have.has(a))
           batches.add({ kind: 'workload', netns: w.netns }, 'addresses', [
             'addr',
             'replace',
@@ -277,29 +280,59 @@ interface Target {
 const mainTable = 'main';
 
 /**
- * What the host must look like for `desired`, as one string: two desired states with the same key
- * make the same plan against the same host (entries that only repeat what another entry already
- * asks for — a second connection to the same service address — change nothing). Holds the device's
- * private key: compare it, never log it.
+ * True when `a` and `b` make the host look the same: the same plan against the same host (entries
+ * that only repeat what another entry already asks for — a second connection to the same service
+ * address — change nothing). Compares the targets as built, stopping at the first difference.
  */
-export function targetKey(desired: DesiredState, mark: OwnerMark): string {
-  const t = target(desired, mark);
-  const sorted = <V>(m: Map<string, V>): [string, V][] => [...m].sort(([a], [b]) => a.localeCompare(b));
-  return JSON.stringify([
-    desired.device ?? null,
-    sorted(t.peers),
-    [...t.deviceAddresses].sort(),
-    sorted(t.veths),
-    sorted(t.hostRoutes),
-    [...t.hostProxies].sort(),
-    sorted(t.workloads).map(([k, w]) => [
-      k,
-      w.netns,
-      sorted(new Map([...w.addresses].map(([i, a]) => [i, [...a].sort()]))),
-      sorted(w.routes),
-      sorted(w.vethOf),
-    ]),
-  ]);
+export function sameTarget(a: DesiredState, b: DesiredState, mark: OwnerMark): boolean {
+  if (a === b) return true;
+  if (!sameValue(a.device ?? null, b.device ?? null)) return false;
+  const ta = target(a, mark);
+  const tb = target(b, mark);
+  return (
+    ta.peers.size === tb.peers.size &&
+    ta.veths.size === tb.veths.size &&
+    ta.hostRoutes.size === tb.hostRoutes.size &&
+    ta.workloads.size === tb.workloads.size &&
+    sameValue(ta.deviceAddresses, tb.deviceAddresses) &&
+    sameValue(ta.hostProxies, tb.hostProxies) &&
+    sameValue(ta.peers, tb.peers) &&
+    sameValue(ta.veths, tb.veths) &&
+    sameValue(ta.hostRoutes, tb.hostRoutes) &&
+    sameValue(ta.workloads, tb.workloads)
+  );
+}
+
+/** Deep equality of the plain data a target is made of: Maps and Sets by content, arrays in order, objects by own keys. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Map) {
+    if (!(b instanceof Map) || a.size !== b.size) return false;
+    for (const [k, v] of a) if (!b.has(k) || !sameValue(v, b.get(k))) return false;
+    return true;
+  }
+  if (a instanceof Set) {
+    if (!(b instanceof Set) || a.size !== b.size) return false;
+    for (const v of a) if (!b.has(v)) return false;
+    return true;
+  }
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
+    return true;
+  }
+  if (b instanceof Map || b instanceof Set || Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    if (
+      !Object.hasOwn(b, k) ||
+      !sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
+    )
+      return false;
+  }
+  return true;
 }
 
 /**
@@ -310,6 +343,17 @@ export function targetKey(desired: DesiredState, mark: OwnerMark): string {
  * knows nothing of what changed behind its back (drift repair and a failed op read the real host).
  */
 export function assumedHost(desired: DesiredState, mark: OwnerMark): HostState {
+  const known = assumedHosts.get(desired);
+  if (known !== undefined && known.mark.prefix === mark.prefix && known.mark.proto === mark.proto)
+    return known.host;
+  const host = buildAssumedHost(desired, mark);
+  assumedHosts.set(desired, { mark, host });
+  return host;
+}
+
+const assumedHosts = new WeakMap<DesiredState, { readonly mark: OwnerMark; readonly host: HostState }>();
+
+function buildAssumedHost(desired: DesiredState, mark: OwnerMark): HostState {
   const t = target(desired, mark);
   const proto = String(mark.proto);
   const link = (name: string, mtu: number): Link => ({
@@ -385,7 +429,28 @@ export function assumedHost(desired: DesiredState, mark: OwnerMark): HostState {
   };
 }
 
+/**
+ * target(desired), computed once per desired state object (states are immutable: an apply makes a
+ * new one); plan, assumedHost and sameTarget of the same state share it.
+ */
+const targets = new WeakMap<DesiredState, { readonly mark: OwnerMark; readonly target: Target }>();
+
 function target(desired: DesiredState, mark: OwnerMark): Target {
+  const known = targets.get(desired);
+  if (known !== undefined && known.mark.prefix === mark.prefix) return known.target;
+  const t = buildTarget(desired, mark);
+  targets.set(desired, { mark, target: t });
+  return t;
+}
+
+/** A peer as its entries build it up, in entry key order. */
+interface PeerAcc {
+  readonly allowed: Set<string>;
+  endpoint: string | undefined;
+  keepalive: number | undefined;
+}
+
+function buildTarget(desired: DesiredState, mark: OwnerMark): Target {
   const t: Target = {
     peers: new Map(),
     deviceAddresses: new Set(),
@@ -397,6 +462,7 @@ function target(desired: DesiredState, mark: OwnerMark): Target {
   };
   const device: DeviceSpec | undefined = desired.device;
   const mtu = device?.mtu ?? 1420;
+  const peers = new Map<string, PeerAcc>();
   // Sorted, so when two entries want the same prefix the outcome does not depend on insertion order.
   for (const key of Object.keys(desired.entries).sort()) {
     const e = desired.entries[key];
@@ -404,57 +470,140 @@ function target(desired: DesiredState, mark: OwnerMark): Target {
     switch (e.kind) {
       case 'tunnel': {
         if (device === undefined) break;
-        const prefixes = e.remotePrefixes.map(canonicalPrefix);
-        const p = t.peers.get(e.peerPublicKey);
-        const allowed = [...new Set([...(p?.allowedIps ?? []), ...prefixes])].sort();
-        const endpoint = p?.endpoint ?? e.endpoint;
-        const keepalive = p?.persistentKeepalive ?? e.persistentKeepalive;
-        t.peers.set(e.peerPublicKey, {
-          publicKey: e.peerPublicKey,
-          allowedIps: allowed,
-          ...(endpoint === undefined ? {} : { endpoint }),
-          ...(keepalive === undefined || keepalive === 0 ? {} : { persistentKeepalive: keepalive }),
-        });
-        for (const pre of prefixes)
-          if (!t.hostRoutes.has(routeKey(mainTable, pre)))
-            t.hostRoutes.set(routeKey(mainTable, pre), { dev: device.name });
+        const f = factsOf(e);
+        let p = peers.get(e.peerPublicKey);
+        if (p === undefined) {
+          p = { allowed: new Set(), endpoint: undefined, keepalive: undefined };
+          peers.set(e.peerPublicKey, p);
+        }
+        for (const pre of f.prefixes) p.allowed.add(pre);
+        // The first entry (in key order) with an endpoint gives it, the first with a keepalive other than 0 gives that.
+        p.endpoint ??= e.endpoint;
+        if (p.keepalive === undefined && e.persistentKeepalive !== 0) p.keepalive = e.persistentKeepalive;
+        for (const pre of f.prefixes) {
+          const k = routeKey(mainTable, pre);
+          if (!t.hostRoutes.has(k)) t.hostRoutes.set(k, { dev: device.name });
+        }
         break;
       }
       case 'host':
-        for (const a of e.addresses) t.deviceAddresses.add(canonicalAddress(a));
+        for (const a of factsOf(e).addresses) t.deviceAddresses.add(a);
         break;
       case 'netns': {
-        const name = ownedLinkName(mark, key);
-        const nk = netnsKey(e.netns);
+        const f = factsOf(e);
+        const name = linkNameOf(mark, key, e);
+        const nk = f.netnsKey;
         t.knownNetns.set(nk, e.netns);
         t.veths.set(name, { name, ifName: e.ifName, netns: e.netns, mtu });
-        const w = t.workloads.get(nk) ?? {
-          netns: e.netns,
-          addresses: new Map(),
-          routes: new Map(),
-          vethOf: new Map(),
-        };
-        t.workloads.set(nk, w);
-        w.vethOf.set(e.ifName, name);
-        w.addresses.set(e.ifName, new Set(e.addresses.map(canonicalAddress)));
-        for (const a of e.addresses) {
-          const k = routeKey(mainTable, hostPrefix(a));
-          if (!t.hostRoutes.has(k)) t.hostRoutes.set(k, { dev: name });
+        let w = t.workloads.get(nk);
+        if (w === undefined) {
+          w = { netns: e.netns, addresses: new Map(), routes: new Map(), vethOf: new Map() };
+          t.workloads.set(nk, w);
         }
-        const routes = e.routes.map(canonicalPrefix);
-        const gateway = routes.find(isHostPrefix);
-        for (const r of routes) {
-          const k = routeKey(mainTable, r);
-          if (w.routes.has(k)) continue;
-          if (isHostPrefix(r) || gateway === undefined) w.routes.set(k, { dev: e.ifName });
-          else w.routes.set(k, { dev: e.ifName, gateway: addressOf(gateway), onlink: true });
-          if (isHostPrefix(r)) t.hostProxies.add(`${addressOf(r)} ${name}`);
+        w.vethOf.set(e.ifName, name);
+        w.addresses.set(e.ifName, new Set(f.addresses));
+        for (const k of f.hostRouteKeys) if (!t.hostRoutes.has(k)) t.hostRoutes.set(k, { dev: name });
+        for (const r of f.routes) {
+          if (w.routes.has(r.key)) continue;
+          w.routes.set(r.key, r.want);
+          if (r.proxy !== undefined) t.hostProxies.add(`${r.proxy} ${name}`);
         }
         break;
       }
     }
   }
+  for (const [publicKey, p] of peers) {
+    t.peers.set(publicKey, {
+      publicKey,
+      allowedIps: [...p.allowed].sort(),
+      ...(p.endpoint === undefined ? {} : { endpoint: p.endpoint }),
+      ...(p.keepalive === undefined ? {} : { persistentKeepalive: p.keepalive }),
+    });
+  }
   return t;
+}
+
+/** What target() takes from one entry, canonical; entries are immutable, so it is derived once per entry object. */
+interface EntryFacts {
+  /** tunnel: remote prefixes; */
+  readonly prefixes: readonly string[];
+  /** host and netns: addresses. */
+  readonly addresses: readonly string[];
+  /** netns: */
+  readonly netnsKey: string;
+  readonly hostRouteKeys: readonly string[];
+  readonly routes: readonly {
+    readonly key: string;
+    readonly want: RouteWant;
+    /** For a host route: the address the host end answers ARP for. */
+    readonly proxy?: string;
+  }[];
+}
+
+const facts = new WeakMap<DesiredEntry, EntryFacts>();
+
+function factsOf(e: DesiredEntry): EntryFacts {
+  const known = facts.get(e);
+  if (known !== undefined) return known;
+  let f: EntryFacts;
+  switch (e.kind) {
+    case 'tunnel':
+      f = {
+        prefixes: e.remotePrefixes.map(canonicalPrefix),
+        addresses: [],
+        netnsKey: '',
+        hostRouteKeys: [],
+        routes: [],
+      };
+      break;
+    case 'host':
+      f = {
+        prefixes: [],
+        addresses: e.addresses.map(canonicalAddress),
+        netnsKey: '',
+        hostRouteKeys: [],
+        routes: [],
+      };
+      break;
+    case 'netns': {
+      const routes = e.routes.map(canonicalPrefix);
+      const gateway = routes.find(isHostPrefix);
+      f = {
+        prefixes: [],
+        addresses: e.addresses.map(canonicalAddress),
+        netnsKey: netnsKey(e.netns),
+        hostRouteKeys: e.addresses.map((a) => routeKey(mainTable, hostPrefix(a))),
+        routes: routes.map((r) =>
+          isHostPrefix(r)
+            ? { key: routeKey(mainTable, r), want: { dev: e.ifName }, proxy: addressOf(r) }
+            : {
+                key: routeKey(mainTable, r),
+                want:
+                  gateway === undefined
+                    ? { dev: e.ifName }
+                    : { dev: e.ifName, gateway: addressOf(gateway), onlink: true },
+              },
+        ),
+      };
+      break;
+    }
+  }
+  facts.set(e, f);
+  return f;
+}
+
+/** The veth name of a netns entry under its key (a hash of the key: derived once per entry object and key). */
+const linkNames = new WeakMap<
+  DesiredEntry,
+  { readonly key: string; readonly prefix: string; readonly name: string }
+>();
+
+function linkNameOf(mark: OwnerMark, key: string, e: DesiredEntry): string {
+  const known = linkNames.get(e);
+  if (known?.key === key && known.prefix === mark.prefix) return known.name;
+  const name = ownedLinkName(mark, key);
+  linkNames.set(e, { key, prefix: mark.prefix, name });
+  return name;
 }
 
 // ---- helpers
@@ -488,10 +637,35 @@ function samePeer(want: PeerConfig, have: PeerState | undefined): boolean {
 }
 
 /** Addresses on one link, canonical, without IPv6 link-local ones (the kernel makes those). */
-function addressesOn(view: NetnsView, dev: string): string[] {
-  return view.addresses
-    .filter((a) => a.dev === dev && !a.cidr.toLowerCase().startsWith('fe80:'))
-    .map((a) => canonicalAddress(a.cidr));
+function addressesOn(view: NetnsView, dev: string): readonly string[] {
+  return indexOf(view).addresses.get(dev) ?? [];
+}
+
+/** A netns view by name: its links, and each link's addresses as addressesOn gives them (in view order). */
+interface ViewIndex {
+  readonly links: ReadonlyMap<string, Link>;
+  readonly addresses: ReadonlyMap<string, readonly string[]>;
+}
+
+/** Per view object, made once: a plan looks up every wanted link and address in it. */
+const indexes = new WeakMap<NetnsView, ViewIndex>();
+
+function indexOf(view: NetnsView): ViewIndex {
+  const known = indexes.get(view);
+  if (known !== undefined) return known;
+  const links = new Map<string, Link>();
+  // The first of a name, as a search of the list would find it.
+  for (const l of view.links) if (!links.has(l.name)) links.set(l.name, l);
+  const addresses = new Map<string, string[]>();
+  for (const a of view.addresses) {
+    if (a.cidr.toLowerCase().startsWith('fe80:')) continue;
+    const list = addresses.get(a.dev);
+    if (list === undefined) addresses.set(a.dev, [canonicalAddress(a.cidr)]);
+    else list.push(canonicalAddress(a.cidr));
+  }
+  const index = { links, addresses };
+  indexes.set(view, index);
+  return index;
 }
 
 function routeKey(table: string, dst: string): string {

@@ -118,20 +118,30 @@ export class FakeHost implements CommandRunner {
       throw new Error(`Cannot open network namespace "${ns}": No such file or directory`);
     const words = a.filter((w) => w !== '-json' && w !== '-details');
     if (words[0] === '-batch') {
+      // Like ip: listings print one line of JSON each, in order; changes print nothing.
+      let out = '';
       for (const [i, l] of (input ?? '')
         .split('\n')
         .filter((x) => x !== '')
         .entries()) {
         try {
-          this.#change(ns, l.split(' '));
+          const w = l.split(' ');
+          if (w[1] === 'show') out += `${this.#show(ns, w)}\n`;
+          else this.#change(ns, w);
         } catch (e: unknown) {
           throw new Error(`${e instanceof Error ? e.message : String(e)}\nCommand failed -:${i + 1}`, {
             cause: e,
           });
         }
       }
-      return '';
+      return out;
     }
+    if (words[1] === 'show') return this.#show(ns, words);
+    this.#change(ns, words);
+    return '';
+  }
+
+  #show(ns: string, words: string[]): string {
     if (words[0] === 'addr' && words[1] === 'show') {
       return JSON.stringify(
         this.ns(ns).links.map((l) => ({
@@ -165,8 +175,7 @@ export class FakeHost implements CommandRunner {
     }
     if (words[0] === 'neigh' && words[1] === 'show')
       return JSON.stringify(this.ns(ns).proxies.map((p) => ({ ...p, proxy: null })));
-    this.#change(ns, words);
-    return '';
+    throw new Error(`fake host does not list 'ip ${words.join(' ')}'`);
   }
 
   /** Removes a link and what lives on it (as the kernel does). */

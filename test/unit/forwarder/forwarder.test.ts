@@ -39,11 +39,9 @@ test('first apply on an empty host: the transcript in safe order, one ip -batch 
   const fwd = new Forwarder({ runner, wireguard: wg, stateDir });
   await fwd.apply(twoConnections);
   t.deepEqual(runner.lines, [
-    'ip -json -details addr show',
-    'ip -json route show table all proto 252',
-    'ip -json neigh show proxy',
-    'ip -n app -json -details addr show',
-    'ip -n app -json route show table all proto 252',
+    // the reads: one process per netns
+    'ip -json -batch -',
+    'ip -n app -json -batch -',
     `ip -batch -`,
     'ip -n app -batch -',
     'ip -batch -',
@@ -55,6 +53,8 @@ test('first apply on an empty host: the transcript in safe order, one ip -batch 
   t.deepEqual(
     runner.calls.filter((c) => c.input !== undefined).map((c) => c.input?.trim().split('\n')),
     [
+      ['addr show', 'route show table all proto 252', 'neigh show proxy'],
+      ['addr show', 'route show table all proto 252'],
       [
         `link add ${veth} mtu 1420 type veth peer name nsm0 mtu 1420 netns app`,
         `link set dev ${veth} up`,
@@ -394,8 +394,7 @@ test('a workload netns given by pid is entered with nsenter; one given by anothe
   await fwd.apply(entry({ kind: 'pid', pid: 4242 }));
   const pidLines = runner.lines.filter((l) => l.startsWith('nsenter'));
   t.deepEqual(pidLines, [
-    'nsenter --net=/proc/4242/ns/net ip -json -details addr show',
-    'nsenter --net=/proc/4242/ns/net ip -json route show table all proto 252',
+    'nsenter --net=/proc/4242/ns/net ip -json -batch -',
     'nsenter --net=/proc/4242/ns/net ip -batch -',
     'nsenter --net=/proc/4242/ns/net ip -batch -',
   ]);
@@ -418,7 +417,7 @@ test('setEntry calls made before their apply starts share it (one batch for all 
   await Promise.all(sets);
   // The apply before succeeded: the shared apply plans from the host as it left it (no read at all).
   t.is(reads() - before, 0);
-  t.is(host.calls.filter((l) => l.includes('-batch')).length, 1);
+  t.is(host.mutations.filter((l) => l.includes('-batch')).length, 1);
   t.is(Object.keys(fwd.desired.entries).length, 10);
   const again = await fwd.apply(fwd.desired);
   t.deepEqual(again.ops, []);
@@ -561,4 +560,43 @@ test("drift behind the forwarder's back is repaired by reapply (which reads), no
   await fwd.setEntry('c3/kernel', { kind: 'host', addresses: ['169.254.0.6/32'] });
   t.true(reads(host) > before);
   t.deepEqual((await fwd.reapply()).ops, []);
+});
+
+test('drift repair that found nothing to do still repairs any later change of what the connections need', async (t) => {
+  const { host, wg, fwd } = await setup(t);
+  await fwd.apply(twoConnections);
+  // Quiet reads: nothing to do, twice (the second one reads the same host as the first).
+  t.deepEqual((await fwd.reapply()).ops, []);
+  t.deepEqual((await fwd.reapply()).ops, []);
+  const wg0 = (): { addresses: string[]; mtu: number; up: boolean } | undefined =>
+    host.ns('host').links.find((l) => l.name === 'nsm-wg0');
+  const drifts: [string, () => void | Promise<void>][] = [
+    ['a host route deleted', () => void (host.ns('host').routes = host.ns('host').routes.slice(1))],
+    ['a workload route deleted', () => void (host.ns('app').routes = [])],
+    ['a proxy entry deleted', () => void (host.ns('host').proxies = [])],
+    ['an address deleted', () => void Object.assign(wg0() ?? {}, { addresses: [] })],
+    ['a veth end set down', () => void Object.assign(host.ns('app').links.at(-1) ?? {}, { up: false })],
+    [
+      "a peer's allowed IPs changed",
+      () => wg.configure('nsm-wg0', { peers: [{ publicKey: peerKey, allowedIps: ['169.254.0.2/32'] }] }),
+    ],
+    [
+      'a foreign peer added',
+      () => wg.configure('nsm-wg0', { peers: [{ publicKey: otherPeerKey, allowedIps: [] }] }),
+    ],
+  ];
+  for (const [what, drift] of drifts) {
+    await drift();
+    const r = await fwd.reapply();
+    t.true(r.ops.length > 0, `${what}: repaired`);
+    t.deepEqual((await fwd.reapply()).ops, [], `${what}: nothing left to do`);
+    t.deepEqual((await fwd.reapply()).ops, [], `${what}: still nothing`);
+  }
+  // The host is as a fresh forwarder reading it would want it.
+  const check = new Forwarder({
+    runner: host,
+    wireguard: wg,
+    stateDir: await mkdtemp(join(tmpdir(), 'nsm-fwd-chk-')),
+  });
+  t.deepEqual((await check.apply(twoConnections)).ops, []);
 });
