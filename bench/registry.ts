@@ -10,6 +10,12 @@
 //   node --import tsx bench/registry.ts [--store memory|embedded[:dir]|etcd|etcd://host:port] [--nses 10000]
 //     [--watchers 100] [--concurrency 64] [--fanout-events 100] [--server bundle|tsx] [--server-node PATH]
 //     [--server-flags "node flags"]   (default: the flags dist/nsm-agent runs with, packaging/node-flags.json)
+// --refresh [--exposes 271] [--rounds 8]: the agent side of keeping N exposes registered instead — the
+//   registry proxy's UpstreamRegistry re-registering all of them (one refresh period's worth of calls),
+//   side by side in one run: a fresh token per call (before) / one token reused while young (after),
+//   each sequential (refresh timers firing one by one) and all at once (a coalesced batch); CPU per
+//   Register of this process (the agent) and of the server child, rounds alternated, medians printed.
+//   Run it with the agent's JIT flags to match `nsm-agent run`: node --no-opt --no-maglev --import tsx …
 import { execFileSync, fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,12 +24,18 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Metadata } from '@grpc/grpc-js';
 import { build } from 'esbuild';
-import { NetworkServiceEndpointRegistryService } from '../src/api/index.js';
+import {
+  NetworkServiceEndpointRegistryService,
+  NetworkServiceEndpointSchema,
+  clone,
+  create,
+} from '../src/api/index.js';
 import { clientCredentials, dial } from '../src/api/grpc/index.js';
 import type { GrpcConnection } from '../src/api/grpc/index.js';
 import { createTokenSigner, writeClientToken } from '../src/api/token/index.js';
 import type { TokenSigner } from '../src/api/token/index.js';
 import { systemClock } from '../src/host/index.js';
+import { UpstreamRegistry } from '../src/registry/proxy/upstream-registry.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import type { EtcdProcess } from '../test/helpers/etcd.js';
 import { createTestCa, issueSvid } from '../test/helpers/pki.js';
@@ -417,6 +429,125 @@ let serverNode = process.execPath;
 let serverFlags: string[] = [];
 let serverNodeVersion = '?';
 
+interface RefreshMode {
+  readonly name: string;
+  readonly reuseTokens: boolean;
+  /** All N calls in flight together instead of one after another. */
+  readonly together: boolean;
+}
+
+const REFRESH_MODES: readonly RefreshMode[] = [
+  { name: 'fresh token, one by one (before)', reuseTokens: false, together: false },
+  { name: 'reused token, one by one', reuseTokens: true, together: false },
+  { name: 'fresh token, all at once', reuseTokens: false, together: true },
+  { name: 'reused token, all at once (now)', reuseTokens: true, together: true },
+];
+
+/** --refresh: agent-side CPU of re-registering `exposes` endpoints, per mode (see the header). */
+async function measureRefresh(
+  launch: ServerLaunch,
+  pki: Pki,
+  exposes: number,
+  rounds: number,
+): Promise<void> {
+  const child = fork(launch.file, [...launch.args], {
+    execPath: serverNode,
+    execArgv: [...launch.execArgv],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const upstreams: UpstreamRegistry[] = [];
+  try {
+    const { port } = await request(child, { type: 'start', pki, store: 'memory' }, 'started');
+    const credentials = clientCredentials({
+      bundlePem: pki.bundlePem,
+      certChainPem: pki.client.certPem,
+      keyPem: pki.client.keyPem,
+      expectedServerId: SERVER_ID,
+    });
+    const signer = createTokenSigner({
+      spiffeId: CLIENT_ID,
+      certificatePem: pki.client.certPem,
+      privateKeyPem: pki.client.keyPem,
+      clock: systemClock,
+    });
+    // The records as the proxy sends them upstream: the agent's URL, no expiration, no path ids.
+    const nses = Array.from({ length: exposes }, (_, i) =>
+      create(NetworkServiceEndpointSchema, {
+        name: `expose-${i}`,
+        networkServiceNames: [`svc-${i}`],
+        networkServiceLabels: { [`svc-${i}`]: { labels: { host: 'bench', app: `svc-${i}` } } },
+        url: 'tcp://192.0.2.10:5001',
+      }),
+    );
+    const clients = REFRESH_MODES.map((m) => {
+      const u = new UpstreamRegistry({
+        url: `tcp://127.0.0.1:${port}`,
+        credentials,
+        signer,
+        spiffeId: SERVER_ID,
+        callTimeoutMs: 30_000,
+        clock: systemClock,
+        reuseTokens: m.reuseTokens,
+      });
+      upstreams.push(u);
+      return u;
+    });
+    const cycle = async (m: RefreshMode, u: UpstreamRegistry): Promise<void> => {
+      if (m.together)
+        await Promise.all(nses.map((n) => u.registerNse(clone(NetworkServiceEndpointSchema, n))));
+      else for (const n of nses) await u.registerNse(clone(NetworkServiceEndpointSchema, n));
+    };
+    // Warm up: TLS, the code paths, the records exist upstream (a refresh re-registers a known name).
+    for (const [i, m] of REFRESH_MODES.entries()) await cycle(m, clients[i]!);
+    const agentUs = REFRESH_MODES.map((): number[] => []);
+    const serverUs = REFRESH_MODES.map((): number[] => []);
+    const wallMs = REFRESH_MODES.map((): number[] => []);
+    for (let r = 0; r < rounds; r++) {
+      // Alternate the order so that drift in the machine's load hits every mode alike.
+      const order = REFRESH_MODES.map((_, i) => i);
+      if (r % 2 === 1) order.reverse();
+      for (const i of order) {
+        const m = REFRESH_MODES[i]!;
+        const s0 = await request(child, { type: 'rss' }, 'rss');
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        await cycle(m, clients[i]!);
+        const wall = performance.now() - t0;
+        const c = process.cpuUsage(c0);
+        const s1 = await request(child, { type: 'rss' }, 'rss');
+        agentUs[i]!.push((c.user + c.system) / exposes);
+        serverUs[i]!.push((s1.cpuMicros - s0.cpuMicros) / exposes);
+        wallMs[i]!.push(wall);
+      }
+    }
+    const median = (xs: number[]): number =>
+      pct(
+        [...xs].sort((a, b) => a - b),
+        50,
+      );
+    console.log(
+      `refresh of ${exposes} exposes, ${rounds} rounds per mode (alternating order), medians; this process = the agent side (node ${process.version}, flags ${process.execArgv.join(' ').replace('--import tsx', '').trim() || 'none'})`,
+    );
+    for (const [i, m] of REFRESH_MODES.entries()) {
+      const a = median(agentUs[i]!);
+      const sv = median(serverUs[i]!);
+      console.log(
+        `  ${m.name.padEnd(34)} agent ${a.toFixed(0).padStart(5)} µs/Register (${((a * exposes) / 1000).toFixed(1)} ms per cycle, min ${Math.min(...agentUs[i]!).toFixed(0)} max ${Math.max(...agentUs[i]!).toFixed(0)})  server ${sv.toFixed(0).padStart(5)} µs/Register  wall ${median(wallMs[i]!).toFixed(0)} ms`,
+      );
+    }
+    // At NSM's refresh (2/3 of the 60 s expiration = every 40 s), what the agent spends on it.
+    const per40s = (i: number): string => `${((median(agentUs[i]!) * exposes) / 40_000 / 10).toFixed(3)} %`;
+    console.log(
+      `  agent CPU for the refresh of ${exposes} exposes every 40 s (of one core): ${per40s(0)} before (fresh token, one by one), ${per40s(1)} with the token reused, ${per40s(3)} reused and batched (the proxy now)`,
+    );
+  } finally {
+    for (const u of upstreams) u.close();
+    child.kill('SIGTERM');
+  }
+}
+
 async function main(): Promise<void> {
   const p: Params = {
     nses: arg('nses', 10_000),
@@ -456,6 +587,10 @@ async function main(): Promise<void> {
     } catch (e: unknown) {
       launchNote = `bundling failed, tsx adds ~40 MB to RSS: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
     }
+  }
+  if (process.argv.includes('--refresh')) {
+    await measureRefresh(launch, pki, arg('exposes', 271), arg('rounds', 8));
+    return;
   }
   const head = `registry bench: ${p.nses} NSEs, ${p.watchers} watchers x ${p.fanoutEvents} events, concurrency ${p.concurrency}, server in its own process run from ${launch.mode} (${launchNote}) on node ${execFileSync(serverNode, ['--version'], { encoding: 'utf8' }).trim()} (${serverNode}: ${nodeNote}), node flags ${flagsNote}`;
 

@@ -1,8 +1,9 @@
 // Issue 5 acceptance: the mesh keeps working without its control server. The server is stopped for
 // OUTAGE_MS: the existing connection keeps carrying traffic (a 10 ms ping loses nothing, the page
 // still loads), a new `connect` fails saying the control server is unreachable, and once the server
-// is back the registrations reappear (`services` on B lists web and web2 from the registry, each
-// with an unexpired endpoint) and a new `connect` works.
+// is back the registrations reappear within REGISTRATIONS_BACK_WITHIN_MS of the server listening
+// (`services` on B lists web and web2 from the registry, each with an unexpired endpoint) and a new
+// `connect` works.
 import {
   connect,
   expose,
@@ -20,16 +21,19 @@ const prefix = 'nsmags';
 /** How long the control server stays down (the issue says 60 s). */
 const OUTAGE_MS = 60_000;
 /**
- * Bound for the registrations to be back once the server is: the agents' upstream backoff is capped
- * at 30 s (jittered), then the watch and the re-registration; 34 s seen after a 60 s outage.
+ * Bound for the registrations to be back, from the moment the server listens again (R19 wants one
+ * refresh period, 40 s). A's and B's upstream channels reconnect by themselves at most ~6 s apart
+ * (grpc-js backoff capped at 5 s, ±20 %), then a spread of up to 2 s, the watches and listing, and
+ * A's re-registration: ~8.5 s at worst. Before, ~45 s were seen: a proxy backoff sleep of up to 30 s
+ * after each 5 s waitForReady window that grpc-js's own backoff (also up to 30 s) outlasted.
  */
-const REGISTRATIONS_BACK_WITHIN_MS = 60_000;
-const mesh = useLocalMesh({ prefix, agents: 2 });
+const REGISTRATIONS_BACK_WITHIN_MS = 15_000;
+const mesh = useLocalMesh({ prefix, agents: 2, logLevel: 'debug' });
 
 rootSerial(
   `control server down for ${OUTAGE_MS / 1000} s: traffic flows, new connects fail clearly, all recovers`,
   async (t) => {
-    t.timeout(OUTAGE_MS + REGISTRATIONS_BACK_WITHIN_MS + 120_000);
+    t.timeout(OUTAGE_MS + REGISTRATIONS_BACK_WITHIN_MS + 165_000);
     const m = mesh();
     const a = m.agent(1);
     const b = m.agent(2);
@@ -65,19 +69,23 @@ rootSerial(
     const left = OUTAGE_MS - (performance.now() - down);
     if (left > 0) await new Promise((r) => setTimeout(r, left));
 
-    const back = performance.now();
+    const started = performance.now();
     await m.server.start();
+    // From here on the server accepts connections: the bound below is measured from this moment.
+    const back = performance.now();
+    const backAt = Date.now();
     t.log(
-      `control server back after ${Math.round((back - down) / 1000)} s (started in ${Math.round(performance.now() - back)} ms)`,
+      `control server back after ${Math.round((back - down) / 1000)} s (listening ${Math.round(back - started)} ms after its start)`,
     );
     const pings = await ping.stop();
     t.log(`ping every 10 ms through the outage: ${pings.summary}`);
     t.true(pings.transmitted > OUTAGE_MS / 20, `the ping ran throughout (${pings.transmitted} sent)`);
     t.is(pings.lost, 0, `${pings.summary}; unanswered: ${pings.lostSeqs.join(', ')}`);
 
-    // Registrations reappear: B's `services` answers from the registry again and lists both.
+    // Registrations reappear: B's `services` answers from the registry again and lists both. One CLI
+    // call per probe (~0.2-1 s each on a busy machine): the time measured includes that much.
     let seen = '';
-    const listed = await waitFor(
+    await waitFor(
       'web and web2 registered again',
       async () => {
         const s = await b.services();
@@ -86,15 +94,22 @@ rootSerial(
         const live = s.services
           .filter((x) => x.endpoints.some((e) => e.expiresAt === undefined || Date.parse(e.expiresAt) > now))
           .map((x) => x.name);
-        const onA = (await a.status()).exposes.map((e) => `${e.service}:${e.registration}`);
-        seen = `B's services from the ${s.source}: ${JSON.stringify(s.services)}; A's exposes: ${onA.join(', ')}`;
+        seen = `B's services from the ${s.source}: ${JSON.stringify(s.services)}`;
         return s.source === 'registry' && live.includes('web') && live.includes('web2') ? s : undefined;
       },
-      REGISTRATIONS_BACK_WITHIN_MS,
-      200,
+      // Past the bound too, so a miss reports how late it was.
+      REGISTRATIONS_BACK_WITHIN_MS + 45_000,
+      100,
       () => seen,
     );
-    t.log(`registrations back ${listed.ms} ms after the server started`);
+    const backMs = Math.round(performance.now() - back);
+    t.log(`registrations back ${backMs} ms after the server listened`);
+    for (const [name, agent] of [['A', a] as const, ['B', b] as const])
+      t.log(`${name}'s registry-proxy log around the outage:\n${proxyTimeline(agent.logs(), backAt)}`);
+    t.true(
+      backMs <= REGISTRATIONS_BACK_WITHIN_MS,
+      `registrations back ${backMs} ms after the server listened (bound ${REGISTRATIONS_BACK_WITHIN_MS} ms)`,
+    );
     const status = await waitFor(
       "B's server session up",
       async () => {
@@ -112,3 +127,20 @@ rootSerial(
     t.is(page.body, pageFor(a), page.error);
   },
 );
+
+/** The registry proxy's log lines, each with its time relative to the server listening again. */
+function proxyTimeline(log: string, backAt: number): string {
+  const out: string[] = [];
+  for (const line of log.split('\n')) {
+    if (!line.includes('registry-proxy')) continue;
+    try {
+      const r = JSON.parse(line) as { time?: string; msg?: string; retryInMs?: number };
+      if (typeof r.time !== 'string') continue;
+      const at = ((Date.parse(r.time) - backAt) / 1000).toFixed(2);
+      out.push(`${at} s ${r.msg ?? ''}${r.retryInMs === undefined ? '' : ` (retry in ${r.retryInMs} ms)`}`);
+    } catch {
+      // not a JSON line
+    }
+  }
+  return out.slice(-40).join('\n');
+}

@@ -3,11 +3,16 @@ import type { Random } from '../../host/index.js';
 export interface BackoffOptions {
   /** First ceiling (default 1 s). */
   readonly initialMs: number;
-  /** Largest ceiling (default 30 s): an agent is blind at most this long after upstream returns. */
+  /**
+   * Largest ceiling (default 10 s). The proxy sleeps this backoff after a session ends or fails, then
+   * waits for its channel to be READY; so it paces sessions that keep failing on a connected channel
+   * (upstream answers but refuses the watch, say), and 10 s instead of 30 s keeps such a retry well
+   * inside one refresh period (40 s, R19). Reconnecting itself is grpc-js's (see options.ts).
+   */
   readonly maxMs: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 1_000, maxMs: 30_000 });
+export const DEFAULT_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 1_000, maxMs: 10_000 });
 
 /**
  * "Full jitter" exponential backoff: a uniform delay in [0, min(max, initial·2^attempt)). A fleet of

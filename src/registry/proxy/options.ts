@@ -18,7 +18,7 @@ export interface RegistryProxyOptions {
   readonly clock: Clock;
   readonly random: Random;
   readonly log: Logger;
-  /** Re-subscribe backoff (full jitter, default 1 s → 30 s). */
+  /** Re-subscribe backoff (full jitter, default 1 s → 10 s). */
   readonly backoff?: BackoffOptions;
   /**
    * How long a local registration stays when its local client does not refresh it (default 1 min,
@@ -34,11 +34,24 @@ export interface RegistryProxyOptions {
   readonly onRoundTrip?: (method: string, seconds: number, ok: boolean) => void;
   /** A local watcher this many changes behind is ended (default 1000). */
   readonly maxWatchBacklog?: number;
+  /**
+   * After waiting for upstream to take connections again, the session (watches, listing,
+   * re-registration) starts after a uniform delay below this (default 2 s): agents whose channels
+   * reconnected together spread their load on the returning server (R24).
+   */
+  readonly reconnectSpreadMs?: number;
 }
 
 export const DEFAULT_LOCAL_EXPIRATION_MS = 60_000;
 export const DEFAULT_PROXY_CALL_TIMEOUT_MS = 5_000;
 export const DEFAULT_PROXY_WATCH_BACKLOG = 1_000;
+export const DEFAULT_RECONNECT_SPREAD_MS = 2_000;
+/**
+ * Cap of grpc-js's reconnect backoff on the upstream channel (±20 % jitter): upstream back, the agent
+ * connects within ~6 s, then the spread above, the session and the re-registration: well inside
+ * one refresh period (40 s, R19). While upstream is down each agent tries about every 5 s.
+ */
+export const UPSTREAM_MAX_RECONNECT_BACKOFF_MS = 5_000;
 
 /** Response header telling a local registrant whether upstream has its registration yet. */
 export const UPSTREAM_STATUS_HEADER = 'nsm-agent-upstream';

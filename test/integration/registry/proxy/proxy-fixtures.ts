@@ -126,6 +126,8 @@ export interface ProxyOptions {
   readonly localExpirationMs?: number;
   readonly tuning?: Partial<ClientTuning>;
   readonly publicUrl?: string;
+  /** Default 0 here (the proxy's default is 2 s): most tests time the reconnect itself. */
+  readonly reconnectSpreadMs?: number;
 }
 
 /** Fast reconnects for tests (grpc-js's own channel backoff too). */
@@ -158,6 +160,7 @@ export async function startProxy(t: ExecutionContext, options: ProxyOptions): Pr
     backoff: options.backoff ?? { initialMs: 50, maxMs: 200 },
     callTimeoutMs: 2_000,
     tuning: { ...FAST, ...options.tuning },
+    reconnectSpreadMs: options.reconnectSpreadMs ?? 0,
     ...(options.localExpirationMs === undefined ? {} : { localExpirationMs: options.localExpirationMs }),
   });
   const dir = await mkdtemp(join(tmpdir(), 'nsm-proxy-'));

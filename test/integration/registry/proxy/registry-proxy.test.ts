@@ -259,6 +259,74 @@ test('proxies that lost upstream together reconnect at their own jittered times,
   await eventually(() => kinds() === 'up,up,up', 5_000, 'third agent back');
 });
 
+test('upstream back: the session starts when the channel reconnects, not at the end of a proxy sleep (R19)', async (t) => {
+  const upstream = new Upstream(t);
+  await upstream.start();
+  // The proxy's timers only run when the test moves this clock; the channel reconnects in real time.
+  const clock = new FakeClock(Date.now());
+  const { proxy, local, publicUrl } = await startProxy(t, {
+    upstreamUrl: upstream.url,
+    clock,
+    random: new SequenceRandom('r', [0.5]),
+    backoff: { initialMs: 1_000, maxMs: 10_000 },
+  });
+  await eventually(() => proxy.state.kind === 'up', 5_000, 'proxy up');
+  await local.registerNse({ name: 'db-1', url: LOCAL_URL });
+  await upstream.stop();
+  await eventually(() => proxy.state.kind === 'down', 3_000, 'proxy sees upstream gone');
+  await clock.advance(proxy.state.kind === 'down' ? proxy.state.retryInMs : 0);
+  // Longer than the 2 s call timeout: a waitForReady window would have ended and the proxy would
+  // sleep (here: until the clock moves, i.e. never) before looking again.
+  await sleep(3_000);
+  t.is(proxy.state.kind, 'down', 'still down, with the reason, while upstream is away');
+  await upstream.start(); // empty store
+  const fresh = await upstreamClient(t, upstream.url);
+  const took = await eventually(
+    async () => (await upstreamUrlOf(fresh, 'db-1')) === publicUrl,
+    5_000,
+    'restored without the proxy clock moving',
+  );
+  // grpc-js's reconnect backoff here is 50-200 ms; then the watches, the listing and one Register.
+  t.true(took < 1_500, `restored ${took} ms after upstream listened`);
+  t.is(proxy.state.kind, 'up');
+});
+
+test('a refresh that falls due takes along the others due within 5 s, all sent together', async (t) => {
+  const upstream = new Upstream(t, { defaultExpirationMs: 30_000 });
+  await upstream.start();
+  const clock = new FakeClock(Date.now());
+  const { proxy, local } = await startProxy(t, {
+    upstreamUrl: upstream.url,
+    clock,
+    random: new SequenceRandom('r', [0.5]),
+  });
+  await eventually(() => proxy.state.kind === 'up', 5_000, 'proxy up');
+  await clock.advance(Math.max(0, Date.now() - clock.now())); // the proxy's clock catches up with real time
+  const t0 = clock.now();
+  // Upstream answers "expires at (real) now + 30 s"; the proxy refreshes at 2/3 of what is left by
+  // its clock: registered at t0 + x (by the proxy's clock) when real time is t0 + r, the refresh is
+  // due at t0 + 20 s + x/3 + 2r/3.
+  const at = async (x: number, name: string): Promise<void> => {
+    await clock.advance(t0 + x - clock.now());
+    await local.registerNse({ name, url: LOCAL_URL });
+  };
+  await at(0, 'a'); // due ~20 s
+  await at(3_000, 'b'); // due ~21 s
+  await at(10_000, 'c'); // due ~23.3 s
+  await at(18_000, 'd'); // due ~26 s: more than 5 s after a's
+  t.is(proxy.metrics().refreshes, 0);
+  const lag = ((Date.now() - t0) * 2) / 3;
+  t.true(lag < 900, `the set-up took ${lag} ms too long for the times above`);
+  // Past a's time, before b's own: b and c go with a, d does not.
+  await clock.advance(t0 + 20_000 + lag + 50 - clock.now());
+  await eventually(() => proxy.metrics().refreshes === 3, 3_000, 'a, b and c refreshed together');
+  await sleep(200);
+  t.is(proxy.metrics().refreshes, 3, 'd waits for its own time');
+  await clock.advance(t0 + 26_000 + lag + 50 - clock.now());
+  await eventually(() => proxy.metrics().refreshes >= 4, 3_000, 'd refreshed');
+  t.is(proxy.metrics().refreshFailures, 0);
+});
+
 test('half-open TCP: keepalive ends the silent connection and the watch re-subscribes (R26)', async (t) => {
   const upstream = new Upstream(t);
   await upstream.start();
