@@ -291,6 +291,45 @@ test('upstream back: the session starts when the channel reconnects, not at the 
   t.is(proxy.state.kind, 'up');
 });
 
+test('proxies whose channels reconnect together start their sessions spread over reconnectSpreadMs (R24)', async (t) => {
+  const upstream = new Upstream(t);
+  await upstream.start();
+  const fractions = [0.05, 0.35, 0.65, 0.95];
+  const agents = await Promise.all(
+    fractions.map((f) =>
+      startProxy(t, {
+        upstreamUrl: upstream.url,
+        random: new SequenceRandom('r', [f]),
+        reconnectSpreadMs: 2_000,
+      }),
+    ),
+  );
+  await eventually(() => agents.every((a) => a.proxy.state.kind === 'up'), 5_000, 'all up');
+  await upstream.stop();
+  await eventually(() => agents.every((a) => a.proxy.state.kind === 'down'), 5_000, 'all down');
+  await sleep(1_200); // past every post-loss sleep (f x 1 s): all wait for their channel now
+  await upstream.start();
+  const back = Date.now();
+  const upAfter: (number | undefined)[] = agents.map(() => undefined);
+  await eventually(
+    () => {
+      agents.forEach((a, i) => {
+        if (upAfter[i] === undefined && a.proxy.state.kind === 'up') upAfter[i] = Date.now() - back;
+      });
+      return upAfter.every((u) => u !== undefined);
+    },
+    8_000,
+    'all up again',
+  );
+  const ms = upAfter.map((u) => u ?? NaN);
+  t.log(`sessions up ${ms.join(', ')} ms after upstream listened`);
+  // Channels back within grpc-js's 50-200 ms here; the sessions follow at f x 2 s.
+  fractions.forEach((f, i) =>
+    t.true((ms[i] ?? 0) >= f * 2_000 - 50, `agent ${i}: ${ms[i]} ms, spread ${f * 2_000} ms`),
+  );
+  t.true(Math.max(...ms) - Math.min(...ms) >= 1_500, 'not at one instant');
+});
+
 test('a refresh that falls due takes along the others due within 5 s, all sent together', async (t) => {
   const upstream = new Upstream(t, { defaultExpirationMs: 30_000 });
   await upstream.start();
