@@ -28,7 +28,7 @@ const OUTAGE_MS = 60_000;
  * after each 5 s waitForReady window that grpc-js's own backoff (also up to 30 s) outlasted.
  */
 const REGISTRATIONS_BACK_WITHIN_MS = 15_000;
-const mesh = useLocalMesh({ prefix, agents: 2, logLevel: 'debug' });
+const mesh = useLocalMesh({ prefix, agents: 2 });
 
 rootSerial(
   `control server down for ${OUTAGE_MS / 1000} s: traffic flows, new connects fail clearly, all recovers`,
