@@ -4,6 +4,7 @@ import type { CommandRunner } from '../host/index.js';
 import type { DeviceState, WireGuard } from '../host/wireguard/index.js';
 import { silentLogger } from '../log/index.js';
 import type { Logger } from '../log/index.js';
+import { Contributors, restrictTo } from './contributors.js';
 import { checkDesiredState, emptyDesiredState, netnsKey } from './desired-state.js';
 import type { DesiredEntry, DesiredState, DeviceSpec } from './desired-state.js';
 import { deviceKey, netnsTextKey, parseNetnsView, readDevices, readNetnsText } from './host-state.js';
@@ -54,9 +55,12 @@ export interface ApplyResult {
  *
  * Chain elements change their own entries with setEntry(); each call is an apply of the whole state.
  * After an apply that succeeded, the next setEntry() plans from the host as that apply left it
- * instead of reading it (the forwarder made every change itself); reapply() — drift repair — and
- * adopt() always read the host, and so does a setEntry() whose step fails or that follows a failure.
- * The state record is written before any change either way.
+ * instead of reading it (the forwarder made every change itself), and over only the entries with a
+ * say in what the changed ones touch (contributors.ts), so its cost does not grow with the other
+ * connections; reapply() — drift repair — and adopt() always read the host, and so does a
+ * setEntry() whose step fails or that follows a failure. A read that is the same as the last one
+ * that needed no change is not parsed or planned again. The state record is written before any
+ * change either way.
  */
 export class Forwarder {
   readonly #o: ForwarderOptions;
@@ -85,12 +89,15 @@ export class Forwarder {
    * changed skips parsing and planning. Cleared by any apply that does not end that way.
    */
   #quiet: QuietRead | undefined;
+  /** Which entries of #applied have a say in which host object: what a setEntries() plans over. */
+  readonly #contributors: Contributors;
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
     this.#mark = checkOwnerMark(options.mark ?? defaultOwnerMark);
     this.#log = (options.log ?? silentLogger()).child({ subsystem: 'forwarder' });
     this.#host = hostTarget(options.runner, options.netns);
+    this.#contributors = new Contributors(this.#mark);
   }
 
   /** The state last asked for (whether or not its apply succeeded). */
@@ -153,22 +160,32 @@ export class Forwarder {
     const changes = new Map(entries);
     const result = this.#queue.run(() => {
       if (this.#pending?.changes === changes) this.#pending = undefined;
-      const entries = new Map(Object.entries(this.#desired.entries));
+      const entries: Record<string, DesiredEntry> = { ...this.#desired.entries };
       for (const [k, e] of changes) {
-        if (e === undefined) entries.delete(k);
-        else entries.set(k, e);
+        if (e === undefined) Reflect.deleteProperty(entries, k);
+        else entries[k] = e;
       }
-      const desired: DesiredState = { ...this.#desired, entries: Object.fromEntries(entries) };
+      const desired: DesiredState = { ...this.#desired, entries };
+      const applied = this.#applied;
+      if (applied === undefined || applied !== this.#desired) return this.#apply(desired);
+      checkDesiredState(desired);
+      // Only the entries with a say in what the changed ones touch (see Contributors): the rest of
+      // the host stays as the last apply left it, so the plan of these is the plan of the whole.
+      const keys = this.#contributors.advance(applied, desired, changes.keys());
+      const from = restrictTo(applied, keys);
+      const to = restrictTo(desired, keys);
       // An entry that asks for nothing the host does not already have from the last apply (the
       // service address a second connection shares) needs no read and no command; drift repair
       // (reapply) still reads the host.
-      const applied = this.#applied;
-      if (applied !== undefined && sameTarget(desired, applied, this.#mark)) {
-        checkDesiredState(desired);
+      if (sameTarget(from, to, this.#mark)) {
         this.#desired = desired;
+        this.#applied = desired;
         return Promise.resolve({ ops: [], ms: 0 });
       }
-      return this.#apply(desired, applied === undefined ? undefined : assumedHost(applied, this.#mark));
+      const sameNetns = [...changes.keys()].every(
+        (k) => applied.entries[k]?.kind !== 'netns' && entries[k]?.kind !== 'netns',
+      );
+      return this.#apply(desired, { from, to, ...(sameNetns ? { record: this.#record } : {}) });
     });
     this.#pending = { changes, result };
     return result;
@@ -182,20 +199,21 @@ export class Forwarder {
   }
 
   /**
-   * One apply. With `assumed` (the host as the last successful apply left it) it plans from that
-   * instead of reading the host; when an op then fails, the host was not as assumed (something
-   * removed a link, a workload netns went away, wireguard-go died): it reads the host and plans
-   * again from what is really there.
+   * One apply. With `assumed` (the last successful apply's state and `desired`, both restricted to
+   * the entries that matter for the change) it plans from the host as that apply left it instead of
+   * reading the host; when an op then fails, the host was not as assumed (something removed a link,
+   * a workload netns went away, wireguard-go died): it reads the host and plans again from what is
+   * really there.
    */
-  async #apply(desired: DesiredState, assumed?: HostState): Promise<ApplyResult> {
+  async #apply(desired: DesiredState, assumed?: Assumed): Promise<ApplyResult> {
     const started = performance.now();
-    checkDesiredState(desired);
+    if (assumed === undefined) checkDesiredState(desired);
     this.#desired = desired;
     this.#applied = undefined;
     const quiet = this.#quiet;
     this.#quiet = undefined;
     const before = this.#record ?? (await readRecord(this.#o.stateDir, this.#mark));
-    const after = recordOf(desired, this.#mark);
+    const after = assumed?.record ?? recordOf(desired, this.#mark);
     const intent = unionRecord(before, after);
     let step = 0;
     if (!sameRecord(intent, before)) await writeRecord(this.#o.stateDir, intent);
@@ -214,8 +232,11 @@ export class Forwarder {
     const ops = unchanged
       ? []
       : plan({
-          current: assumed ?? hostStateOf(read as HostRead, this.#mark.proto),
-          desired,
+          current:
+            assumed === undefined
+              ? hostStateOf(read as HostRead, this.#mark.proto)
+              : assumedHost(assumed.from, this.#mark),
+          desired: assumed?.to ?? desired,
           mark: this.#mark,
           ownedDevices: intent.devices,
           declaredEndpoints: Object.fromEntries(this.#declared),
@@ -363,6 +384,16 @@ export class Forwarder {
         return;
     }
   }
+}
+
+/** What a setEntries() apply plans from instead of reading the host. */
+interface Assumed {
+  /** The last successful apply's state, restricted (see Contributors). */
+  readonly from: DesiredState;
+  /** The state to apply, restricted to the same entries. */
+  readonly to: DesiredState;
+  /** The record of the state to apply when it is the last apply's (no netns entry changed). */
+  readonly record?: StateRecord | undefined;
 }
 
 /** The host as read, before parsing. */

@@ -277,7 +277,7 @@ interface Target {
   readonly knownNetns: Map<string, NetnsRef>;
 }
 
-const mainTable = 'main';
+export const mainTable = 'main';
 
 /**
  * True when `a` and `b` make the host look the same: the same plan against the same host (entries
@@ -524,7 +524,7 @@ function buildTarget(desired: DesiredState, mark: OwnerMark): Target {
 }
 
 /** What target() takes from one entry, canonical; entries are immutable, so it is derived once per entry object. */
-interface EntryFacts {
+export interface EntryFacts {
   /** tunnel: remote prefixes; */
   readonly prefixes: readonly string[];
   /** host and netns: addresses. */
@@ -542,7 +542,7 @@ interface EntryFacts {
 
 const facts = new WeakMap<DesiredEntry, EntryFacts>();
 
-function factsOf(e: DesiredEntry): EntryFacts {
+export function factsOf(e: DesiredEntry): EntryFacts {
   const known = facts.get(e);
   if (known !== undefined) return known;
   let f: EntryFacts;
@@ -598,7 +598,7 @@ const linkNames = new WeakMap<
   { readonly key: string; readonly prefix: string; readonly name: string }
 >();
 
-function linkNameOf(mark: OwnerMark, key: string, e: DesiredEntry): string {
+export function linkNameOf(mark: OwnerMark, key: string, e: DesiredEntry): string {
   const known = linkNames.get(e);
   if (known?.key === key && known.prefix === mark.prefix) return known.name;
   const name = ownedLinkName(mark, key);
@@ -668,7 +668,7 @@ function indexOf(view: NetnsView): ViewIndex {
   return index;
 }
 
-function routeKey(table: string, dst: string): string {
+export function routeKey(table: string, dst: string): string {
   return `${table}|${dst}`;
 }
 

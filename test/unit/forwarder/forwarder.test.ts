@@ -600,3 +600,58 @@ test('drift repair that found nothing to do still repairs any later change of wh
   });
   t.deepEqual((await check.apply(twoConnections)).ops, []);
 });
+
+test('random setEntries sequences, planned from the host as the last apply left it over the entries that matter, leave the host as a read-plan-apply would', async (t) => {
+  const { host, wg, fwd } = await setup(t);
+  host.addNetns('web');
+  await fwd.apply({ device, entries: {} });
+  // A fixed pseudo-random sequence with much sharing: peers, prefixes, addresses and netns in common.
+  let seed = 20261201;
+  const rnd = (): number => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+  const prefixes = ['169.254.0.2/32', '169.254.0.3', '10.60.0.0/16', 'fd00::2/128', '169.254.1.1/32'];
+  const addresses = ['169.254.1.1/32', '169.254.1.2/32', '169.254.0.9', 'fd00::1/128'];
+  const entry = (key: string): DesiredState['entries'][string] => {
+    if (key.endsWith('/wireguard'))
+      return {
+        kind: 'tunnel',
+        peerPublicKey: pick([peerKey, otherPeerKey]),
+        ...(rnd() < 0.7 ? { endpoint: pick(['10.0.0.2:51820', '10.0.0.3:51820']) } : {}),
+        ...(rnd() < 0.3 ? { persistentKeepalive: pick([0, 25]) } : {}),
+        remotePrefixes: [pick(prefixes), pick(prefixes)],
+      };
+    if (rnd() < 0.4) return { kind: 'host', addresses: [pick(addresses)] };
+    return {
+      kind: 'netns',
+      // A connection's workload stays in its netns (moving one makes a plan that fails on the assumed host).
+      netns: { kind: 'named', name: Number(key.slice(1, key.indexOf('/'))) % 2 === 0 ? 'app' : 'web' },
+      ifName: `nsm${key.slice(1, key.indexOf('/'))}`,
+      addresses: [pick(addresses)],
+      routes: [pick(prefixes), pick(prefixes)],
+    };
+  };
+  const keys = Array.from({ length: 8 }, (_, i) => [`c${i}/wireguard`, `c${i}/kernel`]).flat();
+  let planned = 0;
+  for (let step = 0; step < 60; step++) {
+    const changes = new Map<string, DesiredState['entries'][string] | undefined>();
+    for (let i = 0; i < 1 + Math.floor(rnd() * 3); i++) {
+      const key = pick(keys);
+      changes.set(key, rnd() < 0.3 ? undefined : entry(key));
+    }
+    const before = reads(host);
+    const r = await fwd.setEntries(changes);
+    if (r.ops.length > 0) planned++;
+    t.is(reads(host), before, `step ${step}: no read of the host`);
+    const check = new Forwarder({
+      runner: host,
+      wireguard: wg,
+      stateDir: await mkdtemp(join(tmpdir(), 'nsm-fwd-chk-')),
+    });
+    t.deepEqual(
+      (await check.apply(fwd.desired)).ops,
+      [],
+      `step ${step}: the host is as a read-plan-apply makes it`,
+    );
+  }
+  t.true(planned > 30, `most steps changed something (${planned} of 60)`);
+});
