@@ -47,7 +47,7 @@ import { startIcmpProber } from './lib/agent-probe.js';
 import type { IcmpProber, ProbeResult } from './lib/agent-probe.js';
 import { heapFigures, logWindow } from './lib/agent-logs.js';
 import type { LogWindow } from './lib/agent-logs.js';
-import { cpuOver, memOf, wireguardGoPid } from './lib/agent-procs.js';
+import { cpuMsOf, cpuOver, memOf, wireguardGoPid } from './lib/agent-procs.js';
 import type { MemSample } from './lib/agent-procs.js';
 import { runWithCleanup } from './lib/cleanup.js';
 import { fmt, median, percentile } from './lib/stats.js';
@@ -295,6 +295,26 @@ function pidOf(agent: MeshAgent): number {
   return pid;
 }
 
+interface CpuMs {
+  readonly main: number;
+  readonly all: number;
+}
+
+/** On-CPU ms of each pid from now until done() (NaN for one that ended). */
+function cpuMeter(pids: readonly number[]): { done(): CpuMs[] } {
+  const before = pids.map(cpuMsOf);
+  return {
+    done: () =>
+      pids.map((pid, i) => {
+        const a = before[i];
+        const b = cpuMsOf(pid);
+        return a === undefined || b === undefined
+          ? { main: NaN, all: NaN }
+          : { main: b.main - a.main, all: b.all - a.all };
+      }),
+  };
+}
+
 async function connectTimed(
   bed: Bed,
   service: string,
@@ -471,12 +491,14 @@ async function main(args: Args, hold: Held): Promise<void> {
   const coldSample: SetupSample = { ...cold, disconnectMs: await disconnectTimed(bed, 'cold') };
   progress(`cold connect: call ${fmt(cold.callMs, 0)} ms, first reply ${fmt(cold.replyMs, 0)} ms`);
   const seq: SetupSample[] = [];
+  const seqCpu = cpuMeter([pidB, pidA]);
   const seqFrom = Date.now();
   for (const service of names.seq) {
     const s = await connectTimed(bed, service, performance.now());
     seq.push({ ...s, disconnectMs: await disconnectTimed(bed, service) });
   }
   const seqTo = Date.now();
+  const seqCpuMs = seqCpu.done();
   const seqStats = setupStats(seq);
   progress(
     `${args.seq} sequential: first reply p50 ${fmt(seqStats.replyP50, 0)} ms p99 ${fmt(seqStats.replyP99, 0)} ms`,
@@ -484,8 +506,10 @@ async function main(args: Args, hold: Held): Promise<void> {
   await sleep(1000);
   t0 = performance.now();
   const concFrom = Date.now();
+  const concCpu = cpuMeter([pidB, pidA]);
   const concUp = await Promise.all(names.conc.map((service) => connectTimed(bed, service, t0)));
   const concUpTo = Date.now();
+  const concCpuMs = concCpu.done();
   const concDisc = await Promise.all(names.conc.map((service) => disconnectTimed(bed, service)));
   const conc: SetupSample[] = concUp.map((s, i) => ({ ...s, disconnectMs: concDisc[i]! }));
   const concStats = setupStats(conc);
@@ -501,7 +525,9 @@ async function main(args: Args, hold: Held): Promise<void> {
   const aBefore = memOf(pidA);
   t0 = performance.now();
   const memFrom = Date.now();
+  const memCpu = cpuMeter([pidB, pidA]);
   const memUp = await pool(names.mem, 10, (service) => connectTimed(bed, service, performance.now()));
+  const memCpuMs = memCpu.done();
   const memConnectS = (performance.now() - t0) / 1000;
   const memTo = Date.now();
   const memFailed = memUp.filter((s) => !s.probe.ok).length;
@@ -669,6 +695,16 @@ async function main(args: Args, hold: Held): Promise<void> {
   say(
     `  one forwarder apply at a time per agent; a connection's entries share one apply, planned from the host as the last apply left it (one ip -batch); connects queued before an apply starts share it; drift repair every 10 s reads the host`,
   );
+  const cpuPer = (ms: readonly CpuMs[], n: number): string =>
+    ['B', 'A']
+      .map((who, i) => `${who} ${fmt((ms[i]?.main ?? NaN) / n, 2)} / ${fmt((ms[i]?.all ?? NaN) / n, 2)}`)
+      .join('   ');
+  say(
+    'agent CPU per connect, ms (JS thread / all threads; on-CPU time from schedstat, steadier than the latencies on a busy machine)',
+  );
+  say(`  sequential (connect + disconnect)  ${cpuPer(seqCpuMs, args.seq)}`);
+  say(`  concurrent (connects only)         ${cpuPer(concCpuMs, args.conc)}`);
+  say(`  ${`${args.conns} connects, 10 at a time`.padEnd(34)} ${cpuPer(memCpuMs, args.conns)}`);
   say('');
   const pss = (m: MemSample | undefined): string =>
     m === undefined ? '—' : `${mb(m.rssKb)} MB RSS${m.pssKb === undefined ? '' : `, ${mb(m.pssKb)} MB PSS`}`;
@@ -723,6 +759,8 @@ async function main(args: Args, hold: Held): Promise<void> {
     `call_seq_p50=${fmt(seqStats.callP50, 0)}ms`,
     `call_conc_p50=${fmt(concStats.callP50, 0)}ms`,
     `rss_serving=${fmt(aLoaded.rssKb / 1024, 1)}MB`,
+    `cpu_per_conc_connect=B${fmt((concCpuMs[0]?.main ?? NaN) / args.conc, 2)}ms/A${fmt((concCpuMs[1]?.main ?? NaN) / args.conc, 2)}ms`,
+    `cpu_per_connect_${args.conns}=B${fmt((memCpuMs[0]?.main ?? NaN) / args.conns, 2)}ms/A${fmt((memCpuMs[1]?.main ?? NaN) / args.conns, 2)}ms`,
     `targets=${missed.length === 0 ? 'met' : `missed(${missed.join(',')})`}`,
   ];
   if (args.out !== undefined) {

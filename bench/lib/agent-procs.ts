@@ -1,6 +1,6 @@
 // Memory and CPU figures of the agent benchmark's processes, from /proc: VmRSS (status), PSS
 // (smaps_rollup, when readable), utime+stime (stat), and the wireguard-go process behind a device.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { listWireGuardGoProcesses } from '../../src/host/wireguard/index.js';
 import { clockTicksPerSecond, sampleProc } from './proc-stats.js';
 
@@ -52,4 +52,29 @@ export async function cpuOver(
     // One USER_HZ tick (10 ms) of CPU in a 60 s window is 0.017 %.
     return (100 * (b.cpuTicks - a.cpuTicks)) / clockTicksPerSecond / wall;
   });
+}
+
+/**
+ * CPU time `pid` has used, in ms, from the scheduler's per-thread nanosecond counters
+ * (/proc/PID/task/TID/schedstat): `main` is the thread that runs the JavaScript (the pid's own),
+ * `all` adds libuv's file-system pool and V8's GC helpers. Finer than utime+stime (10 ms ticks),
+ * and unlike a wall-clock latency it barely moves when other work shares the machine: the figure
+ * to compare two builds with on a busy box. Undefined when the process is gone.
+ */
+export function cpuMsOf(pid: number): { readonly main: number; readonly all: number } | undefined {
+  const onCpuNs = (tid: string): number =>
+    Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0] ?? NaN);
+  try {
+    let all = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        all += onCpuNs(tid);
+      } catch {
+        // a thread that ended between the listing and the read
+      }
+    }
+    return { main: onCpuNs(String(pid)) / 1e6, all: all / 1e6 };
+  } catch {
+    return undefined;
+  }
 }

@@ -1,1 +1,2 @@
+export { coalescing } from './coalesce.js';
 export { agentVersion } from './version.js';

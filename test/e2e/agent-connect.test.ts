@@ -4,7 +4,8 @@
 // GET from B's host netns to the service address returns the page; `disconnect` leaves both hosts'
 // links, addresses, routes and WireGuard peers exactly as before the connect. A client whose SPIFFE
 // ID the expose policy does not allow gets PermissionDenied and nothing is created on its host.
-import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import {
   agentCommand,
   apiCall,
@@ -71,6 +72,11 @@ rootSerial(
     t.regex(metricsA, /^nsm_agent_registry_roundtrip_seconds_count\{method="nse\.register"\} [1-9]/m);
     t.regex(metricsA, /^nsm_agent_served_connections 1$/m);
 
+    // The name in the connection's DNS context: B's hosts file (the bed's stand-in for /etc/hosts)
+    // maps web.nsm to the service address while the connection is up.
+    const hostsB = join(b.runDir, '..', 'hosts');
+    t.regex(await readFile(hostsB, 'utf8'), new RegExp(`^${ip.replaceAll('.', '\\.')}\\s+web\\.nsm$`, 'm'));
+
     const during = await dataplaneSnapshot(b);
     t.notDeepEqual(during, beforeB, 'the connection shows on B (an address, route or peer)');
 
@@ -92,6 +98,7 @@ rootSerial(
     t.deepEqual(await dataplaneSnapshot(b), beforeB);
     t.deepEqual(await dataplaneSnapshot(a), beforeA);
     t.is(connectionOf(await b.status(), 'web'), undefined, 'no connection listed on B');
+    t.notRegex(await readFile(hostsB, 'utf8'), /web\.nsm/, 'the name is gone from the hosts file');
     const unserved = await waitFor(
       "A's expose of web serves no connection",
       async () =>

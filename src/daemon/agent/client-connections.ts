@@ -28,6 +28,7 @@ import { defaultInterfaceName } from '../../forwarder/mechanisms/index.js';
 import type { Clock, LivenessProber, LivenessTarget, Random } from '../../host/index.js';
 import { HostsFile, netnsPath, parseNetnsRef } from '../../host/index.js';
 import type { Logger } from '../../log/index.js';
+import { coalescing } from '../../util/index.js';
 import type { ConnectionRow, ConnectionState } from '../../localapi/index.js';
 import { connectKey, connectionId, serviceDnsName } from '../../workloads/index.js';
 import type { SourcedConnect } from '../../workloads/index.js';
@@ -401,9 +402,12 @@ export class ClientConnections {
    * `<service>.nsm` → service address for every connection that is up: host connects in the hosts
    * file; connects of a named netns in `/etc/netns/<name>/hosts` (what `ip netns exec` shows as
    * /etc/hosts inside it; rewritten in place, since processes already in the netns see the file
-   * itself) — only when the agent manages the real /etc/hosts, never on a test bed.
+   * itself) — only when the agent manages the real /etc/hosts, never on a test bed. Connections
+   * that change together share one rewrite (coalescing).
    */
-  async #syncHosts(): Promise<void> {
+  readonly #syncHosts = coalescing(() => this.#writeHosts());
+
+  async #writeHosts(): Promise<void> {
     if (!this.#hosts) return;
     const byFile = new Map<string, { address: string; names: string[] }[]>([[this.#hosts.path, []]]);
     for (const f of this.#netnsHosts.keys()) byFile.set(f, []);

@@ -44,6 +44,15 @@ export function journalPath(stateDir: string): string {
 export class Journal {
   readonly data: JournalData;
   readonly #path: string;
+  /**
+   * The encoded form of each client connection written or read so far. Every write holds all of
+   * them, and encoding a Connection is the costly part (200 connections: ~5 ms of protobuf per
+   * write, once per connect): a connection is encoded once, when it is first written. Sound
+   * because the journal's connections are never changed in place — a refresh stores a new object.
+   */
+  readonly #encoded = new WeakMap<Connection, string>();
+  /** The journal's directory exists (made by the first write). */
+  #dirMade = false;
   #draining = false;
   /** Flushes asked for / covered by a finished write (monotonic generations). */
   #requested = 0;
@@ -54,9 +63,10 @@ export class Journal {
   #okThrough = 0;
   #sinceWaiters: { mark: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
 
-  private constructor(path: string, data: JournalData) {
+  private constructor(path: string, data: JournalData, encoded?: ReadonlyMap<Connection, string>) {
     this.#path = path;
     this.data = data;
+    for (const [c, text] of encoded ?? []) this.#encoded.set(c, text);
   }
 
   /** Reads the journal; none yet is empty. A journal that cannot be understood is an error, not a guess. */
@@ -87,15 +97,22 @@ export class Journal {
       file = JSON.parse(text) as JournalFile;
       if (file.version !== 1) throw new Error(`unknown version ${String(file.version)}`);
       const clients = new Map<string, Connection>();
+      const encoded = new Map<Connection, string>();
       for (const [k, v] of Object.entries(file.clients)) {
-        clients.set(k, fromBinary(ConnectionSchema, Buffer.from(v, 'base64')));
+        const c = fromBinary(ConnectionSchema, Buffer.from(v, 'base64'));
+        clients.set(k, c);
+        encoded.set(c, v);
       }
-      return new Journal(path, {
-        entries: new Map(Object.entries(file.entries)),
-        clients,
-        served: new Map(Object.entries(file.served)),
-        remotes: new Map(Object.entries(file.remotes)),
-      });
+      return new Journal(
+        path,
+        {
+          entries: new Map(Object.entries(file.entries)),
+          clients,
+          served: new Map(Object.entries(file.served)),
+          remotes: new Map(Object.entries(file.remotes)),
+        },
+        encoded,
+      );
     } catch (e: unknown) {
       throw new AgentError(
         'FAILED_PRECONDITION',
@@ -191,16 +208,31 @@ export class Journal {
     const file: JournalFile = {
       version: 1,
       entries: Object.fromEntries(this.data.entries),
-      clients: Object.fromEntries(
-        [...this.data.clients].map(([k, c]) => [
-          k,
-          Buffer.from(toBinary(ConnectionSchema, c)).toString('base64'),
-        ]),
-      ),
+      clients: Object.fromEntries([...this.data.clients].map(([k, c]) => [k, this.#encode(c)])),
       served: Object.fromEntries(this.data.served),
       remotes: Object.fromEntries(this.data.remotes),
     };
-    await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.#path, JSON.stringify(file), SECRET_FILE_MODE);
+    const text = JSON.stringify(file);
+    if (!this.#dirMade) {
+      await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
+      this.#dirMade = true;
+    }
+    try {
+      await writeFileAtomic(this.#path, text, SECRET_FILE_MODE);
+    } catch (e: unknown) {
+      // The directory was removed under the running agent: make it again, once, and retry.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(this.#path, text, SECRET_FILE_MODE);
+    }
+  }
+
+  #encode(c: Connection): string {
+    let text = this.#encoded.get(c);
+    if (text === undefined) {
+      text = Buffer.from(toBinary(ConnectionSchema, c)).toString('base64');
+      this.#encoded.set(c, text);
+    }
+    return text;
   }
 }

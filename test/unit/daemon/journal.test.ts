@@ -154,3 +154,42 @@ test('flushSince: a change made before the mark rides on the next write anyone a
   await t.throwsAsync(j.flushSince(m3));
   await t.throwsAsync(failing);
 });
+
+test('a refreshed connection (a new object) replaces the old one on disk; read-back connections are kept as read', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const j = await Journal.open(dir);
+  const first = (id: string, endpoint: string) =>
+    create(ConnectionSchema, { id, networkService: 'web', networkServiceEndpointName: endpoint });
+  j.data.clients.set('web\u0000', first('a-web-host', 'ep-1'));
+  j.data.clients.set('db\u0000', first('a-db-host', 'ep-db'));
+  await j.flush();
+  // A refresh that landed on another endpoint stores a new connection object.
+  j.data.clients.set('web\u0000', first('a-web-host', 'ep-2'));
+  await j.flush();
+  const again = await Journal.open(dir);
+  t.is(again.data.clients.get('web\u0000')?.networkServiceEndpointName, 'ep-2');
+  t.is(again.data.clients.get('db\u0000')?.networkServiceEndpointName, 'ep-db');
+
+  // The next run writes what it read back unchanged, and its own changes on top.
+  again.data.clients.delete('db\u0000');
+  again.data.remotes.set('c9', 'tcp://10.0.0.9:5001');
+  await again.flush();
+  const third = await Journal.open(dir);
+  t.deepEqual([...third.data.clients.keys()], ['web\u0000']);
+  t.is(third.data.clients.get('web\u0000')?.networkServiceEndpointName, 'ep-2');
+  t.is(third.data.remotes.get('c9'), 'tcp://10.0.0.9:5001');
+});
+
+test('a journal whose directory was removed under the running agent is written again', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const j = await Journal.open(dir);
+  j.data.remotes.set('c1', 'tcp://10.0.0.1:5001');
+  await j.flush();
+  await rm(join(dir, 'agent'), { recursive: true });
+  j.data.remotes.set('c2', 'tcp://10.0.0.2:5001');
+  await j.flush();
+  const again = await Journal.open(dir);
+  t.deepEqual([...again.data.remotes.keys()].sort(), ['c1', 'c2']);
+});
