@@ -1,3 +1,4 @@
+import { interfaceSlot } from './desired-state.js';
 import type { DesiredEntry, DesiredState } from './desired-state.js';
 import type { OwnerMark } from './owner-mark.js';
 import { factsOf, linkNameOf, mainTable, routeKey } from './plan.js';
@@ -5,7 +6,7 @@ import { factsOf, linkNameOf, mainTable, routeKey } from './plan.js';
 /**
  * The host objects an entry has a say in, as text keys: its peer and the host routes of its remote
  * prefixes (tunnel), its addresses on the device (host), its workload netns as a whole, its veth
- * and the host routes to its addresses (netns). Two entries that share none of these make their
+ * and the host routes to its addresses, and its interface's slot in the netns (netns). Two entries that share none of these make their
  * parts of the target independently of each other (see Contributors).
  */
 export function objectsOf(mark: OwnerMark, key: string, e: DesiredEntry): string[] {
@@ -16,7 +17,12 @@ export function objectsOf(mark: OwnerMark, key: string, e: DesiredEntry): string
     case 'host':
       return f.addresses.map((a) => `a ${a}`);
     case 'netns':
-      return [`n ${f.netnsKey}`, `v ${linkNameOf(mark, key, e)}`, ...f.hostRouteKeys.map((k) => `r ${k}`)];
+      return [
+        `n ${f.netnsKey}`,
+        `v ${linkNameOf(mark, key, e)}`,
+        `i ${interfaceSlot(e)}`,
+        ...f.hostRouteKeys.map((k) => `r ${k}`),
+      ];
   }
 }
 
@@ -44,10 +50,7 @@ export class Contributors {
    * `from` whole.
    */
   advance(from: DesiredState, to: DesiredState, changed: Iterable<string>): Set<string> {
-    if (this.#state !== from) {
-      this.#by.clear();
-      for (const [k, e] of Object.entries(from.entries)) this.#add(k, e);
-    }
+    this.#index(from);
     this.#state = undefined;
     const objects: string[] = [];
     const keys = new Set<string>();
@@ -69,6 +72,19 @@ export class Contributors {
     this.#collect(objects, keys);
     this.#state = to;
     return keys;
+  }
+
+  /** The keys of the entries of `state` that have a say in `object` (objectsOf). */
+  holders(state: DesiredState, object: string): ReadonlySet<string> {
+    this.#index(state);
+    return this.#by.get(object) ?? new Set();
+  }
+
+  #index(state: DesiredState): void {
+    if (this.#state === state) return;
+    this.#by.clear();
+    for (const [k, e] of Object.entries(state.entries)) this.#add(k, e);
+    this.#state = state;
   }
 
   #collect(objects: readonly string[], into: Set<string>): void {

@@ -99,45 +99,89 @@ export function checkDesiredState(state: DesiredState): DesiredState {
   }
   const ifNames = new Map<string, string>();
   for (const [key, e] of Object.entries(state.entries)) {
-    if (e.kind === 'tunnel' && state.device === undefined) {
-      throw new AgentError('INVALID_ARGUMENT', `entry ${key} needs a WireGuard peer but there is no device`, {
-        hint: 'declare the device in the desired state before tunnels',
-      });
-    }
+    checkEntry(state, key, e);
     if (e.kind === 'netns') {
-      if (e.netns.kind === 'path') {
-        throw new AgentError(
-          'INVALID_ARGUMENT',
-          `entry ${key}: netns ${e.netns.path} cannot be entered by name or pid`,
-          {
-            hint: 'give the workload netns as /var/run/netns/<name> or /proc/<pid>/ns/net',
-          },
-        );
-      }
-      if (!/^[A-Za-z0-9_.-]{1,15}$/.test(e.ifName)) {
-        throw new AgentError(
-          'INVALID_ARGUMENT',
-          `entry ${key}: interface name ${JSON.stringify(e.ifName)} is not valid`,
-          {
-            hint: 'use 1 to 15 letters, digits, "_", "." or "-" (KERNEL mechanism parameter name)',
-          },
-        );
-      }
-      const where = `${netnsKey(e.netns)}#${e.ifName}`;
-      const other = ifNames.get(where);
-      if (other !== undefined) {
-        throw new AgentError(
-          'ALREADY_EXISTS',
-          `entries ${other} and ${key} both want ${e.ifName} in the same netns`,
-          {
-            hint: 'give each connection its own interface name in the KERNEL mechanism',
-          },
-        );
-      }
-      ifNames.set(where, key);
+      const slot = interfaceSlot(e);
+      const other = ifNames.get(slot);
+      if (other !== undefined) throw interfaceTaken(other, key, e.ifName);
+      ifNames.set(slot, key);
     }
   }
   return state;
+}
+
+/**
+ * checkDesiredState for a state whose other entries were checked with it before (the last applied
+ * state with the entries under `changed` set or removed): only the changed entries are looked at.
+ * `holders(slot)`: the keys of the entries that wanted the interface slot (interfaceSlot) before.
+ */
+export function checkChangedEntries(
+  state: DesiredState,
+  changed: readonly string[],
+  holders: (slot: string) => Iterable<string>,
+): void {
+  const changedKeys = new Set(changed);
+  const slots = new Map<string, string>();
+  for (const key of changed) {
+    const e = Object.hasOwn(state.entries, key) ? state.entries[key] : undefined;
+    if (e === undefined) continue;
+    checkEntry(state, key, e);
+    if (e.kind !== 'netns') continue;
+    const slot = interfaceSlot(e);
+    let other = slots.get(slot);
+    if (other === undefined)
+      for (const k of holders(slot))
+        if (!changedKeys.has(k)) {
+          other = k;
+          break;
+        }
+    if (other !== undefined) throw interfaceTaken(other, key, e.ifName);
+    slots.set(slot, key);
+  }
+}
+
+/** Where a netns entry's interface lives: two entries may not want the same one. */
+export function interfaceSlot(e: NetnsLocalEntry): string {
+  return `${netnsKey(e.netns)}#${e.ifName}`;
+}
+
+/** The checks of one entry on its own. */
+function checkEntry(state: DesiredState, key: string, e: DesiredEntry): void {
+  if (e.kind === 'tunnel' && state.device === undefined) {
+    throw new AgentError('INVALID_ARGUMENT', `entry ${key} needs a WireGuard peer but there is no device`, {
+      hint: 'declare the device in the desired state before tunnels',
+    });
+  }
+  if (e.kind === 'netns') {
+    if (e.netns.kind === 'path') {
+      throw new AgentError(
+        'INVALID_ARGUMENT',
+        `entry ${key}: netns ${e.netns.path} cannot be entered by name or pid`,
+        {
+          hint: 'give the workload netns as /var/run/netns/<name> or /proc/<pid>/ns/net',
+        },
+      );
+    }
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(e.ifName)) {
+      throw new AgentError(
+        'INVALID_ARGUMENT',
+        `entry ${key}: interface name ${JSON.stringify(e.ifName)} is not valid`,
+        {
+          hint: 'use 1 to 15 letters, digits, "_", "." or "-" (KERNEL mechanism parameter name)',
+        },
+      );
+    }
+  }
+}
+
+function interfaceTaken(other: string, key: string, ifName: string): AgentError {
+  return new AgentError(
+    'ALREADY_EXISTS',
+    `entries ${other} and ${key} both want ${ifName} in the same netns`,
+    {
+      hint: 'give each connection its own interface name in the KERNEL mechanism',
+    },
+  );
 }
 
 /** A stable text key for a netns reference (its path). */

@@ -5,7 +5,7 @@ import type { DeviceState, WireGuard } from '../host/wireguard/index.js';
 import { silentLogger } from '../log/index.js';
 import type { Logger } from '../log/index.js';
 import { Contributors, restrictTo } from './contributors.js';
-import { checkDesiredState, emptyDesiredState, netnsKey } from './desired-state.js';
+import { checkChangedEntries, checkDesiredState, emptyDesiredState, netnsKey } from './desired-state.js';
 import type { DesiredEntry, DesiredState, DeviceSpec } from './desired-state.js';
 import { deviceKey, netnsTextKey, parseNetnsView, readDevices, readNetnsText } from './host-state.js';
 import type { HostState, NetnsText, NetnsView } from './host-state.js';
@@ -168,7 +168,10 @@ export class Forwarder {
       const desired: DesiredState = { ...this.#desired, entries };
       const applied = this.#applied;
       if (applied === undefined || applied !== this.#desired) return this.#apply(desired);
-      checkDesiredState(desired);
+      // The rest was checked with the last apply.
+      checkChangedEntries(desired, [...changes.keys()], (slot) =>
+        this.#contributors.holders(applied, `i ${slot}`),
+      );
       // Only the entries with a say in what the changed ones touch (see Contributors): the rest of
       // the host stays as the last apply left it, so the plan of these is the plan of the whole.
       const keys = this.#contributors.advance(applied, desired, changes.keys());

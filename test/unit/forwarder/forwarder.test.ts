@@ -655,3 +655,42 @@ test('random setEntries sequences, planned from the host as the last apply left 
   }
   t.true(planned > 30, `most steps changed something (${planned} of 60)`);
 });
+
+test('setEntries refuses an interface name another entry has in the same netns, checking only the changed entries', async (t) => {
+  const { host, fwd } = await setup(t);
+  await fwd.apply(twoConnections);
+  const inApp = (ifName: string, address: string): DesiredState['entries'][string] => ({
+    kind: 'netns',
+    netns: { kind: 'named', name: 'app' },
+    ifName,
+    addresses: [address],
+    routes: [],
+  });
+  // c2/kernel has nsm0 in app.
+  await t.throwsAsync(fwd.setEntry('c3/kernel', inApp('nsm0', '169.254.3.1/32')), {
+    message: /entries c2\/kernel and c3\/kernel both want nsm0 in the same netns/,
+  });
+  t.false(Object.hasOwn(fwd.desired.entries, 'c3/kernel'), 'the refused entry is not in the state');
+  await t.throwsAsync(
+    fwd.setEntries(
+      new Map([
+        ['c4/kernel', inApp('nsm4', '169.254.4.1/32')],
+        ['c5/kernel', inApp('nsm4', '169.254.5.1/32')],
+      ]),
+    ),
+    { message: /entries c4\/kernel and c5\/kernel both want nsm4/ },
+  );
+  // Once given up, the name is free.
+  await fwd.setEntry('c2/kernel', undefined);
+  await fwd.setEntry('c3/kernel', inApp('nsm0', '169.254.3.1/32'));
+  t.deepEqual(host.ns('app').links.find((l) => l.name === 'nsm0')?.addresses, ['169.254.3.1/32']);
+  // A whole-state apply refuses the same thing.
+  await t.throwsAsync(
+    fwd.apply({
+      ...fwd.desired,
+      entries: { ...fwd.desired.entries, 'c6/kernel': inApp('nsm0', '169.254.6.1/32') },
+    }),
+    { message: /entries c3\/kernel and c6\/kernel both want nsm0/ },
+  );
+  t.deepEqual((await fwd.reapply()).ops, []);
+});
