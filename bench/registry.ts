@@ -16,12 +16,18 @@
 //   each sequential (refresh timers firing one by one) and all at once (a coalesced batch); CPU per
 //   Register of this process (the agent) and of the server child, rounds alternated, medians printed.
 //   Run it with the agent's JIT flags to match `nsm-agent run`: node --no-opt --no-maglev --import tsx …
+// --proxy [--exposes 271] [--base REV] [--window-s 80]: the whole RegistryProxy of REV (default the
+//   commit before the refresh batching) and of this tree, side by side: each in its own child (with
+//   the agent's --no-opt --no-maglev) keeps N exposes registered with an upstream registry that gives
+//   60 s (refresh every ~40 s); the exposes are registered one every 40 s / N (as exposes made at
+//   different times), one refresh period is left to settle, then the child's CPU over the window.
 import { execFileSync, fork } from 'node:child_process';
+import { symlinkSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Metadata } from '@grpc/grpc-js';
 import { build } from 'esbuild';
 import {
@@ -34,7 +40,17 @@ import { clientCredentials, dial } from '../src/api/grpc/index.js';
 import type { GrpcConnection } from '../src/api/grpc/index.js';
 import { createTokenSigner, writeClientToken } from '../src/api/token/index.js';
 import type { TokenSigner } from '../src/api/token/index.js';
+import { serverCredentials, startServer } from '../src/api/grpc/index.js';
 import { systemClock } from '../src/host/index.js';
+import { silentLogger } from '../src/log/index.js';
+import { createRegistryServices } from '../src/registry/index.js';
+import { MemoryStore } from '../src/store/index.js';
+import type * as ApiModule from '../src/api/index.js';
+import type * as GrpcModule from '../src/api/grpc/index.js';
+import type * as TokenModule from '../src/api/token/index.js';
+import type * as HostModule from '../src/host/index.js';
+import type * as LogModule from '../src/log/index.js';
+import type * as RegistryModule from '../src/registry/index.js';
 import { UpstreamRegistry } from '../src/registry/proxy/upstream-registry.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import type { EtcdProcess } from '../test/helpers/etcd.js';
@@ -548,6 +564,169 @@ async function measureRefresh(
   }
 }
 
+interface ProxyJob {
+  readonly root: string;
+  readonly port: number;
+  readonly pki: Pki;
+  readonly exposes: number;
+  readonly windowMs: number;
+}
+
+interface ProxyResult {
+  readonly cpuUs: number;
+  readonly refreshes: number;
+  readonly failures: number;
+}
+
+/** 40 s: the refresh period of a 60 s registration. */
+const REFRESH_PERIOD_MS = 40_000;
+
+/** --proxy-child: one RegistryProxy from job.root's sources; reports its CPU over the window. */
+function proxyChild(): void {
+  process.on('disconnect', () => process.exit(0));
+  process.once('message', (job: ProxyJob) => {
+    void (async () => {
+      const from = async <T>(path: string): Promise<T> =>
+        (await import(pathToFileURL(join(job.root, path)).href)) as T;
+      const reg = await from<typeof RegistryModule>('src/registry/index.js');
+      const grpc = await from<typeof GrpcModule>('src/api/grpc/index.js');
+      const tok = await from<typeof TokenModule>('src/api/token/index.js');
+      const host = await from<typeof HostModule>('src/host/index.js');
+      const logs = await from<typeof LogModule>('src/log/index.js');
+      const api = await from<typeof ApiModule>('src/api/index.js');
+      const proxy = new reg.RegistryProxy({
+        upstreamUrl: `tcp://127.0.0.1:${job.port}`,
+        credentials: grpc.clientCredentials({
+          bundlePem: job.pki.bundlePem,
+          certChainPem: job.pki.client.certPem,
+          keyPem: job.pki.client.keyPem,
+          expectedServerId: SERVER_ID,
+        }),
+        signer: tok.createTokenSigner({
+          spiffeId: CLIENT_ID,
+          certificatePem: job.pki.client.certPem,
+          privateKeyPem: job.pki.client.keyPem,
+          clock: host.systemClock,
+        }),
+        upstreamSpiffeId: SERVER_ID,
+        publicUrl: 'tcp://192.0.2.10:5001',
+        clock: host.systemClock,
+        random: host.systemRandom,
+        log: logs.silentLogger(),
+      });
+      proxy.start();
+      const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+      for (let i = 0; proxy.state.kind !== 'up'; i++) {
+        if (i > 200) throw new Error(`the proxy did not come up: ${JSON.stringify(proxy.state)}`);
+        await wait(50);
+      }
+      // As the agent's exposes: a local lease far ahead, registered at different times.
+      const spacing = REFRESH_PERIOD_MS / job.exposes;
+      for (let i = 0; i < job.exposes; i++) {
+        await proxy.registerEndpoint(
+          api.create(api.NetworkServiceEndpointSchema, {
+            name: `expose-${i}`,
+            networkServiceNames: [`svc-${i}`],
+            networkServiceLabels: { [`svc-${i}`]: { labels: { host: 'bench', app: `svc-${i}` } } },
+            url: 'unix:///run/nsm-agent/local.sock',
+            expirationTime: { seconds: BigInt(Math.floor(Date.now() / 1000) + 3_600), nanos: 0 },
+          }),
+        );
+        await wait(spacing);
+      }
+      await wait(REFRESH_PERIOD_MS + 5_000); // one refresh period to settle
+      const m0 = proxy.metrics();
+      const c0 = process.cpuUsage();
+      await wait(job.windowMs);
+      const c = process.cpuUsage(c0);
+      const m1 = proxy.metrics();
+      await proxy.close();
+      const result: ProxyResult = {
+        cpuUs: c.user + c.system,
+        refreshes: m1.refreshes - m0.refreshes,
+        failures: m1.refreshFailures - m0.refreshFailures,
+      };
+      process.send?.(result, () => process.exit(0));
+    })().catch((e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    });
+  });
+}
+
+/** --proxy: the RegistryProxy of --base and of this tree, each keeping N exposes registered. */
+async function measureProxies(pki: Pki): Promise<void> {
+  const exposes = arg('exposes', 271);
+  const windowMs = arg('window-s', 80) * 1000;
+  const base = stringArg('base') ?? '385ce9a~1';
+  const baseRoot = mkdtempSync(join(tmpdir(), 'nsm-registry-bench-base-'));
+  bundleDir = baseRoot; // removed on every way out (cleanup)
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  execFileSync('sh', ['-c', `git -C "$1" archive "$2" src | tar -x -C "$3"`, 'sh', repo, base, baseRoot]);
+  symlinkSync(join(repo, 'node_modules'), join(baseRoot, 'node_modules'));
+  const rev = execFileSync('git', ['-C', repo, 'rev-parse', '--short', base], { encoding: 'utf8' }).trim();
+
+  // The upstream registry, in this process: 60 s registrations, as the control server gives.
+  const store = new MemoryStore({ clock: systemClock });
+  const log = silentLogger();
+  const registry = createRegistryServices({
+    store,
+    clock: systemClock,
+    log,
+    signer: createTokenSigner({
+      spiffeId: SERVER_ID,
+      certificatePem: pki.server.certPem,
+      privateKeyPem: pki.server.keyPem,
+      clock: systemClock,
+    }),
+    defaultExpirationMs: 60_000,
+  });
+  const server = await startServer({
+    listen: [
+      {
+        url: 'tcp://127.0.0.1:0',
+        credentials: serverCredentials({
+          bundlePem: pki.bundlePem,
+          certChainPem: pki.server.certPem,
+          keyPem: pki.server.keyPem,
+          requireClientCert: true,
+        }),
+      },
+    ],
+    services: registry.services,
+    log,
+  });
+  try {
+    const variants = [
+      { name: `before (${rev})`, root: baseRoot },
+      { name: 'this tree', root: repo },
+    ];
+    console.log(
+      `registry proxy keeping ${exposes} exposes registered (upstream gives 60 s, refresh ~40 s), CPU of the proxy's process over ${windowMs / 1000} s after one period to settle; node ${process.version} --no-opt --no-maglev`,
+    );
+    for (const v of variants) {
+      const child = fork(fileURLToPath(import.meta.url), ['--proxy-child'], {
+        execArgv: ['--no-opt', '--no-maglev', '--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      const result = await new Promise<ProxyResult>((resolve, reject) => {
+        child.once('message', (m: ProxyResult) => resolve(m));
+        child.once('exit', (code) => reject(new Error(`the proxy child exited (${String(code)})`)));
+        child.send({ root: v.root, port: server.port ?? 0, pki, exposes, windowMs } satisfies ProxyJob);
+      });
+      console.log(
+        `  ${v.name.padEnd(20)} ${((result.cpuUs / 1000 / windowMs) * 100).toFixed(3)} % of a core, ${result.refreshes} refreshes (${((result.refreshes / windowMs) * 1000).toFixed(1)}/s), ${(result.cpuUs / Math.max(1, result.refreshes)).toFixed(0)} µs of process CPU per refresh, ${result.failures} failed`,
+      );
+    }
+  } finally {
+    await server.close({ graceMs: 50 });
+    registry.close();
+    await store.close();
+  }
+}
+
 async function main(): Promise<void> {
   const p: Params = {
     nses: arg('nses', 10_000),
@@ -587,6 +766,10 @@ async function main(): Promise<void> {
     } catch (e: unknown) {
       launchNote = `bundling failed, tsx adds ~40 MB to RSS: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
     }
+  }
+  if (process.argv.includes('--proxy')) {
+    await measureProxies(pki);
+    return;
   }
   if (process.argv.includes('--refresh')) {
     await measureRefresh(launch, pki, arg('exposes', 271), arg('rounds', 8));
@@ -639,4 +822,5 @@ async function cleanup(): Promise<void> {
 }
 
 if (process.argv.includes('--serve')) serve();
+else if (process.argv.includes('--proxy-child')) proxyChild();
 else process.exit(await runWithCleanup(main, cleanup));
