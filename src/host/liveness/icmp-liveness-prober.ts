@@ -2,7 +2,6 @@ import { statSync } from 'node:fs';
 import { AgentError, describe } from '../../errors/index.js';
 import { silentLogger } from '../../log/index.js';
 import type { Logger } from '../../log/index.js';
-import { parseIp } from '../../util/ip-prefix.js';
 import type { IpFamily } from '../../util/ip-prefix.js';
 import { systemClock } from '../clock.js';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -10,6 +9,13 @@ import { systemRandom } from '../random.js';
 import type { Random } from '../random.js';
 import { loadIcmpAddon } from '../socket-buffers/native-addon.js';
 import type { IcmpAddon, NativeAddonOptions } from '../socket-buffers/native-addon.js';
+import {
+  addressBytes,
+  addressWords,
+  echoRecordBytes,
+  replyRecordWords,
+  writeEchoRecord,
+} from './echo-records.js';
 import type { LivenessHandlers, LivenessProber, LivenessTarget, LivenessWatch } from './liveness-prober.js';
 
 export interface IcmpProberOptions {
@@ -38,20 +44,34 @@ export function icmpLivenessProber(o: IcmpProberOptions = {}): LivenessProber {
   return new IcmpLivenessProber(o);
 }
 
-/** Replies to this many of a watch's latest echoes still count (a reply may come late). */
+/** Replies to this many of the latest rounds still count (a reply may come late). */
 const keptSeqs = 8;
+/** Replies read per icmpReceive call, and calls per socket and tick at most. */
+const replyBatch = 512;
+const maxReceiveCalls = 16;
+/**
+ * Echoes one icmpSend call sends at most: a bigger round goes out in slices sliceGapMs apart, so
+ * the queue of a tun device (500 packets; wireguard-go reads it) never gets a whole round at once.
+ */
+const sliceRecords = 256;
+const sliceGapMs = 2;
 
 interface Probe {
   readonly target: LivenessTarget;
   readonly on: LivenessHandlers;
   readonly socket: Sock;
   readonly id: number;
-  readonly dst: bigint;
+  /** The target address as the words icmpReceive writes for a reply from it. */
+  readonly d0: number;
+  readonly d1: number;
+  readonly d2: number;
+  readonly d3: number;
   readonly where: string;
-  /** Seqs of the latest echoes sent, oldest first. */
-  readonly sent: number[];
-  /** An echo went out (or failed to) since the last tick, so this tick judges it. */
-  due: boolean;
+  /** Its record in the socket's table (moves when a record before the last is freed). */
+  row: number;
+  /** The first round that carried its echo: replies to older rounds are not its own. */
+  readonly since: number;
+  /** A reply to one of its echoes came since the last judgement. */
   answered: boolean;
   missed: number;
   state: 'probing' | 'alive' | 'dead';
@@ -69,9 +89,17 @@ interface Sock {
   identity: string | undefined;
   /** Why there is no socket, said to the watches as `dead`. */
   error: string | undefined;
+  /** Live watches by echo id (replies are matched by it). */
   readonly probes: Map<number, Probe>;
+  /** Live watches by record: rows[i] owns table record i; the table's first rows.length records are sent. */
+  readonly rows: Probe[];
+  /** icmpSend's records (echo-records.ts), written once per watch. */
+  table: Uint8Array;
   nextId: number;
-  nextSeq: number;
+  /** The last round this socket's echoes went out in (0: none yet), so a tick judges only what was sent. */
+  sentIn: number;
+  /** The timer of the round's next slice, while a big round is going out. */
+  slices: TimerHandle | undefined;
 }
 
 class IcmpLivenessProber implements LivenessProber {
@@ -87,6 +115,15 @@ class IcmpLivenessProber implements LivenessProber {
   readonly #sockets = new Map<string, Sock>();
   #timer: TimerHandle | undefined;
   #closed = false;
+  /** Where icmpReceive writes replies; made on the first drain. */
+  #replies: Uint32Array | undefined;
+  /**
+   * Rounds sent so far: each tick sends every watch's echo with the same seq, the round's. Seqs go
+   * on across sockets, so an echo sent before a watch began (same id, an earlier socket) is never
+   * taken for one of its own.
+   */
+  #round = 0;
+  #seq: number | undefined;
 
   constructor(o: IcmpProberOptions) {
     this.#intervalMs = o.intervalMs ?? 1000;
@@ -118,7 +155,7 @@ class IcmpLivenessProber implements LivenessProber {
         hint: 'make a new prober; a closed one does not watch',
       });
     }
-    const family = checkTarget(target);
+    const { family, src, dst } = checkTarget(target);
     const key = `${family}|${target.netns ?? ''}`;
     let socket = this.#sockets.get(key);
     if (socket === undefined) {
@@ -130,20 +167,28 @@ class IcmpLivenessProber implements LivenessProber {
         identity: undefined,
         error: undefined,
         probes: new Map(),
+        rows: [],
+        table: new Uint8Array(4 * echoRecordBytes),
         nextId: Math.floor(this.#random.float() * 0x10000),
-        nextSeq: Math.floor(this.#random.float() * 0x10000),
+        sentIn: 0,
+        slices: undefined,
       };
       this.#sockets.set(key, socket);
     }
+    const id = freeId(socket);
+    const [d0, d1, d2, d3] = addressWords(dst);
     const probe: Probe = {
       target,
       on,
       socket,
-      id: freeId(socket),
-      dst: parseIp(target.dst)?.value ?? -1n,
+      id,
+      d0,
+      d1,
+      d2,
+      d3,
       where: `${target.dst} from ${target.src} on ${target.ifName}${target.netns === undefined ? '' : ` in netns ${target.netns}`}`,
-      sent: [],
-      due: false,
+      row: socket.rows.length,
+      since: this.#round + 1,
       answered: false,
       missed: 0,
       state: 'probing',
@@ -151,7 +196,14 @@ class IcmpLivenessProber implements LivenessProber {
       sendErrorLogged: false,
       stopped: false,
     };
-    socket.probes.set(probe.id, probe);
+    if ((probe.row + 1) * echoRecordBytes > socket.table.length) {
+      const grown = new Uint8Array(socket.table.length * 2);
+      grown.set(socket.table);
+      socket.table = grown;
+    }
+    writeEchoRecord(socket.table, probe.row, { ifName: target.ifName, src, dst, id });
+    socket.rows.push(probe);
+    socket.probes.set(id, probe);
     if (this.#addon === undefined && this.#loading === undefined && this.#addonError === undefined) {
       this.#loading = loadIcmpAddon(this.#native).then(
         (a) => {
@@ -169,7 +221,7 @@ class IcmpLivenessProber implements LivenessProber {
 
   close(): void {
     this.#closed = true;
-    for (const s of [...this.#sockets.values()]) for (const p of [...s.probes.values()]) this.#stop(p);
+    for (const s of [...this.#sockets.values()]) for (const p of [...s.rows]) this.#stop(p);
   }
 
   #stop(p: Probe): void {
@@ -177,7 +229,16 @@ class IcmpLivenessProber implements LivenessProber {
     p.stopped = true;
     const s = p.socket;
     s.probes.delete(p.id);
-    if (s.probes.size > 0) return;
+    // The last record takes the freed one's place, so the sent records stay the first rows.length.
+    const last = s.rows.length - 1;
+    const moved = s.rows[last];
+    if (moved !== undefined && moved !== p) {
+      s.table.copyWithin(p.row * echoRecordBytes, last * echoRecordBytes, (last + 1) * echoRecordBytes);
+      moved.row = p.row;
+      s.rows[p.row] = moved;
+    }
+    s.rows.pop();
+    if (s.rows.length > 0) return;
     this.#closeSocket(s);
     this.#sockets.delete(s.key);
     if (this.#sockets.size === 0) {
@@ -189,6 +250,8 @@ class IcmpLivenessProber implements LivenessProber {
   }
 
   #closeSocket(s: Sock): void {
+    s.slices?.cancel();
+    s.slices = undefined;
     if (s.fd === undefined || this.#addon === undefined) return;
     try {
       this.#addon.icmpClose(s.fd);
@@ -199,6 +262,11 @@ class IcmpLivenessProber implements LivenessProber {
     s.identity = undefined;
   }
 
+  /**
+   * One round: read every socket's replies, judge the last round per watch, send the next round.
+   * A socket costs two addon calls a round whatever its number of watches; what runs per watch is
+   * the judgement and, per reply, a Map lookup and a few number compares.
+   */
   #tick(): void {
     this.#timer = undefined;
     if (this.#sockets.size === 0) return;
@@ -207,18 +275,19 @@ class IcmpLivenessProber implements LivenessProber {
       if (addon !== undefined) {
         for (const s of this.#sockets.values()) this.#drain(addon, s);
       }
-      // Handlers may stop or start watches: walk a snapshot and skip what was stopped meanwhile.
+      // Handlers may stop or start watches, even close the prober: walk snapshots, skip what stopped.
       for (const s of [...this.#sockets.values()]) {
-        for (const p of [...s.probes.values()]) {
-          if (p.stopped) continue;
-          if (this.#addonError !== undefined) {
-            this.#declareDead(p, `cannot ping ${p.where}: ${this.#addonError}`);
-            continue;
-          }
-          if (addon === undefined) continue; // still loading
-          this.#judge(p);
-          this.#send(addon, p);
+        if (this.#addonError !== undefined) {
+          for (const p of s.rows.slice()) this.#declareDead(p, `cannot ping ${p.where}: ${this.#addonError}`);
+        } else if (addon !== undefined) {
+          this.#judge(s);
         }
+      }
+      // What the handlers started is in this round (since = round + 1): no handler runs from here on.
+      if (addon !== undefined && this.#addonError === undefined && this.#sockets.size > 0) {
+        this.#round++;
+        this.#seq = ((this.#seq ?? Math.floor(this.#random.float() * 0x10000)) + 1) & 0xffff;
+        for (const s of this.#sockets.values()) this.#send(addon, s, this.#seq);
       }
     } catch (e: unknown) {
       this.#log.error({ err: describe(e) }, 'liveness: probe round failed');
@@ -231,19 +300,39 @@ class IcmpLivenessProber implements LivenessProber {
   /** Opens the socket when needed (again after its netns was replaced) and marks who answered. */
   #drain(addon: IcmpAddon, s: Sock): void {
     this.#ensureSocket(addon, s);
-    if (s.fd === undefined) return;
-    let replies;
-    try {
-      replies = addon.icmpReceive(s.fd);
-    } catch (e: unknown) {
-      this.#log.warn({ err: describe(e), netns: s.netns }, 'liveness: cannot read ICMP replies; reopening');
-      this.#closeSocket(s);
-      return;
-    }
-    for (const r of replies) {
-      const p = s.probes.get(r.id);
-      if (p === undefined || !p.sent.includes(r.seq) || parseIp(r.from)?.value !== p.dst) continue;
-      p.answered = true;
+    const fd = s.fd;
+    if (fd === undefined) return;
+    const out = (this.#replies ??= new Uint32Array(replyBatch * replyRecordWords));
+    const { probes } = s;
+    const seq = this.#seq ?? 0;
+    const round = this.#round;
+    for (let call = 0; call < maxReceiveCalls; call++) {
+      let n;
+      try {
+        n = addon.icmpReceive(fd, out);
+      } catch (e: unknown) {
+        this.#log.warn({ err: describe(e), netns: s.netns }, 'liveness: cannot read ICMP replies; reopening');
+        this.#closeSocket(s);
+        return;
+      }
+      if (typeof n !== 'number') {
+        this.#addonError = `the native helper is an older build: ${staleHelperHint}`;
+        this.#log.warn({ err: this.#addonError }, 'liveness: cannot use the native ICMP helper');
+        return;
+      }
+      for (let i = 0, at = 0; i < n; i++, at += replyRecordWords) {
+        const head = out[at] ?? 0;
+        const p = probes.get(head & 0xffff);
+        if (p === undefined) continue;
+        // A reply counts for one of the last keptSeqs rounds that carried this watch's echo.
+        const age = (seq - (head >>> 16)) & 0xffff;
+        if (age >= keptSeqs || round - age < p.since) continue;
+        if (out[at + 1] !== p.d0 || out[at + 2] !== p.d1 || out[at + 3] !== p.d2 || out[at + 4] !== p.d3) {
+          continue;
+        }
+        p.answered = true;
+      }
+      if (n < replyBatch) return;
     }
   }
 
@@ -283,35 +372,49 @@ class IcmpLivenessProber implements LivenessProber {
     s.error = why;
   }
 
-  /** Judges the echo sent last tick: answered resets the count, silence adds a miss. */
-  #judge(p: Probe): void {
-    const s = p.socket;
+  /** Judges the socket's last round per watch: answered resets the count, silence adds a miss. */
+  #judge(s: Sock): void {
     if (s.fd === undefined && s.error !== undefined) {
-      this.#declareDead(p, `cannot ping ${p.where}: ${s.error}`);
+      for (const p of s.rows.slice()) this.#declareDead(p, `cannot ping ${p.where}: ${s.error}`);
       return;
     }
-    if (!p.due) return;
-    if (p.answered) {
-      p.missed = 0;
-      p.lastSendError = undefined;
-      const was = p.state;
-      p.state = 'alive';
-      if (was === 'dead') this.#call(p, () => p.on.alive?.());
+    const round = this.#round;
+    if (s.sentIn !== round || round === 0) {
+      // Nothing of this socket went out last round: what was marked are late replies, judged never.
+      for (const p of s.rows) p.answered = false;
       return;
     }
-    p.missed++;
-    if (p.missed >= this.#misses) {
-      const last =
-        p.lastSendError === undefined ? '' : `; the last echo could not be sent: ${p.lastSendError}`;
-      this.#declareDead(
-        p,
-        `no echo reply from ${p.where} for ${p.missed} intervals of ${this.#intervalMs} ms${last}`,
-      );
+    const rows = s.rows.slice();
+    const misses = this.#misses;
+    // Indexed, with locals: this runs per watch and second in an interpreter-only V8.
+    for (let i = 0; i < rows.length; i++) {
+      const p = rows[i];
+      if (p === undefined || p.stopped) continue; // stopped by a handler, just now
+      if (p.answered) {
+        p.answered = false;
+        p.missed = 0;
+        p.lastSendError = undefined;
+        if (p.state === 'alive') continue;
+        const was = p.state;
+        p.state = 'alive';
+        if (was === 'dead') this.#call(p, () => p.on.alive?.());
+        continue;
+      }
+      if (p.since > round) continue; // watched since that round
+      p.missed++;
+      if (p.missed >= misses) {
+        const last =
+          p.lastSendError === undefined ? '' : `; the last echo could not be sent: ${p.lastSendError}`;
+        this.#declareDead(
+          p,
+          `no echo reply from ${p.where} for ${p.missed} intervals of ${this.#intervalMs} ms${last}`,
+        );
+      }
     }
   }
 
   #declareDead(p: Probe, reason: string): void {
-    if (p.state === 'dead') return;
+    if (p.state === 'dead' || p.stopped) return;
     p.state = 'dead';
     this.#call(p, () => p.on.dead(reason));
   }
@@ -324,35 +427,78 @@ class IcmpLivenessProber implements LivenessProber {
     }
   }
 
-  #send(addon: IcmpAddon, p: Probe): void {
-    if (p.stopped) return; // by its own handler, just now
-    const s = p.socket;
-    p.answered = false;
-    if (s.fd === undefined) {
-      p.due = false;
+  /** Sends this round on one socket: one echo per watch, all with the round's seq, in few calls. */
+  #send(addon: IcmpAddon, s: Sock, seq: number): void {
+    s.slices?.cancel(); // what is left of the last round: this one replaces it
+    s.slices = undefined;
+    const count = s.rows.length;
+    if (s.fd === undefined || count === 0) return;
+    s.sentIn = this.#round;
+    if (count <= sliceRecords) {
+      this.#sendSlice(addon, s.fd, seq, s.table, s.rows, 0, count);
       return;
     }
-    const seq = s.nextSeq;
-    s.nextSeq = (s.nextSeq + 1) & 0xffff;
-    p.sent.push(seq);
-    if (p.sent.length > keptSeqs) p.sent.shift();
-    p.due = true;
+    // The later slices go from copies: watches started or stopped meanwhile wait for the next round.
+    const table = s.table.slice(0, count * echoRecordBytes);
+    const rows = s.rows.slice();
+    const next = (from: number): void => {
+      s.slices = undefined;
+      if (s.fd === undefined) return; // closed meanwhile
+      const end = Math.min(from + sliceRecords, count);
+      this.#sendSlice(addon, s.fd, seq, table, rows, from, end);
+      if (end < count) s.slices = this.#clock.setTimer(sliceGapMs, () => next(end));
+    };
+    next(0);
+  }
+
+  /** Sends the echoes of records from … end-1 of `table`, whose watches are `rows`. */
+  #sendSlice(
+    addon: IcmpAddon,
+    fd: number,
+    seq: number,
+    table: Uint8Array,
+    rows: readonly Probe[],
+    from: number,
+    end: number,
+  ): void {
+    let failures;
     try {
-      addon.icmpSend(s.fd, p.target.ifName, p.target.src, p.target.dst, p.id, seq);
+      failures = addon.icmpSend(
+        fd,
+        from === 0 ? table : table.subarray(from * echoRecordBytes),
+        end - from,
+        seq,
+      );
     } catch (e: unknown) {
-      // Counts as a miss (judged next tick): the interface is gone or down, the address was removed.
-      p.lastSendError = describe(e);
-      if (!p.sendErrorLogged) {
-        p.sendErrorLogged = true;
-        this.#log.debug({ err: p.lastSendError, target: p.where }, 'liveness: cannot send an echo request');
+      const why = describe(e);
+      for (let i = from; i < end; i++) {
+        const p = rows[i];
+        if (p !== undefined) this.#sendFailed(p, why);
       }
+      return;
     }
+    if (failures === null) return;
+    for (const f of failures) {
+      const p = rows[from + f.index];
+      if (p !== undefined) this.#sendFailed(p, f.message);
+    }
+  }
+
+  /** Counts as a miss (judged next tick): the interface is gone or down, the address was removed. */
+  #sendFailed(p: Probe, why: string): void {
+    if (p.stopped) return;
+    p.lastSendError = why;
+    if (p.sendErrorLogged) return;
+    p.sendErrorLogged = true;
+    this.#log.debug({ err: why, target: p.where }, 'liveness: cannot send an echo request');
   }
 }
 
-function checkTarget(t: LivenessTarget): IpFamily {
-  const src = parseIp(t.src);
-  const dst = parseIp(t.dst);
+const staleHelperHint = 'rebuild it (node packaging/build-native.mjs, or npm run build:binary)';
+
+function checkTarget(t: LivenessTarget): { family: IpFamily; src: Uint8Array; dst: Uint8Array } {
+  const src = addressBytes(t.src);
+  const dst = addressBytes(t.dst);
   const bad = (what: string): AgentError =>
     new AgentError(
       'INVALID_ARGUMENT',
@@ -366,7 +512,7 @@ function checkTarget(t: LivenessTarget): IpFamily {
   if (src.family !== dst.family) throw bad('src and dst are of different families');
   if (t.ifName === '' || t.ifName.length > 15 || /[\s/]/.test(t.ifName)) throw bad('not an interface name');
   if (t.netns !== undefined && !t.netns.startsWith('/')) throw bad('the netns must be an absolute path');
-  return src.family;
+  return { family: src.family, src: src.bytes, dst: dst.bytes };
 }
 
 /** A 16-bit echo id no live watch of the socket has. */

@@ -24,26 +24,45 @@ export interface NativeHelper extends UdpBuffersAddon {
   notify(path: string, message: string): number;
 }
 
-/** One echo reply read by icmpReceive. */
+/**
+ * One echo reply. Unused: icmpReceive writes packed records now (see IcmpAddon); kept only while
+ * socket-buffers/index.ts re-exports it.
+ */
 export interface IcmpReply {
-  /** The replying address as inet_ntop writes it. */
   readonly from: string;
   readonly id: number;
   readonly seq: number;
 }
 
+/** An echo icmpSend could not send: its record, the errno, and "syscall: strerror". */
+export interface IcmpSendFailure {
+  readonly index: number;
+  readonly errno: number;
+  readonly message: string;
+}
+
 /**
- * The raw-ICMP half of the addon (native/icmp-liveness.c): echo requests out of a given interface in
- * any network namespace, for the data-plane liveness check. All throw errors with `code` (errno
+ * The raw-ICMP half of the addon (native/icmp-liveness.c): echo requests out of given interfaces in
+ * any network namespace, for the data-plane liveness check. One call sends every echo of a socket
+ * and one drains its replies, through packed records (src/host/liveness/echo-records.ts, layout in
+ * the C file), so a probe round makes no JS object per echo. All throw errors with `code` (errno
  * name) and `syscall`.
  */
 export interface IcmpAddon {
   /** A non-blocking raw ICMP (4) or ICMPv6 (6) socket created in the netns of `netnsPath` (null: the agent's own). */
   icmpOpen(netnsPath: string | null, family: 4 | 6): number;
-  /** One echo request from `src` out of `ifName` to `dst` (the socket's family), with 16-bit `id` and `seq`. */
-  icmpSend(fd: number, ifName: string, src: string, dst: string, id: number, seq: number): void;
-  /** The echo replies queued on the socket (other ICMP types are filtered in the kernel); never blocks. */
-  icmpReceive(fd: number): IcmpReply[];
+  /**
+   * One echo request with `seq` per record 0 … count-1 of `table` (interface, source, destination,
+   * 16-bit id; the socket's family), sent with sendmmsg; null when all went out, else the records
+   * that failed (interface gone, source not local, …). Throws only when the socket is unusable.
+   */
+  icmpSend(fd: number, table: Uint8Array, count: number, seq: number): IcmpSendFailure[] | null;
+  /**
+   * Writes the echo replies queued on the socket (other ICMP types are filtered in the kernel,
+   * other programs' echoes by a payload marker) into `out`, 5 words each (id | seq << 16, source
+   * address); returns how many. Call again while it fills `out`; never blocks.
+   */
+  icmpReceive(fd: number, out: Uint32Array): number;
   icmpClose(fd: number): void;
 }
 

@@ -8,7 +8,14 @@ import { FakeLivenessProber } from '../../../src/host/fake/index.js';
 import { SequenceRandom } from '../../../src/host/fake/random.js';
 import { icmpLivenessProber } from '../../../src/host/liveness/index.js';
 import type { LivenessTarget } from '../../../src/host/liveness/index.js';
-import type { IcmpAddon, IcmpReply } from '../../../src/host/socket-buffers/index.js';
+import {
+  addressBytes,
+  addressText,
+  readEchoRecord,
+  replyRecordWords,
+  writeReply,
+} from '../../../src/host/liveness/echo-records.js';
+import type { IcmpAddon, IcmpSendFailure } from '../../../src/host/socket-buffers/native-addon.js';
 import { createLogger } from '../../../src/log/index.js';
 
 interface Sent {
@@ -20,14 +27,25 @@ interface Sent {
   seq: number;
 }
 
-/** Raw sockets in memory: `answers(sent)` decides whether (and from where) an echo is answered. */
+interface Reply {
+  from: string;
+  id: number;
+  seq: number;
+}
+
+/**
+ * Raw sockets in memory, speaking the addon's packed records (echo-records.ts): `answers(sent)`
+ * decides whether (and from where) an echo is answered.
+ */
 class MemoryIcmp implements IcmpAddon {
   #next = 100;
   readonly open = new Map<number, { netns: string | null; family: 4 | 6 }>();
   readonly opened: { netns: string | null; family: 4 | 6 }[] = [];
   readonly closed: number[] = [];
   readonly sent: Sent[] = [];
-  readonly queued = new Map<number, IcmpReply[]>();
+  /** Calls of icmpSend: one per socket and round, whatever its number of watches. */
+  sendCalls = 0;
+  readonly queued = new Map<number, Reply[]>();
   answers: (s: Sent) => string | undefined = (s) => s.dst;
   openError: ((netns: string | null) => Error | undefined) | undefined;
   sendError: ((s: Sent) => Error | undefined) | undefined;
@@ -41,24 +59,44 @@ class MemoryIcmp implements IcmpAddon {
     return fd;
   }
 
-  icmpSend(fd: number, ifName: string, src: string, dst: string, id: number, seq: number): void {
-    if (!this.open.has(fd)) throw errno('EBADF', 'sendmsg');
-    const s = { fd, ifName, src, dst, id, seq };
-    const e = this.sendError?.(s);
-    if (e !== undefined) throw e;
-    this.sent.push(s);
-    const from = this.answers(s);
-    if (from !== undefined) this.inject(fd, { from, id, seq });
+  icmpSend(fd: number, table: Uint8Array, count: number, seq: number): IcmpSendFailure[] | null {
+    const sock = this.open.get(fd);
+    if (sock === undefined) throw errno('EBADF', 'getsockopt SO_DOMAIN');
+    this.sendCalls++;
+    const failures: IcmpSendFailure[] = [];
+    for (let index = 0; index < count; index++) {
+      const r = readEchoRecord(table, index);
+      const s = {
+        fd,
+        ifName: r.ifName,
+        src: addressText(sock.family, r.src),
+        dst: addressText(sock.family, r.dst),
+        id: r.id,
+        seq,
+      };
+      const e = this.sendError?.(s);
+      if (e !== undefined) {
+        failures.push({ index, errno: 19, message: e.message });
+        continue;
+      }
+      this.sent.push(s);
+      const from = this.answers(s);
+      if (from !== undefined) this.inject(fd, { from, id: s.id, seq });
+    }
+    return failures.length === 0 ? null : failures;
   }
 
-  inject(fd: number, r: IcmpReply): void {
+  inject(fd: number, r: Reply): void {
     this.queued.set(fd, [...(this.queued.get(fd) ?? []), r]);
   }
 
-  icmpReceive(fd: number): IcmpReply[] {
+  icmpReceive(fd: number, out: Uint32Array): number {
     const q = this.queued.get(fd) ?? [];
-    this.queued.delete(fd);
-    return q;
+    const now = q.splice(0, Math.floor(out.length / replyRecordWords));
+    now.forEach((r, i) => {
+      writeReply(out, i, { id: r.id, seq: r.seq, from: addressBytes(r.from)!.bytes });
+    });
+    return now.length;
   }
 
   icmpClose(fd: number): void {
@@ -289,6 +327,37 @@ test('a handler that throws or stops watches does not break the round', async (t
   h.prober.close();
   t.is(h.clock.pending, 0);
   t.throws(() => h.prober.watch(a, h.on('late')), { instanceOf: AgentError });
+});
+
+test('600 watches on one socket: each round is 3 sends of one seq, 2 ms apart; a failed record is its own watch', async (t) => {
+  const h = harness();
+  const dst = (i: number): string => `10.2.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+  const broken = dst(555); // in the third slice
+  h.icmp.sendError = (s) => (s.dst === broken ? errno('EADDRNOTAVAIL', 'sendmsg') : undefined);
+  for (let i = 0; i < 600; i++) {
+    h.prober.watch({ netns: undefined, ifName: 'nsm-wg', src: '10.1.0.1', dst: dst(i) }, h.on(dst(i)));
+  }
+  await h.clock.advance(100);
+  t.is(h.icmp.sendCalls, 1, 'the first slice goes out with the round');
+  await h.clock.advance(4);
+  t.is(h.icmp.sendCalls, 3, 'the other two 2 ms apart');
+  t.is(h.icmp.sent.length, 599);
+  t.is(new Set(h.icmp.sent.map((s) => s.seq)).size, 1, 'one seq for the round');
+  t.is(new Set(h.icmp.sent.map((s) => s.dst)).size, 599, 'every other watch once');
+  await h.clock.advance(1000);
+  t.is(h.icmp.sendCalls, 33, '3 calls a round');
+  t.deepEqual(h.events.length, 1);
+  t.regex(
+    h.events[0] ?? '',
+    /^10\.2\.2\.56 dead: no echo reply from 10\.2\.2\.56 .*the last echo could not be sent: sendmsg: EADDRNOTAVAIL$/,
+  );
+  // close() in the middle of a round: the rest of it is not sent.
+  await h.clock.advance(96);
+  const calls = h.icmp.sendCalls;
+  h.prober.close();
+  t.is(h.clock.pending, 0, 'no slice timer left');
+  await h.clock.advance(100);
+  t.is(h.icmp.sendCalls, calls);
 });
 
 test('bad targets are refused at watch()', (t) => {

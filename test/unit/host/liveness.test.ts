@@ -259,3 +259,137 @@ serial('a netns path that does not exist: dead with a reason naming it', async (
     `cannot ping 10.203.0.2 from 10.203.0.1 on ${vethA} in netns ${missing}: netns ${missing} does not exist (any more)`,
   );
 });
+
+serial(
+  'many watches on one socket: exactly the silent ones are dead, and each recovers or dies alone',
+  async (t) => {
+    // 40 targets the peer holds (on its lo, routed through the veth) and 10 nobody holds.
+    const held = Array.from({ length: 40 }, (_, i) => `10.204.0.${i + 1}`);
+    const unheld = Array.from({ length: 10 }, (_, i) => `10.204.0.${i + 101}`);
+    // -force: go on past lines that fail (the teardown deletes what may not be there).
+    const batch = (ns: string, lines: string[]): void => {
+      execFileSync('ip', ['-n', ns, '-force', '-batch', '-'], {
+        input: `${lines.join('\n')}\n`,
+        stdio: ['pipe', 'ignore', 'pipe'],
+        timeout: 10_000,
+      });
+    };
+    ip('-n', nsA, 'route', 'add', '10.204.0.0/24', 'via', '10.203.0.2', 'dev', vethA);
+    t.teardown(() => quietly(() => ip('-n', nsA, 'route', 'del', '10.204.0.0/24')));
+    batch(
+      nsP,
+      held.map((a) => `addr add ${a}/32 dev lo`),
+    );
+    t.teardown(() =>
+      quietly(() =>
+        batch(
+          nsP,
+          [...held, ...unheld].map((a) => `addr del ${a}/32 dev lo`),
+        ),
+      ),
+    );
+
+    prober = icmpLivenessProber({ intervalMs, misses });
+    const before = openFds();
+    const recorders = new Map<string, ReturnType<typeof recorder>>();
+    for (const dst of [...held, ...unheld]) {
+      const r = recorder();
+      recorders.set(dst, r);
+      prober.watch({ netns: pathA, ifName: vethA, src: '10.203.0.1', dst }, r.on);
+    }
+    const eventsOf = (): Record<string, string[]> => {
+      const out: Record<string, string[]> = {};
+      for (const [dst, r] of recorders) if (r.events.length > 0) out[dst] = r.events.map((e) => e.kind);
+      return out;
+    };
+    await quiet(deadWithinMs + 3 * intervalMs);
+    t.is(openFds(), before + 1, 'one raw socket for all 50');
+    t.deepEqual(eventsOf(), Object.fromEntries(unheld.map((a) => [a, ['dead']])), 'only the unheld are dead');
+    t.regex(
+      recorders.get('10.204.0.101')?.events[0]?.reason ?? '',
+      /^no echo reply from 10\.204\.0\.101 from 10\.203\.0\.1 /,
+    );
+
+    // Five of the dead come up, five of the living go.
+    const up = unheld.slice(0, 5);
+    const down = held.slice(0, 5);
+    batch(nsP, [...up.map((a) => `addr add ${a}/32 dev lo`), ...down.map((a) => `addr del ${a}/32 dev lo`)]);
+    await quiet(deadWithinMs + 3 * intervalMs);
+    t.deepEqual(
+      eventsOf(),
+      Object.fromEntries([
+        ...up.map((a) => [a, ['dead', 'alive']]),
+        ...unheld.slice(5).map((a) => [a, ['dead']]),
+        ...down.map((a) => [a, ['dead']]),
+      ]),
+    );
+  },
+);
+
+/**
+ * A responder in the peer netns that answers every echo request itself (the kernel's answers are
+ * off) the way `mode` says: `wrong-source` from another of the peer's addresses, `stale` with a seq
+ * 20 rounds old, `late` with the previous round's seq (a late reply, which counts).
+ */
+const responder = String.raw`
+import socket, struct, sys
+src, mode = sys.argv[1], sys.argv[2]
+rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+tx.bind((src, 0))
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+print('ready', flush=True)
+while True:
+    pkt, addr = rx.recvfrom(2048)
+    icmp = pkt[(pkt[0] & 15) * 4:]
+    if len(icmp) < 8 or icmp[0] != 8: continue
+    ident, seq = struct.unpack('!HH', icmp[4:8])
+    seq = (seq - {'stale': 20, 'late': 1}.get(mode, 0)) & 0xffff
+    body = struct.pack('!BBHHH', 0, 0, 0, ident, seq) + icmp[8:]
+    tx.sendto(body[:2] + struct.pack('!H', csum(body)) + body[4:], (addr[0], 0))
+`;
+
+async function startResponder(src: string, mode: string): Promise<ChildProcess> {
+  const child = spawn('ip', ['netns', 'exec', nsP, 'python3', '-c', responder, src, mode], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the responder did not start within 5 s')), 5000);
+    child.once('exit', (code) => reject(new Error(`the responder exited (${code ?? 'signal'})`)));
+    child.stdout.once('data', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  return child;
+}
+
+for (const c of [
+  { mode: 'wrong-source', src: '10.203.0.3', counts: false },
+  { mode: 'stale', src: '10.203.0.2', counts: false },
+  { mode: 'late', src: '10.203.0.2', counts: true },
+]) {
+  serial(
+    `a reply with the right id from a responder in mode ${c.mode} ${c.counts ? 'counts' : 'does not count'}`,
+    async (t) => {
+      echoIgnoreAll(true);
+      t.teardown(() => quietly(() => echoIgnoreAll(false)));
+      const child = await startResponder(c.src, c.mode);
+      t.teardown(() => void child.kill());
+      prober = icmpLivenessProber({ intervalMs, misses });
+      const r = recorder();
+      prober.watch(v4, r.on);
+      if (c.counts) {
+        await quiet(deadWithinMs + 3 * intervalMs);
+        t.deepEqual(r.events, [], 'answered, one round late');
+      } else {
+        const dead = await r.next('dead', deadWithinMs);
+        t.regex(dead.reason ?? '', /^no echo reply from 10\.203\.0\.2 /);
+      }
+    },
+  );
+}

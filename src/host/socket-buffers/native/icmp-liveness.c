@@ -7,6 +7,11 @@
  * socket per (network namespace, address family), shared by every connection in that namespace,
  * non-blocking, drained from the event loop's timer. No thread, no process.
  *
+ * The daemon's V8 runs without its optimizing compilers, so every JS operation per connection and
+ * second counts: one call per socket and tick sends all of that socket's echoes (sendmmsg) from a
+ * packed table the JS side keeps, and one call drains all replies (recvmmsg) into a packed buffer.
+ * No JS string or object per echo or reply; only a failed send makes an object.
+ *
  * A socket belongs to the namespace it was created in, so icmpOpen enters the target namespace
  * (setns(CLONE_NEWNET) on the calling thread, i.e. Node's main thread), creates the socket and
  * returns to the thread's own namespace before anything else runs. If going back fails the process
@@ -18,15 +23,27 @@
  *   A SOCK_RAW|SOCK_NONBLOCK|SOCK_CLOEXEC socket (IPPROTO_ICMP or IPPROTO_ICMPV6) with an ICMP_FILTER
  *   / ICMP6_FILTER that queues only echo replies, and 2 MiB buffers (SO_RCVBUFFORCE, falling back to
  *   what rmem_max allows) so one tick's replies of a thousand connections fit.
- * JS: icmpSend(fd, ifName: string, src: string, dst: string, id: number, seq: number) -> void
- *   One echo request with `id`/`seq` (16 bits each) and an 8-byte payload marker, from `src` out of
- *   `ifName`, both given per packet with IP_PKTINFO / IPV6_PKTINFO (the interface index is looked up
- *   with SIOCGIFINDEX on the socket itself, i.e. in the socket's namespace). IPv4 checksum computed
- *   here; the kernel fills the ICMPv6 one. A link-local IPv6 `dst` gets the interface as its scope.
- *   Errors: ENODEV (no such interface), ENETUNREACH, EADDRNOTAVAIL (src not local), EAGAIN …
- * JS: icmpReceive(fd) -> Array<{ from: string, id: number, seq: number }>
- *   Drains the echo replies queued on the socket (at most 4096 per call; never blocks) that carry the
- *   marker, so replies to other ping programs in the namespace are dropped here.
+ * JS: icmpSend(fd, table: TypedArray, count: number, seq: number) -> null | Array<{index, errno, message}>
+ *   One echo request per record of `table` (records 0 .. count-1, ECHO_RECORD_BYTES each):
+ *     bytes  0..15  interface name, NUL-padded (at most 15 characters)
+ *     bytes 16..31  source address (IPv4: the first 4 bytes), network order
+ *     bytes 32..47  destination address, likewise
+ *     bytes 48..49  echo id, big-endian; 50..51 unused
+ *   all with the same `seq` (16 bits) and an 8-byte payload marker, from the source out of the
+ *   interface, both given per packet with IP_PKTINFO / IPV6_PKTINFO. The interface index is looked
+ *   up with SIOCGIFINDEX on the socket itself (i.e. in its namespace) once per distinct name and
+ *   call, so a recreated interface is found by its new index at the next call. IPv4 checksums are
+ *   computed here; the kernel fills the ICMPv6 one. A link-local IPv6 destination gets the interface
+ *   as its scope. Returns null when every echo went out, else one {index, errno, message} per record
+ *   that failed, message as "syscall: strerror" (ioctl SIOCGIFINDEX: ENODEV when the interface is
+ *   gone; sendmsg: ENETUNREACH, EADDRNOTAVAIL when the source is not local, EAGAIN ...).
+ * JS: icmpReceive(fd, out: TypedArray) -> number
+ *   Drains the queued echo replies that carry the marker (replies to other ping programs in the
+ *   namespace are dropped here) into `out`, REPLY_RECORD_BYTES each, and returns how many it wrote;
+ *   stops when the queue is empty, `out` is full (the caller calls again) or MAX_READS datagrams
+ *   were read; never blocks. A record, as 32-bit words in host byte order:
+ *     word 0      id | seq << 16
+ *     words 1..4  the source address's 16 bytes as they came (IPv4: word 1, words 2..4 zero)
  * JS: icmpClose(fd) -> void
  * Errors are thrown with `code` set to the errno name and `syscall`, like udpBuffers and notify.
  */
@@ -40,6 +57,7 @@
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +86,23 @@
 #define MARKER_LEN 8
 #define PACKET_LEN (8 + MARKER_LEN)
 #define BUFFER_BYTES (2 * 1024 * 1024)
-#define MAX_REPLIES 4096
+
+/* icmpSend's table records (the JS side: src/host/liveness/echo-records.ts). */
+#define ECHO_RECORD_BYTES 52
+#define REC_IFNAME 0
+#define REC_SRC 16
+#define REC_DST 32
+#define REC_ID 48
+/* icmpReceive's records. */
+#define REPLY_RECORD_BYTES 20
+
+#define SEND_BATCH 64
+#define RECV_BATCH 64
+/* Enough for a 60-byte IPv4 header and the echo header with the marker. */
+#define RECV_BYTES 96
+/* Datagrams one icmpReceive reads at most, kept or not (a flood of other pings cannot hold the loop). */
+#define MAX_READS 4096
+#define IFCACHE_SIZE 8
 
 static napi_value throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, "EINVAL", msg);
@@ -186,19 +220,43 @@ static int get_fd(napi_env env, napi_value v, int *fd) {
   return 0;
 }
 
-static int get_u16(napi_env env, napi_value v, uint16_t *out) {
-  int32_t x = -1;
-  if (napi_get_value_int32(env, v, &x) != napi_ok || x < 0 || x > 0xffff) return -1;
-  *out = (uint16_t)x;
+static int get_u32(napi_env env, napi_value v, uint32_t max, uint32_t *out) {
+  int64_t x = -1;
+  if (napi_get_value_int64(env, v, &x) != napi_ok || x < 0 || x > (int64_t)max) return -1;
+  *out = (uint32_t)x;
   return 0;
 }
 
-/* Copies a JS string into buf (NUL-terminated); -1 when it is not a string or does not fit. */
-static int get_str(napi_env env, napi_value v, char *buf, size_t size) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len == 0 || len >= size) return -1;
-  napi_get_value_string_utf8(env, v, buf, size, &len);
-  return strlen(buf) == len ? 0 : -1;
+/* The bytes of a typed array (a Buffer is one). */
+static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *bytes) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return -1;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *p = NULL;
+  if (napi_get_typedarray_info(env, v, &type, &length, &p, NULL, NULL) != napi_ok) return -1;
+  size_t size = 1;
+  switch (type) {
+    case napi_int16_array:
+    case napi_uint16_array:
+      size = 2;
+      break;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      size = 4;
+      break;
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      size = 8;
+      break;
+    default:
+      size = 1;
+  }
+  *data = p;
+  *bytes = length * size;
+  return 0;
 }
 
 static uint16_t checksum(const uint8_t *p, size_t n) {
@@ -209,150 +267,251 @@ static uint16_t checksum(const uint8_t *p, size_t n) {
   return (uint16_t)~sum;
 }
 
-static napi_value icmp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd = -1;
-  uint16_t id = 0, seq = 0;
-  char ifname[IFNAMSIZ + 1], src[INET6_ADDRSTRLEN + 1], dst[INET6_ADDRSTRLEN + 1];
-  if (argc < 6 || get_fd(env, argv[0], &fd) != 0 || get_u16(env, argv[4], &id) != 0 ||
-      get_u16(env, argv[5], &seq) != 0 || get_str(env, argv[2], src, sizeof src) != 0 ||
-      get_str(env, argv[3], dst, sizeof dst) != 0)
-    return throw_type(env, "icmpSend(fd, ifName, src, dst, id: 0..65535, seq: 0..65535)");
-  /* A name too long for the kernel cannot name an interface. */
-  if (get_str(env, argv[1], ifname, sizeof ifname) != 0 || strlen(ifname) >= IFNAMSIZ)
-    return nsm_throw_errno(env, "ioctl SIOCGIFINDEX", ENODEV);
+/* Interface names already looked up in this call: with host connects every record names one device. */
+struct ifcache {
+  int n;
+  int next; /* the entry a new name replaces once all are taken */
+  struct {
+    char name[IFNAMSIZ];
+    int index; /* > 0, or -errno */
+  } e[IFCACHE_SIZE];
+};
 
-  int family = 0;
-  socklen_t flen = sizeof family;
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &flen) != 0)
-    return nsm_throw_errno(env, "getsockopt SO_DOMAIN", errno);
+static int lookup_ifindex(int fd, struct ifcache *cache, const char name[IFNAMSIZ]) {
+  for (int i = 0; i < cache->n; i++)
+    if (memcmp(cache->e[i].name, name, IFNAMSIZ) == 0) return cache->e[i].index;
+  int index;
+  if (memchr(name, 0, IFNAMSIZ) == NULL || name[0] == 0) {
+    index = -ENODEV; /* a name too long for the kernel cannot name an interface */
+  } else {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, name, IFNAMSIZ);
+    index = ioctl(fd, SIOCGIFINDEX, &ifr) == 0 ? ifr.ifr_ifindex : -errno;
+  }
+  /* Full: the entries are reused in turn (a call naming many interfaces looks most of them up). */
+  int slot = cache->n < IFCACHE_SIZE ? cache->n++ : cache->next++ % IFCACHE_SIZE;
+  memcpy(cache->e[slot].name, name, IFNAMSIZ);
+  cache->e[slot].index = index;
+  return index;
+}
 
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  memcpy(ifr.ifr_name, ifname, strlen(ifname));
-  if (ioctl(fd, SIOCGIFINDEX, &ifr) != 0) return nsm_throw_errno(env, "ioctl SIOCGIFINDEX", errno);
-  int ifindex = ifr.ifr_ifindex;
-
+/* One message of a sendmmsg batch, with everything its msghdr points to. */
+struct echo_msg {
   uint8_t pkt[PACKET_LEN];
-  memset(pkt, 0, sizeof pkt);
-  pkt[0] = family == AF_INET ? ICMP_ECHO_REQUEST : ICMP6_ECHO_REQUEST;
-  pkt[4] = (uint8_t)(id >> 8);
-  pkt[5] = (uint8_t)id;
-  pkt[6] = (uint8_t)(seq >> 8);
-  pkt[7] = (uint8_t)seq;
-  memcpy(pkt + 8, MARKER, MARKER_LEN);
-
-  struct sockaddr_storage to;
-  memset(&to, 0, sizeof to);
-  socklen_t to_len;
+  struct sockaddr_in6 to; /* or a sockaddr_in in its first bytes */
+  struct iovec iov;
   union {
     char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
     struct cmsghdr align;
   } control;
-  memset(&control, 0, sizeof control);
-  struct iovec iov = {pkt, sizeof pkt};
-  struct msghdr msg = {0};
-  msg.msg_name = &to;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  struct cmsghdr *c = (struct cmsghdr *)control.buf;
+};
 
+/* Appends {index, errno, message} to *list (made on the first failure). */
+static void add_failure(napi_env env, napi_value *list, uint32_t *n, uint32_t index, const char *call, int e) {
+  if (*list == NULL) napi_create_array(env, list);
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s: %s", call, strerror(e));
+  napi_value o, s;
+  napi_create_object(env, &o);
+  nsm_set_number(env, o, "index", index);
+  nsm_set_number(env, o, "errno", e);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &s);
+  napi_set_named_property(env, o, "message", s);
+  napi_set_element(env, *list, (*n)++, o);
+}
+
+/* Fills m and hdr for one echo of `rec` (an ECHO_RECORD_BYTES record) out of `ifindex`. */
+static void build_echo(int family, const uint8_t *rec, int ifindex, uint16_t seq, struct echo_msg *m,
+                       struct msghdr *hdr) {
+  memset(m, 0, sizeof *m);
+  memset(hdr, 0, sizeof *hdr);
+  uint8_t *pkt = m->pkt;
+  pkt[0] = family == AF_INET ? ICMP_ECHO_REQUEST : ICMP6_ECHO_REQUEST;
+  pkt[4] = rec[REC_ID];
+  pkt[5] = rec[REC_ID + 1];
+  pkt[6] = (uint8_t)(seq >> 8);
+  pkt[7] = (uint8_t)seq;
+  memcpy(pkt + 8, MARKER, MARKER_LEN);
+  m->iov.iov_base = pkt;
+  m->iov.iov_len = PACKET_LEN;
+  hdr->msg_name = &m->to;
+  hdr->msg_iov = &m->iov;
+  hdr->msg_iovlen = 1;
+  hdr->msg_control = m->control.buf;
+  struct cmsghdr *c = (struct cmsghdr *)m->control.buf;
   if (family == AF_INET) {
-    struct sockaddr_in *sin = (struct sockaddr_in *)&to;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&m->to;
     struct in_pktinfo pi;
     memset(&pi, 0, sizeof pi);
     sin->sin_family = AF_INET;
-    if (inet_pton(AF_INET, dst, &sin->sin_addr) != 1 || inet_pton(AF_INET, src, &pi.ipi_spec_dst) != 1)
-      return throw_type(env, "icmpSend: src and dst must be IPv4 addresses on an IPv4 socket");
-    to_len = sizeof *sin;
-    uint16_t sum = checksum(pkt, sizeof pkt);
+    memcpy(&sin->sin_addr, rec + REC_DST, 4);
+    memcpy(&pi.ipi_spec_dst, rec + REC_SRC, 4);
+    pi.ipi_ifindex = ifindex;
+    uint16_t sum = checksum(pkt, PACKET_LEN);
     pkt[2] = (uint8_t)(sum >> 8);
     pkt[3] = (uint8_t)sum;
-    pi.ipi_ifindex = ifindex;
     c->cmsg_level = IPPROTO_IP;
     c->cmsg_type = IP_PKTINFO;
     c->cmsg_len = CMSG_LEN(sizeof pi);
     memcpy(CMSG_DATA(c), &pi, sizeof pi);
-    msg.msg_controllen = CMSG_SPACE(sizeof pi);
+    hdr->msg_controllen = CMSG_SPACE(sizeof pi);
+    hdr->msg_namelen = sizeof *sin;
   } else {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&to;
+    struct sockaddr_in6 *sin6 = &m->to;
     struct in6_pktinfo pi;
     memset(&pi, 0, sizeof pi);
     sin6->sin6_family = AF_INET6;
-    if (inet_pton(AF_INET6, dst, &sin6->sin6_addr) != 1 || inet_pton(AF_INET6, src, &pi.ipi6_addr) != 1)
-      return throw_type(env, "icmpSend: src and dst must be IPv6 addresses on an IPv6 socket");
+    memcpy(&sin6->sin6_addr, rec + REC_DST, 16);
+    memcpy(&pi.ipi6_addr, rec + REC_SRC, 16);
     if (IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr) || IN6_IS_ADDR_MC_LINKLOCAL(&sin6->sin6_addr))
       sin6->sin6_scope_id = (uint32_t)ifindex;
-    to_len = sizeof *sin6;
     pi.ipi6_ifindex = (unsigned)ifindex;
     c->cmsg_level = IPPROTO_IPV6;
     c->cmsg_type = IPV6_PKTINFO;
     c->cmsg_len = CMSG_LEN(sizeof pi);
     memcpy(CMSG_DATA(c), &pi, sizeof pi);
-    msg.msg_controllen = CMSG_SPACE(sizeof pi);
+    hdr->msg_controllen = CMSG_SPACE(sizeof pi);
+    hdr->msg_namelen = sizeof *sin6;
   }
-  msg.msg_namelen = to_len;
-  ssize_t sent;
-  do sent = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-  while (sent < 0 && errno == EINTR);
-  if (sent < 0) return nsm_throw_errno(env, "sendmsg", errno);
-  return NULL;
 }
 
-static napi_value icmp_receive(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+/* Sends msgs[0..k) (sendmmsg); a message the kernel refuses becomes a failure of its record. */
+static void send_batch(napi_env env, int fd, struct mmsghdr *msgs, const uint32_t *index, int k,
+                       napi_value *failures, uint32_t *nfail) {
+  int off = 0;
+  while (off < k) {
+    int sent = sendmmsg(fd, msgs + off, (unsigned)(k - off), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent <= 0) {
+      /* The first message failed (a later failure only ends the batch early: it is retried first
+       * by the next call, which then reports its errno). */
+      add_failure(env, failures, nfail, index[off], "sendmsg", sent < 0 ? errno : EAGAIN);
+      off++;
+      continue;
+    }
+    off += sent;
+  }
+}
+
+static napi_value icmp_send(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd = -1;
-  if (argc < 1 || get_fd(env, argv[0], &fd) != 0) return throw_type(env, "icmpReceive(fd)");
+  uint8_t *table = NULL;
+  size_t bytes = 0;
+  uint32_t count = 0, seq = 0;
+  if (argc < 4 || get_fd(env, argv[0], &fd) != 0 || get_bytes(env, argv[1], &table, &bytes) != 0 ||
+      get_u32(env, argv[2], UINT32_MAX, &count) != 0 || get_u32(env, argv[3], 0xffff, &seq) != 0 ||
+      (uint64_t)count * ECHO_RECORD_BYTES > bytes)
+    return throw_type(env, "icmpSend(fd, table: TypedArray, count: records in table, seq: 0..65535)");
   int family = 0;
   socklen_t flen = sizeof family;
   if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &flen) != 0)
     return nsm_throw_errno(env, "getsockopt SO_DOMAIN", errno);
-  napi_value list;
-  napi_create_array(env, &list);
-  uint32_t n = 0;
+  if (family != AF_INET && family != AF_INET6) return nsm_throw_errno(env, "icmpSend: not an ICMP socket", EBADF);
+
+  struct ifcache cache;
+  cache.n = 0;
+  cache.next = 0;
+  struct echo_msg m[SEND_BATCH];
+  struct mmsghdr msgs[SEND_BATCH];
+  uint32_t index[SEND_BATCH];
+  napi_value failures = NULL;
+  uint32_t nfail = 0;
+  int k = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const uint8_t *rec = table + (size_t)i * ECHO_RECORD_BYTES;
+    int ifindex = lookup_ifindex(fd, &cache, (const char *)rec + REC_IFNAME);
+    if (ifindex < 0) {
+      add_failure(env, &failures, &nfail, i, "ioctl SIOCGIFINDEX", -ifindex);
+      continue;
+    }
+    build_echo(family, rec, ifindex, (uint16_t)seq, &m[k], &msgs[k].msg_hdr);
+    msgs[k].msg_len = 0;
+    index[k++] = i;
+    if (k == SEND_BATCH) {
+      send_batch(env, fd, msgs, index, k, &failures, &nfail);
+      k = 0;
+    }
+  }
+  if (k > 0) send_batch(env, fd, msgs, index, k, &failures, &nfail);
+  if (failures != NULL) return failures;
+  napi_value null;
+  napi_get_null(env, &null);
+  return null;
+}
+
+static napi_value icmp_receive(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = -1;
+  uint8_t *out = NULL;
+  size_t bytes = 0;
+  if (argc < 2 || get_fd(env, argv[0], &fd) != 0 || get_bytes(env, argv[1], &out, &bytes) != 0)
+    return throw_type(env, "icmpReceive(fd, out: TypedArray)");
+  size_t cap = bytes / REPLY_RECORD_BYTES;
+  size_t written = 0;
   /* An echo reply is small; a bigger datagram is truncated (MSG_TRUNC) and still parsed. */
-  uint8_t buf[512];
-  for (int i = 0; i < MAX_REPLIES; i++) {
-    struct sockaddr_storage from;
-    socklen_t from_len = sizeof from;
-    ssize_t got = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&from, &from_len);
+  uint8_t buf[RECV_BATCH][RECV_BYTES];
+  struct sockaddr_in6 from[RECV_BATCH];
+  struct iovec iov[RECV_BATCH];
+  struct mmsghdr msgs[RECV_BATCH];
+  int reads = 0;
+  while (written < cap && reads < MAX_READS) {
+    unsigned vlen = RECV_BATCH;
+    if (cap - written < vlen) vlen = (unsigned)(cap - written);
+    for (unsigned j = 0; j < vlen; j++) {
+      iov[j].iov_base = buf[j];
+      iov[j].iov_len = RECV_BYTES;
+      memset(&msgs[j].msg_hdr, 0, sizeof msgs[j].msg_hdr);
+      msgs[j].msg_hdr.msg_name = &from[j];
+      msgs[j].msg_hdr.msg_namelen = sizeof from[j];
+      msgs[j].msg_hdr.msg_iov = &iov[j];
+      msgs[j].msg_hdr.msg_iovlen = 1;
+    }
+    int got = recvmmsg(fd, msgs, vlen, MSG_DONTWAIT, NULL);
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return nsm_throw_errno(env, "recvfrom", errno);
+      return nsm_throw_errno(env, "recvmmsg", errno);
     }
-    const uint8_t *icmp = buf;
-    size_t len = (size_t)got;
-    uint8_t want = ICMP6_ECHO_REPLY;
-    if (family == AF_INET) {
-      /* An IPv4 raw socket sees the IP header; ICMPv6 ones do not. */
-      if (len < 20) continue;
-      size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
-      if (ihl < 20 || len < ihl) continue;
-      icmp += ihl;
-      len -= ihl;
-      want = ICMP_ECHO_REPLY;
+    reads += got;
+    for (int j = 0; j < got; j++) {
+      const uint8_t *icmp = buf[j];
+      size_t len = msgs[j].msg_len < RECV_BYTES ? msgs[j].msg_len : RECV_BYTES;
+      uint8_t want = ICMP6_ECHO_REPLY;
+      int v4 = from[j].sin6_family == AF_INET;
+      if (v4) {
+        /* An IPv4 raw socket sees the IP header; ICMPv6 ones do not. */
+        if (len < 20) continue;
+        size_t ihl = (size_t)(icmp[0] & 0x0f) * 4;
+        if (ihl < 20 || len < ihl) continue;
+        icmp += ihl;
+        len -= ihl;
+        want = ICMP_ECHO_REPLY;
+      } else if (from[j].sin6_family != AF_INET6) {
+        continue;
+      }
+      if (len < PACKET_LEN || icmp[0] != want || icmp[1] != 0 || memcmp(icmp + 8, MARKER, MARKER_LEN) != 0)
+        continue;
+      uint8_t *rec = out + written * REPLY_RECORD_BYTES;
+      uint32_t head = (uint32_t)(icmp[4] << 8 | icmp[5]) | (uint32_t)(icmp[6] << 8 | icmp[7]) << 16;
+      memcpy(rec, &head, 4);
+      memset(rec + 4, 0, 16);
+      if (v4)
+        memcpy(rec + 4, &((struct sockaddr_in *)&from[j])->sin_addr, 4);
+      else
+        memcpy(rec + 4, &from[j].sin6_addr, 16);
+      written++;
     }
-    if (len < PACKET_LEN || icmp[0] != want || icmp[1] != 0 || memcmp(icmp + 8, MARKER, MARKER_LEN) != 0)
-      continue;
-    char text[INET6_ADDRSTRLEN];
-    const void *addr = family == AF_INET ? (const void *)&((struct sockaddr_in *)&from)->sin_addr
-                                         : (const void *)&((struct sockaddr_in6 *)&from)->sin6_addr;
-    if (inet_ntop(family, addr, text, sizeof text) == NULL) continue;
-    napi_value o, s;
-    napi_create_object(env, &o);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &s);
-    napi_set_named_property(env, o, "from", s);
-    nsm_set_number(env, o, "id", (unsigned)(icmp[4] << 8 | icmp[5]));
-    nsm_set_number(env, o, "seq", (unsigned)(icmp[6] << 8 | icmp[7]));
-    napi_set_element(env, list, n++, o);
+    if ((unsigned)got < vlen) break; /* the queue is empty */
   }
-  return list;
+  napi_value n;
+  napi_create_uint32(env, (uint32_t)written, &n);
+  return n;
 }
 
 static napi_value icmp_close(napi_env env, napi_callback_info info) {
