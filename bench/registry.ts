@@ -441,6 +441,8 @@ const TARGETS_TEXT = `register>=${TARGET.registerPerS}/s(embedded) find_p99<=${T
 
 let etcd: EtcdProcess | undefined;
 let bundleDir: string | undefined;
+/** --proxy: the sources of --base, extracted for the run. */
+let baseDir: string | undefined;
 let serverNode = process.execPath;
 let serverFlags: string[] = [];
 let serverNodeVersion = '?';
@@ -660,7 +662,7 @@ async function measureProxies(pki: Pki): Promise<void> {
   const windowMs = arg('window-s', 80) * 1000;
   const base = stringArg('base') ?? '385ce9a~1';
   const baseRoot = mkdtempSync(join(tmpdir(), 'nsm-registry-bench-base-'));
-  bundleDir = baseRoot; // removed on every way out (cleanup)
+  baseDir = baseRoot; // removed on every way out (cleanup)
   const repo = fileURLToPath(new URL('..', import.meta.url));
   execFileSync('sh', ['-c', `git -C "$1" archive "$2" src | tar -x -C "$3"`, 'sh', repo, base, baseRoot]);
   symlinkSync(join(repo, 'node_modules'), join(baseRoot, 'node_modules'));
@@ -819,6 +821,7 @@ async function cleanup(): Promise<void> {
   for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
   await etcd?.stop();
   if (bundleDir !== undefined) rmSync(bundleDir, { recursive: true, force: true });
+  if (baseDir !== undefined) rmSync(baseDir, { recursive: true, force: true });
 }
 
 if (process.argv.includes('--serve')) serve();
