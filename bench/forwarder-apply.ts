@@ -9,9 +9,21 @@
 // it), median ms per connection set up and per connection removed.
 //   node --import tsx bench/forwarder-apply.ts [--connections 200]
 // Last line: one summary line of the figures.
-import { mkdtemp, rm } from 'node:fs/promises';
+//
+// --mode scaling [--old <git rev>] [--rounds 2] [--samples 15]: the cost of one apply as the
+// connection count grows, for this tree's forwarder and the one at <rev> (default 130b19f, src/
+// extracted to a temp dir with git archive) side by side in one process, rounds interleaved
+// (old, new, old, new …), both with this tree's command runner and WireGuard:
+//   drift  — reapply() with nothing changed (the daemon's drift repair every 10 s), n connections up
+//   set    — setEntries() of one connection (its two entries), up then down, with 0 and n others
+// each as median wall ms and median CPU ms of this process (what the agent's event loop pays;
+// the ip processes' own CPU is not in it), host and netns shapes. Run it with the daemon's flags:
+//   flock /tmp/nsm-bench.lock node --no-opt --no-maglev --import tsx bench/forwarder-apply.ts --mode scaling
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import * as forwarderModule from '../src/forwarder/index.js';
 import { Forwarder, emptyDesiredState, wireguardMtu } from '../src/forwarder/index.js';
 import type { DesiredEntry, DesiredState } from '../src/forwarder/index.js';
 import { ProcessRunner } from '../src/host/command-runner.js';
@@ -20,22 +32,34 @@ import { UserspaceWireGuard, generatePrivateKey, publicKeyOf } from '../src/host
 import { testbedDown, testbedUp } from '../test/helpers/testbed.js';
 
 const prefix = 'nsmfab';
-const n = Number(process.argv[process.argv.indexOf('--connections') + 1] ?? '200') || 200;
+const arg = (name: string): string | undefined =>
+  process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
+const n = Number(arg('--connections') ?? '200') || 200;
 const peers = Array.from({ length: 20 }, () => publicKeyOf(generatePrivateKey()));
 const runner = new ProcessRunner();
 
 function desired(shape: 'host' | 'netns', device: string, key: string): DesiredState {
   const entries: Record<string, DesiredEntry> = {};
-  for (let i = 0; i < n; i++) {
-    const far = `10.${100 + Math.floor(i / 250)}.${i % 250}.2`;
-    const near = `10.${110 + Math.floor(i / 250)}.${i % 250}.1`;
-    entries[`c${i}/wireguard`] = {
-      kind: 'tunnel',
-      peerPublicKey: peers[i % peers.length] ?? '',
-      endpoint: `10.123.0.${2 + (i % peers.length)}:51820`,
-      remotePrefixes: [`${far}/32`],
-    };
-    entries[`c${i}/kernel`] =
+  for (let i = 0; i < n; i++) for (const [k, e] of connection(shape, i)) entries[k] = e;
+  return { device: { name: device, privateKey: key, listenPort: 51820, mtu: wireguardMtu(1500) }, entries };
+}
+
+/** The two entries of connection i: its tunnel, and its local side (host process or netns workload). */
+function connection(shape: 'host' | 'netns', i: number): [string, DesiredEntry][] {
+  const far = `10.${100 + Math.floor(i / 250)}.${i % 250}.2`;
+  const near = `10.${110 + Math.floor(i / 250)}.${i % 250}.1`;
+  return [
+    [
+      `c${i}/wireguard`,
+      {
+        kind: 'tunnel',
+        peerPublicKey: peers[i % peers.length] ?? '',
+        endpoint: `10.123.0.${2 + (i % peers.length)}:51820`,
+        remotePrefixes: [`${far}/32`],
+      },
+    ],
+    [
+      `c${i}/kernel`,
       shape === 'host'
         ? { kind: 'host', addresses: [`${near}/32`] }
         : {
@@ -44,9 +68,9 @@ function desired(shape: 'host' | 'netns', device: string, key: string): DesiredS
             ifName: `nsm${Math.floor(i / 20)}`,
             addresses: [`${near}/32`],
             routes: [`${far}/32`],
-          };
-  }
-  return { device: { name: device, privateKey: key, listenPort: 51820, mtu: wireguardMtu(1500) }, entries };
+          },
+    ],
+  ];
 }
 
 async function main(): Promise<void> {
@@ -121,4 +145,143 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
+type ForwarderModule = typeof forwarderModule;
+type Impl = { readonly label: string; readonly mod: ForwarderModule };
+type Shape = 'host' | 'netns';
+
+const median = (xs: readonly number[]): number =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+/** Wall ms and CPU ms of this process for one call. */
+async function timed(f: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await f();
+  const wall = performance.now() - t0;
+  const c = process.cpuUsage(cpu0);
+  return { wall, cpu: (c.user + c.system) / 1000 };
+}
+
+async function loadOld(rev: string, dir: string): Promise<ForwarderModule> {
+  const root = resolve(import.meta.dirname, '..');
+  const tar = execFileSync('git', ['-C', root, 'archive', rev, 'src'], { maxBuffer: 1 << 28 });
+  execFileSync('tar', ['-x', '-C', dir], { input: tar });
+  await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
+  await symlink(join(root, 'package.json'), join(dir, 'package.json'));
+  return (await import(join(dir, 'src', 'forwarder', 'index.ts'))) as ForwarderModule;
+}
+
+interface Figures {
+  drift: { wall: number[]; cpu: number[] };
+  set0: { wall: number[]; cpu: number[] };
+  setN: { wall: number[]; cpu: number[] };
+}
+
+/** One round of one implementation and shape: a fresh forwarder, measured, then everything removed. */
+async function scalingRound(
+  impl: Impl,
+  shape: Shape,
+  hostNetns: string,
+  wgDevice: string,
+  samples: number,
+  into: Figures,
+): Promise<void> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'nsm-fwd-bench-'));
+  const wireguard = new UserspaceWireGuard({ runner, netns: hostNetns, logDir: stateDir });
+  const fwd = new impl.mod.Forwarder({ runner, wireguard, stateDir, netns: hostNetns });
+  try {
+    const key = generatePrivateKey();
+    const full = desired(shape, wgDevice, key);
+    const device = full.device!;
+    await fwd.apply({ device, entries: {} });
+    // One connection set up and taken down again, `samples` times, over what is there.
+    const oneByOne = async (into: { wall: number[]; cpu: number[] }): Promise<void> => {
+      for (let s = 0; s < samples; s++) {
+        const c = connection(shape, n + 1 + s);
+        const up = await timed(() => fwd.setEntries(new Map(c)));
+        const down = await timed(() => fwd.setEntries(new Map(c.map(([k]) => [k, undefined]))));
+        into.wall.push((up.wall + down.wall) / 2);
+        into.cpu.push((up.cpu + down.cpu) / 2);
+      }
+    };
+    await oneByOne(into.set0);
+    await fwd.apply(full);
+    await fwd.reapply();
+    for (let s = 0; s < samples; s++) {
+      const r = await timed(async () => {
+        const x = await fwd.reapply();
+        if (x.ops.length !== 0)
+          throw new Error(`${impl.label}: drift repair with nothing changed ran ${x.ops.length} ops`);
+      });
+      into.drift.wall.push(r.wall);
+      into.drift.cpu.push(r.cpu);
+    }
+    await oneByOne(into.setN);
+  } finally {
+    await fwd.apply(emptyDesiredState).catch(() => undefined);
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+async function scaling(): Promise<void> {
+  const rev = arg('--old') ?? '130b19f';
+  const rounds = Number(arg('--rounds') ?? '2') || 2;
+  const samples = Number(arg('--samples') ?? '15') || 15;
+  const tmp = await mkdtemp(join(tmpdir(), 'nsm-fwd-old-'));
+  const bed = await testbedUp({ prefix, hosts: 1 });
+  const h = bed.hosts[0];
+  try {
+    if (h === undefined) throw new Error('no host');
+    for (let w = 10; w < 30; w++) await new Netns(runner).create(`${prefix}-h${w}`);
+    const impls: Impl[] = [
+      { label: `old (${rev})`, mod: await loadOld(rev, tmp) },
+      { label: 'new', mod: forwarderModule },
+    ];
+    const empty = (): Figures => ({
+      drift: { wall: [], cpu: [] },
+      set0: { wall: [], cpu: [] },
+      setN: { wall: [], cpu: [] },
+    });
+    const figures = new Map<string, Figures>();
+    for (let r = 0; r < rounds; r++) {
+      for (const shape of ['host', 'netns'] as const) {
+        for (const impl of impls) {
+          const k = `${impl.label} ${shape}`;
+          const f = figures.get(k) ?? empty();
+          figures.set(k, f);
+          await scalingRound(impl, shape, h.netns, h.wgDevice, samples, f);
+          console.log(`round ${r + 1}/${rounds} ${k} done`);
+        }
+      }
+    }
+    const cell = (x: { wall: number[]; cpu: number[] }): string =>
+      `${median(x.wall).toFixed(1).padStart(6)} / ${median(x.cpu).toFixed(1).padStart(5)}`;
+    console.log(
+      `\nmedian wall ms / CPU ms of this process (${rounds} rounds × ${samples} samples, interleaved)`,
+    );
+    console.log(
+      `${'implementation shape'.padEnd(28)} ${`drift, ${n} up`.padStart(16)} ${'set, 0 others'.padStart(16)} ${`set, ${n} others`.padStart(16)}  set CPU ${n}/0`,
+    );
+    for (const [k, f] of figures) {
+      console.log(
+        `${k.padEnd(28)} ${cell(f.drift).padStart(16)} ${cell(f.set0).padStart(16)} ${cell(f.setN).padStart(16)}  ${(median(f.setN.cpu) / median(f.set0.cpu)).toFixed(2)}×`,
+      );
+    }
+    const summary: string[] = [];
+    for (const shape of ['host', 'netns'] as const) {
+      const o = figures.get(`${impls[0]?.label ?? ''} ${shape}`);
+      const nw = figures.get(`new ${shape}`);
+      if (o === undefined || nw === undefined) continue;
+      summary.push(
+        `${shape}: drift CPU ${median(o.drift.cpu).toFixed(1)} -> ${median(nw.drift.cpu).toFixed(1)} ms, set with ${n} others CPU ${median(o.setN.cpu).toFixed(1)} -> ${median(nw.setN.cpu).toFixed(1)} ms (0 others ${median(o.set0.cpu).toFixed(1)} -> ${median(nw.set0.cpu).toFixed(1)})`,
+      );
+    }
+    console.log(`forwarder-apply scaling (old ${rev} -> new, ${n} connections): ${summary.join('; ')}`);
+  } finally {
+    await testbedDown(prefix);
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+if (arg('--mode') === 'scaling') await scaling();
+else await main();
