@@ -3,6 +3,7 @@ import { debuglog } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
 import { loadProcessMemoryAddon } from '../host/socket-buffers/index.js';
 import type { ProcessMemoryAddon } from '../host/socket-buffers/index.js';
 
@@ -13,8 +14,8 @@ import type { ProcessMemoryAddon } from '../host/socket-buffers/index.js';
 export interface DaemonProcessHooks {
   /** Before the agent daemon loads: V8 settings for this daemon only. */
   starting(): void;
-  /** Once the daemon reported ready. */
-  ready(): void;
+  /** Once the daemon reported ready; `log` gets what was released. */
+  ready(log?: Logger): void;
 }
 
 /** How long after ready the one full GC runs: past the first registry round trips and refreshes. */
@@ -42,10 +43,10 @@ export const daemonProcessHooks: DaemonProcessHooks = {
     setFlagsFromString('--no-opt');
     setFlagsFromString('--no-maglev');
   },
-  ready() {
+  ready(log) {
     setTimeout(() => {
       collectGarbage();
-      void releaseProcessMemory();
+      void releaseProcessMemory(log === undefined ? {} : { log });
     }, startupGcDelayMs).unref();
   },
 };
@@ -78,8 +79,8 @@ export interface ReleaseProcessMemoryOptions {
   readonly addon?: () => Promise<ProcessMemoryAddon>;
   /** Whether this is the single binary, the only process with a SEA blob (default: node:sea). */
   readonly inBinary?: boolean;
-  /** Where the outcome goes (default: Node's debuglog, shown with NODE_DEBUG=nsm-agent). */
-  readonly debug?: (message: string) => void;
+  /** Where the outcome goes: the daemon's log (info; a failure at debug); default Node's debuglog (NODE_DEBUG=nsm-agent). */
+  readonly log?: Logger;
 }
 
 const nodeDebug = debuglog('nsm-agent');
@@ -98,7 +99,8 @@ const nodeDebug = debuglog('nsm-agent');
 export async function releaseProcessMemory(
   o: ReleaseProcessMemoryOptions = {},
 ): Promise<ReleasedMemory | undefined> {
-  const debug = o.debug ?? ((m: string) => nodeDebug('%s', m));
+  const log = o.log;
+  const debug = (m: string): void => (log ? log.debug(m) : nodeDebug('%s', m));
   let addon: ProcessMemoryAddon;
   try {
     addon = await (o.addon ?? loadProcessMemoryAddon)();
@@ -116,8 +118,8 @@ export async function releaseProcessMemory(
   } catch (e: unknown) {
     debug(`memory not released after start-up: ${describe(e)}`);
   }
-  debug(
-    `after start-up: malloc_trim ${mallocTrimmed ? 'released memory' : 'released nothing'}, SEA blob pages dropped: ${seaBlobBytes} bytes, program pages unmapped: ${programBytes} bytes`,
-  );
+  const released = `after start-up: malloc_trim ${mallocTrimmed ? 'released memory' : 'released nothing'}, SEA blob pages dropped: ${seaBlobBytes} bytes, program pages unmapped: ${programBytes} bytes`;
+  if (log) log.info({ mallocTrimmed, seaBlobBytes, programBytes }, 'released start-up memory');
+  else debug(released);
   return { mallocTrimmed, seaBlobBytes, programBytes };
 }

@@ -60,7 +60,7 @@ export function runCommand(io: CliIo): Command {
           io.stderr,
           `nsm-agent ready as ${info.spiffeId}: remote agents dial ${info.publicUrl}; local API ${info.api}; NSM API ${info.nsm}; metrics ${info.metrics}`,
         );
-        io.daemon?.ready();
+        io.daemon?.ready(info.log);
       });
     });
 }

@@ -3,6 +3,7 @@
  * the daemon implements it, the local API serves it (HTTP + JSON on the unix socket, as Tailscale's
  * LocalAPI does), and the CLI calls it through the local API client. Shapes only; plain JSON values.
  */
+import type { Logger } from '../log/index.js';
 
 /** `nsm-agent connect <service> [--netns N] [--label k=v]`. */
 export interface ConnectRequest {
@@ -189,4 +190,6 @@ export interface AgentReadyInfo {
   readonly api: string;
   readonly nsm: string;
   readonly metrics: string;
+  /** The daemon's logger, for what the command does to the process once the agent is ready. */
+  readonly log?: Logger;
 }

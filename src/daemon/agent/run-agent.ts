@@ -42,6 +42,7 @@ export async function runAgent(
     api: agent.listen.api,
     nsm: agent.listen.nsm,
     metrics: agent.listen.metrics,
+    log,
   });
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();

@@ -6,6 +6,8 @@ import test from 'ava';
 import { releaseProcessMemory } from '../../../src/cli/daemon-memory.js';
 import { runCli } from '../../../src/cli/index.js';
 import { loadProcessMemoryAddon } from '../../../src/host/socket-buffers/index.js';
+import { createLogger } from '../../../src/log/index.js';
+import type { Logger } from '../../../src/log/index.js';
 import type { CliIo, DaemonProcessHooks } from '../../../src/cli/index.js';
 import type { Handlers } from '../../../src/localapi/index.js';
 
@@ -15,6 +17,7 @@ test('run: daemon.starting before the agent loads, daemon.ready right after the 
   const events: string[] = [];
   let stderr = '';
   const stop = new AbortController();
+  const daemonLog = createLogger({ level: 'silent', destination: { write: () => undefined } });
   const handlers: Partial<Handlers> = {
     agent: {
       enroll: () => Promise.reject(new Error('not used')),
@@ -26,6 +29,7 @@ test('run: daemon.starting before the agent loads, daemon.ready right after the 
           api: 'a',
           nsm: 'n',
           metrics: 'm',
+          log: daemonLog,
         });
         events.push('ready returned');
         return new Promise<void>((resolve) =>
@@ -36,7 +40,10 @@ test('run: daemon.starting before the agent loads, daemon.ready right after the 
   };
   const daemon: DaemonProcessHooks = {
     starting: () => events.push('starting'),
-    ready: () => events.push(`ready (ready line printed: ${String(stderr.includes('nsm-agent ready as'))})`),
+    ready: (log) =>
+      events.push(
+        `ready (ready line printed: ${String(stderr.includes('nsm-agent ready as'))}, daemon log: ${String(log === daemonLog)})`,
+      ),
   };
   const io: CliIo = {
     stdout: { write: () => true },
@@ -57,7 +64,7 @@ test('run: daemon.starting before the agent loads, daemon.ready right after the 
     'starting',
     'handlers loaded',
     'agent.run',
-    'ready (ready line printed: true)',
+    'ready (ready line printed: true, daemon log: true)',
     'ready returned',
   ]);
 });
@@ -117,20 +124,28 @@ test('the real hooks: no TurboFan or Maglev after starting(); collectGarbage() f
   t.true(r.freedMb > 15, `collectGarbage freed ${r.freedMb.toFixed(1)} MB of ~20 MB garbage`);
 });
 
+/** A debug-level daemon logger whose JSON lines the test reads back. */
+function capturingLog(): { log: Logger; lines: () => string } {
+  const raw: string[] = [];
+  const log = createLogger({ level: 'debug', destination: { write: (s: string) => void raw.push(s) } });
+  return { log, lines: () => raw.join('') };
+}
+
 test('releaseProcessMemory with the real addon: glibc trimmed, and no SEA blob outside the binary', async (t) => {
   // The same addon the single binary embeds (compiled when missing or out of date).
   execFileSync(process.execPath, ['packaging/build-native.mjs'], { cwd: repoRoot });
-  const messages: string[] = [];
-  const r = await releaseProcessMemory({ debug: (m) => messages.push(m) });
-  t.truthy(r, messages.join('; '));
+  const { log, lines } = capturingLog();
+  const r = await releaseProcessMemory({ log });
+  t.truthy(r, lines());
   t.is(typeof r?.mallocTrimmed, 'boolean');
   t.is(r?.seaBlobBytes, 0, 'tests do not run in the single binary: nothing to drop');
   // Asked directly, the addon finds no NODE_SEA_BLOB note in this node and drops nothing.
   t.is((await loadProcessMemoryAddon()).releaseSeaBlob(), 0);
-  t.regex(
-    messages.join('\n'),
-    /malloc_trim .*SEA blob pages dropped: 0 bytes, program pages unmapped: \d+ bytes/,
-  );
+  // What the operator reads in the daemon's log.
+  const line = JSON.parse(lines().trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+  t.like(line, { level: 'info', msg: 'released start-up memory', seaBlobBytes: 0 });
+  t.is(typeof line['programBytes'], 'number');
+  t.is(typeof line['mallocTrimmed'], 'boolean');
 });
 
 test("releaseProgramPages unmaps the running program's code and read-only data, and it goes on running", async (t) => {
@@ -174,17 +189,17 @@ test("releaseProgramPages unmaps the running program's code and read-only data, 
 });
 
 test('releaseProcessMemory never breaks run: a helper that cannot be loaded is logged at debug', async (t) => {
-  const messages: string[] = [];
+  const { log, lines } = capturingLog();
   const r = await releaseProcessMemory({
     addon: () => loadProcessMemoryAddon({ path: '/nonexistent/udp-socket-buffers.node' }),
-    debug: (m) => messages.push(m),
+    log,
   });
   t.is(r, undefined);
-  t.regex(messages.join('\n'), /memory not released after start-up: .*cannot load the native helper/);
+  t.regex(lines(), /"level":"debug".*memory not released after start-up: .*cannot load the native helper/);
 });
 
 test('releaseProcessMemory: a failing madvise is logged, the trim still counts', async (t) => {
-  const messages: string[] = [];
+  const { log, lines } = capturingLog();
   const failure = Object.assign(new Error('madvise failed: EINVAL'), { code: 'EINVAL', syscall: 'madvise' });
   const r = await releaseProcessMemory({
     addon: () =>
@@ -196,8 +211,8 @@ test('releaseProcessMemory: a failing madvise is logged, the trim still counts',
         releaseProgramPages: () => 0,
       }),
     inBinary: true,
-    debug: (m) => messages.push(m),
+    log,
   });
   t.deepEqual(r, { mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
-  t.regex(messages.join('\n'), /madvise failed/);
+  t.regex(lines(), /madvise failed/);
 });
