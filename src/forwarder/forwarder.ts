@@ -210,7 +210,8 @@ export class Forwarder {
    */
   async #apply(desired: DesiredState, assumed?: Assumed): Promise<ApplyResult> {
     const started = performance.now();
-    if (assumed === undefined) checkDesiredState(desired);
+    // A state applied before was checked then (drift repair applies the same state every 10 s).
+    if (assumed === undefined && desired !== this.#applied) checkDesiredState(desired);
     this.#desired = desired;
     this.#applied = undefined;
     const quiet = this.#quiet;

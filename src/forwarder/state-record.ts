@@ -23,8 +23,18 @@ export function emptyRecord(mark: OwnerMark): StateRecord {
   return { version: 1, mark, devices: [], netns: [] };
 }
 
-/** What the record says about a desired state once it is applied. */
+/** What the record says about a desired state once it is applied (made once per state object). */
 export function recordOf(desired: DesiredState, mark: OwnerMark): StateRecord {
+  const known = records.get(desired);
+  if (known?.mark === mark) return known;
+  const record = buildRecord(desired, mark);
+  records.set(desired, record);
+  return record;
+}
+
+const records = new WeakMap<DesiredState, StateRecord>();
+
+function buildRecord(desired: DesiredState, mark: OwnerMark): StateRecord {
   const netns = new Map<string, NetnsRef>();
   for (const e of Object.values(desired.entries))
     if (e.kind === 'netns') netns.set(netnsKey(e.netns), e.netns);
