@@ -334,12 +334,18 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       const dev = await dataplane.show().catch(() => undefined);
       const handshakes = new Map((dev?.peers ?? []).map((p) => [p.publicKey, p.lastHandshakeMs]));
       const now = clock.now();
+      // Each connection's tunnel entry (`<nsmgr id>/<element>`), found in one pass over the
+      // entries rather than one pass per connection.
+      const peerOf = new Map<string, string>();
+      for (const [k, e] of Object.entries(dataplane.forwarder.desired.entries)) {
+        const slash = k.lastIndexOf('/'); // entryKey: <connection id>/<part>, and a part has no '/'
+        if (e.kind === 'tunnel' && slash > 0 && !peerOf.has(k.slice(0, slash)))
+          peerOf.set(k.slice(0, slash), e.peerPublicKey);
+      }
       const rows: ConnectionRow[] = clientsRef.list().map((c) => {
         const nsmgrId = clientsRef.nsmgrIdOf(c);
-        const tunnel = Object.entries(dataplane.forwarder.desired.entries).find(
-          ([k, e]) => k.startsWith(`${nsmgrId ?? '-'}/`) && e.kind === 'tunnel',
-        )?.[1];
-        const hs = tunnel?.kind === 'tunnel' ? handshakes.get(tunnel.peerPublicKey) : undefined;
+        const peer = nsmgrId === undefined ? undefined : peerOf.get(nsmgrId);
+        const hs = peer === undefined ? undefined : handshakes.get(peer);
         const remoteUrl = nsmgrId === undefined ? undefined : journal.data.remotes.get(nsmgrId);
         return clientsRef.row(c, {
           ...(hs ? { handshakeAgeSeconds: Math.round((now - hs) / 1000) } : {}),

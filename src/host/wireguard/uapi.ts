@@ -94,7 +94,7 @@ export function parseUapiGet(name: string, reply: string): DeviceState {
       continue;
     }
     if (peer === undefined) {
-      if (key === 'private_key') publicKey = publicKeyOf(keyFromHex(value, 'private key'));
+      if (key === 'private_key') publicKey = publicKeyOfHex(value);
       else if (key === 'listen_port') listenPort = Number(value);
       continue;
     }
@@ -184,3 +184,17 @@ export function checkCidr(c: string): string {
   }
   return c;
 }
+
+/**
+ * The public key of a device's private key (hex, as UAPI prints it). A device keeps its key, and
+ * every get (the forwarder's drift check reads each device every 10 s) would derive it again (~1 ms
+ * of X25519): the last one is remembered.
+ */
+function publicKeyOfHex(privateHex: string): WireGuardKey {
+  if (lastDerived?.privateHex !== privateHex) {
+    lastDerived = { privateHex, publicKey: publicKeyOf(keyFromHex(privateHex, 'private key')) };
+  }
+  return lastDerived.publicKey;
+}
+
+let lastDerived: { readonly privateHex: string; readonly publicKey: WireGuardKey } | undefined;
