@@ -29,7 +29,10 @@ export interface IcmpProberOptions {
   readonly addon?: IcmpAddon;
   /** Where to load the addon from when `addon` is not given. */
   readonly native?: NativeAddonOptions;
-  /** For the first echo id of each socket, so two agents in one netns start apart; default system. */
+  /**
+   * For the first echo id of each socket and the first seq, so two agents in one netns start apart;
+   * default system.
+   */
   readonly random?: Random;
 }
 

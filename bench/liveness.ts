@@ -1,0 +1,328 @@
+// Liveness prober benchmark (issue 5's idle-CPU target): the CPU the ICMP liveness prober
+// (src/host/liveness) costs its process with N watches at 1 s, today's code against an older
+// commit's, side by side in one run (windows alternate old/new, the order flipped every rep).
+//   flock /tmp/nsm-bench.lock node --import tsx bench/liveness.ts [--sizes 200,1000] [--seconds 20]
+//     [--reps 2] [--old 130b19f] [--interval-ms 1000] [--node-flags "…"]
+// (no npm script). Needs root, ip, gcc, python3. Each window is its own process, `node FLAGS window.mjs`,
+// with FLAGS by default the ones `nsm-agent run` uses (src/cli/daemon-memory.ts: V8 interpreter
+// only, small young generation): --no-opt --no-maglev --max-semi-space-size=4 --heap-growing-percent=30.
+// It runs an esbuild bundle of the prober (as the daemon does; no tsx in the measured process).
+// Test bed: netns nsmbliv-<pid> with a tun device (10.77.0.1/24, route 10.78.0.0/16 into it) whose
+// other end is a python3 process answering every echo request: the echoes' way back costs that
+// process, as wireguard-go pays for it in the agent (a veth peer would answer in the prober's own
+// context and bill it the peer's kernel work). Every watch pings its own 10.78.x.y from 10.77.0.1.
+// The old code: `git archive <old> src packaging package.json tsconfig.json` into a temp dir (this
+// checkout's node_modules linked in), bundled there and run with its own addon built there.
+// Per window: a prober, N watches, 5 s to settle (socket, first rounds), then process.cpuUsage()
+// over --seconds; windows with no prober give the process's own floor. Printed: user and system
+// CPU ms per second and µs per watch per tick (floor subtracted). The total is exact (the kernel's
+// runtime); its user/system split is sampled at the scheduler tick, so it is rough at these loads.
+// A watch that went dead fails the window. At 1 s a window's CPU is small against the process's own
+// noise (a memory-reducing GC is milliseconds); --interval-ms 50 runs 20 rounds a second so the
+// per-round and per-watch costs stand out (the python responder keeps up with a few thousand echoes/s).
+// Cleanup on every way out: responder stopped by pid, netns deleted, temp dir removed (bench/lib/cleanup.ts).
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runWithCleanup } from './lib/cleanup.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const tag = String(process.pid % 100_000);
+const ns = `nsmbliv-${tag}`;
+const tun = `nblvt${tag}`;
+const settleMs = 5000;
+const daemonFlags = '--no-opt --no-maglev --max-semi-space-size=4 --heap-growing-percent=30';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
+}
+
+const sizes = arg('--sizes', '200,1000')
+  .split(',')
+  .map((s) => Number(s));
+const seconds = Number(arg('--seconds', '20'));
+const reps = Number(arg('--reps', '2'));
+const oldRev = arg('--old', '130b19f');
+const intervalMs = Number(arg('--interval-ms', '1000'));
+const nodeFlags = arg('--node-flags', daemonFlags).split(/\s+/).filter(Boolean);
+if (
+  sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 60_000) ||
+  !(seconds > 0) ||
+  !(reps >= 1) ||
+  !(intervalMs >= 10)
+) {
+  throw new Error(
+    'usage: --sizes N[,N…] (1…60000) --seconds S --reps R --old REV --interval-ms MS (>= 10) --node-flags "FLAGS"',
+  );
+}
+
+/** One window, in its own process: load a prober bundle, watch N targets, settle, measure. */
+const windowScript = `
+import { createRequire } from 'node:module';
+const [bundle, addon, n, seconds, settleMs, netns, ifName] = process.argv.slice(2);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let prober;
+let dead = 0;
+let firstDead = '';
+if (Number(n) > 0) {
+  const { icmpLivenessProber } = createRequire(import.meta.url)(bundle);
+  prober = icmpLivenessProber({ intervalMs: ${intervalMs}, misses: 3, native: { path: addon } });
+  for (let i = 0; i < Number(n); i++) {
+    const dst = '10.78.' + Math.floor(i / 250) + '.' + ((i % 250) + 1);
+    prober.watch({ netns, ifName, src: '10.77.0.1', dst }, { dead: (r) => { dead++; firstDead ||= r; } });
+  }
+}
+await sleep(Number(settleMs));
+const start = process.cpuUsage();
+const t0 = performance.now();
+await sleep(Number(seconds) * 1000);
+const used = process.cpuUsage(start);
+const elapsed = (performance.now() - t0) / 1000;
+prober?.close();
+process.stdout.write(JSON.stringify({ userMs: used.user / 1000, systemMs: used.system / 1000, seconds: elapsed, dead, firstDead }));
+`;
+
+function run(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, {
+    encoding: 'utf8',
+    input,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    timeout: 120_000,
+    maxBuffer: 64 << 20,
+  });
+}
+
+/**
+ * Answers every echo request the tun device carries (swaps the addresses, type 8 -> 0), in its own
+ * process, so the echo's way back costs that process (as wireguard-go pays for it in the agent),
+ * not the prober's.
+ */
+const responderScript = String.raw`
+import fcntl, os, struct, sys
+fd = os.open('/dev/net/tun', os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', sys.argv[1].encode(), 0x0001 | 0x1000))  # TUNSETIFF, IFF_TUN | IFF_NO_PI
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+print('ready', flush=True)
+while True:
+    p = bytearray(os.read(fd, 4096))
+    if len(p) < 28 or p[0] >> 4 != 4 or p[9] != 1: continue
+    ihl = (p[0] & 15) * 4
+    if p[ihl] != 8: continue
+    p[12:16], p[16:20] = p[16:20], p[12:16]
+    p[ihl] = 0
+    p[ihl + 2:ihl + 4] = b'\0\0'
+    p[ihl + 2:ihl + 4] = struct.pack('!H', csum(bytes(p[ihl:])))
+    os.write(fd, p)
+`;
+
+let responder: ChildProcess | undefined;
+
+async function bedUp(): Promise<void> {
+  bedDown();
+  run('ip', ['netns', 'add', ns]);
+  responder = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', responderScript, tun], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const child = responder;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the echo responder did not start within 10 s')), 10_000);
+    child.once('exit', (code) => reject(new Error(`the echo responder exited (${code ?? 'signal'})`)));
+    child.stdout?.once('data', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  run('ip', ['-n', ns, 'addr', 'add', '10.77.0.1/24', 'dev', tun]);
+  // A deep queue: the python responder may fall behind a round on a busy machine, and drops would
+  // fail the window rather than measure the prober.
+  run('ip', ['-n', ns, 'link', 'set', tun, 'txqueuelen', '16384', 'up']);
+  run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  run('ip', ['-n', ns, 'route', 'add', '10.78.0.0/16', 'dev', tun]);
+}
+
+function bedDown(): void {
+  if (responder?.pid !== undefined && responder.exitCode === null) process.kill(responder.pid, 'SIGKILL');
+  responder = undefined;
+  try {
+    run('ip', ['netns', 'del', ns]);
+  } catch {
+    // not there
+  }
+}
+
+interface Impl {
+  readonly name: string;
+  readonly bundle: string;
+  readonly addon: string;
+}
+
+/** Bundles the prober of the sources under `src` (esbuild, as the daemon's bundle) and builds their addon. */
+function prepare(name: string, checkout: string, out: string): Impl {
+  mkdirSync(out, { recursive: true });
+  const bundle = join(out, 'liveness.cjs');
+  const addon = join(out, 'helper.node');
+  run(join(root, 'node_modules/.bin/esbuild'), [
+    join(checkout, 'src/host/liveness/index.ts'),
+    '--bundle',
+    '--platform=node',
+    '--format=cjs',
+    '--log-level=error',
+    `--outfile=${bundle}`,
+  ]);
+  run(process.execPath, [join(checkout, 'packaging/build-native.mjs'), addon]);
+  return { name, bundle, addon };
+}
+
+/** A copy of `rev`'s sources (what the old bundle is built from). */
+function checkoutOf(rev: string, dir: string): string {
+  const tar = execFileSync(
+    'git',
+    ['-C', root, 'archive', rev, 'src', 'packaging', 'package.json', 'tsconfig.json'],
+    {
+      maxBuffer: 256 << 20,
+    },
+  );
+  const out = join(dir, 'old-src');
+  mkdirSync(out);
+  execFileSync('tar', ['-x', '-C', out], { input: tar });
+  symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'));
+  return out;
+}
+
+interface Window {
+  impl: string;
+  n: number;
+  userMs: number;
+  systemMs: number;
+  seconds: number;
+}
+
+/** Runs one window in a child process (stopped by pid if it outlives its time). */
+function measure(dir: string, impl: Impl | undefined, n: number): Promise<Window> {
+  const script = join(dir, 'window.mjs');
+  const args = [
+    ...nodeFlags,
+    script,
+    impl?.bundle ?? '',
+    impl?.addon ?? '',
+    String(impl === undefined ? 0 : n),
+    String(seconds),
+    String(settleMs),
+    `/var/run/netns/${ns}`,
+    tun,
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    const limit = setTimeout(() => child.kill('SIGKILL'), settleMs + seconds * 1000 + 30_000);
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(limit);
+      if (code !== 0) {
+        reject(new Error(`window ${impl?.name ?? 'none'} N=${n} exited ${code ?? 'by signal'}`));
+        return;
+      }
+      const r = JSON.parse(out) as {
+        userMs: number;
+        systemMs: number;
+        seconds: number;
+        dead: number;
+        firstDead: string;
+      };
+      if (r.dead > 0) {
+        reject(new Error(`${impl?.name ?? ''} N=${n}: ${r.dead} watches went dead, e.g. ${r.firstDead}`));
+        return;
+      }
+      resolve({ impl: impl?.name ?? 'none', n, userMs: r.userMs, systemMs: r.systemMs, seconds: r.seconds });
+    });
+  });
+}
+
+const f = (x: number, d = 2): string => x.toFixed(d);
+
+async function main(dir: string): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('needs root (raw sockets, netns)');
+  console.log(`node ${process.version}, windows run with: ${nodeFlags.join(' ') || '(no flags)'}`);
+  writeFileSync(join(dir, 'window.mjs'), windowScript);
+  const old = prepare(`old ${oldRev}`, checkoutOf(oldRev, dir), join(dir, 'old'));
+  const fresh = prepare('new', root, join(dir, 'new'));
+  await bedUp();
+  const windows: Window[] = [];
+  const show = (rep: number, w: Window): void => {
+    console.log(
+      `rep ${rep + 1} ${w.impl.padEnd(12)} N=${String(w.n).padStart(5)}: user ${f(w.userMs / w.seconds)} ms/s, system ${f(w.systemMs / w.seconds)} ms/s`,
+    );
+  };
+  for (let rep = 0; rep < reps; rep++) {
+    const floor = await measure(dir, undefined, 0);
+    windows.push(floor);
+    show(rep, floor);
+    for (const n of sizes) {
+      for (const impl of rep % 2 === 0 ? [old, fresh] : [fresh, old]) {
+        const w = await measure(dir, impl, n);
+        windows.push(w);
+        show(rep, w);
+      }
+    }
+  }
+  // Sums over the reps of each (impl, N); the floor per second from the no-prober windows.
+  const floor = windows.filter((w) => w.impl === 'none');
+  const floorUser = sum(floor.map((w) => w.userMs)) / sum(floor.map((w) => w.seconds));
+  const floorSystem = sum(floor.map((w) => w.systemMs)) / sum(floor.map((w) => w.seconds));
+  console.log(
+    `\nfloor (a window process without prober): user ${f(floorUser)} ms/s, system ${f(floorSystem)} ms/s (subtracted below)`,
+  );
+  console.log(
+    `${reps} rep(s) × ${seconds} s per window, ${intervalMs} ms interval; per watch per tick = CPU / (ticks × N)`,
+  );
+  console.log(
+    'impl          N      user ms/s  system ms/s  total ms/s  % of a CPU  user µs/watch/tick  total µs/watch/tick',
+  );
+  const rows = new Map<string, { user: number; total: number }>();
+  const ticksPerSecond = 1000 / intervalMs;
+  for (const n of sizes) {
+    for (const impl of [old.name, fresh.name]) {
+      const ws = windows.filter((w) => w.impl === impl && w.n === n);
+      const secs = sum(ws.map((w) => w.seconds));
+      const user = sum(ws.map((w) => w.userMs)) / secs - floorUser;
+      const system = sum(ws.map((w) => w.systemMs)) / secs - floorSystem;
+      const total = user + system;
+      rows.set(`${impl}|${n}`, { user, total });
+      console.log(
+        `${impl.padEnd(12)} ${String(n).padStart(5)}  ${f(user).padStart(9)}  ${f(system).padStart(11)}  ${f(total).padStart(10)}  ${f(total / 10, 3).padStart(9)}%  ${f((user * 1000) / ticksPerSecond / n).padStart(18)}  ${f((total * 1000) / ticksPerSecond / n).padStart(19)}`,
+      );
+    }
+  }
+  const ratios = sizes.map((n) => {
+    const o = rows.get(`${old.name}|${n}`);
+    const w = rows.get(`new|${n}`);
+    if (o === undefined || w === undefined) return '';
+    return `N=${n}: user ${f(o.user, 2)} -> ${f(w.user, 2)} ms/s (${f(o.user / w.user, 1)}x), total ${f(o.total, 2)} -> ${f(w.total, 2)} ms/s (${f(o.total / w.total, 1)}x)`;
+  });
+  console.log(`SUMMARY prober CPU old ${oldRev} -> new: ${ratios.join('; ')}`);
+}
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'nsmbliv-'));
+process.exitCode = await runWithCleanup(
+  () => main(dir),
+  () => {
+    bedDown();
+    // The link first: what it points to is this checkout's node_modules.
+    rmSync(join(dir, 'old-src', 'node_modules'), { force: true });
+    rmSync(dir, { recursive: true, force: true });
+    return Promise.resolve();
+  },
+);
