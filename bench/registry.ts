@@ -235,8 +235,8 @@ function missed(r: Result): string[] {
 
 const children = new Set<ChildProcess>();
 
-/** One store: start the server child on it, measure, stop the child. */
-async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params): Promise<Result> {
+/** A server child of `launch`, tracked in `children` until it exits (stopped on every way out). */
+function forkServer(launch: ServerLaunch): ChildProcess {
   const child = fork(launch.file, [...launch.args], {
     execPath: serverNode,
     execArgv: [...launch.execArgv],
@@ -244,6 +244,12 @@ async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params):
   });
   children.add(child);
   child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** One store: start the server child on it, measure, stop the child. */
+async function measure(launch: ServerLaunch, spec: string, pki: Pki, p: Params): Promise<Result> {
+  const child = forkServer(launch);
   const conns: GrpcConnection[] = [];
   try {
     const { port, node } = await request(child, { type: 'start', pki, store: spec }, 'started');
@@ -468,13 +474,7 @@ async function measureRefresh(
   exposes: number,
   rounds: number,
 ): Promise<void> {
-  const child = fork(launch.file, [...launch.args], {
-    execPath: serverNode,
-    execArgv: [...launch.execArgv],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
+  const child = forkServer(launch);
   const upstreams: UpstreamRegistry[] = [];
   try {
     const { port } = await request(child, { type: 'start', pki, store: 'memory' }, 'started');

@@ -7,7 +7,6 @@ export {
 } from './native-addon.js';
 export type {
   IcmpAddon,
-  IcmpReply,
   NativeAddonOptions,
   NativeHelper,
   ProcessMemoryAddon,

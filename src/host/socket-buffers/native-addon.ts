@@ -24,16 +24,6 @@ export interface NativeHelper extends UdpBuffersAddon {
   notify(path: string, message: string): number;
 }
 
-/**
- * One echo reply. Unused: icmpReceive writes packed records now (see IcmpAddon); kept only while
- * socket-buffers/index.ts re-exports it.
- */
-export interface IcmpReply {
-  readonly from: string;
-  readonly id: number;
-  readonly seq: number;
-}
-
 /** An echo icmpSend could not send: its record, the errno, and "syscall: strerror". */
 export interface IcmpSendFailure {
   readonly index: number;
