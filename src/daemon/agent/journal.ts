@@ -213,18 +213,20 @@ export class Journal {
       remotes: Object.fromEntries(this.data.remotes),
     };
     const text = JSON.stringify(file);
-    if (!this.#dirMade) {
-      await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
-      this.#dirMade = true;
-    }
+    if (!this.#dirMade) await this.#makeDir();
     try {
       await writeFileAtomic(this.#path, text, SECRET_FILE_MODE);
     } catch (e: unknown) {
       // The directory was removed under the running agent: make it again, once, and retry.
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
+      await this.#makeDir();
       await writeFileAtomic(this.#path, text, SECRET_FILE_MODE);
     }
+  }
+
+  async #makeDir(): Promise<void> {
+    await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
+    this.#dirMade = true;
   }
 
   #encode(c: Connection): string {

@@ -103,11 +103,18 @@ export class UpstreamRegistry {
       const aborted = (): Error =>
         signal.reason instanceof Error
           ? signal.reason
-          : new AgentError('CANCELLED', 'stopped waiting for upstream');
+          : new AgentError('CANCELLED', 'stopped waiting for upstream', {
+              hint: 'the registry proxy is stopping (agent shutdown or a renewed SVID); nothing to do',
+            });
       const onAbort = (): void => {
         settle(aborted());
       };
-      const closed = (): void => settle(new AgentError('UNAVAILABLE', `connection to ${url} is closed`));
+      const closed = (): void =>
+        settle(
+          new AgentError('UNAVAILABLE', `connection to ${url} is closed`, {
+            hint: 'the proxy closed this client (shutdown or a renewed SVID); a new one reconnects on its own',
+          }),
+        );
       const check = (): void => {
         if (settled) return;
         let state: connectivityState;

@@ -22,14 +22,10 @@ const tail: ChainElement = {
   close: () => Promise.resolve(),
 };
 
-test('server: the caller token from metadata goes into its segment, ours is minted for the caller', async (t) => {
-  const ids = await identities();
-  const clock = new FakeClock(Date.now());
-  const chain = buildChain('nsmgr', [
-    updatePathServer('nsmgr'),
-    updateTokenServer({ signer: ids.mgr.signer(clock) }),
-    tail,
-  ]);
+type Ids = Awaited<ReturnType<typeof identities>>;
+
+/** A call from the NSC as the nsmgr server sees it: its TLS peer and a fresh token for us in metadata. */
+function fromNsc(ids: Ids, clock: FakeClock) {
   const callerToken = ids.nsc.signer(clock).mint({ spiffeId: MGR_ID });
   const ctx = withIncomingMetadata(
     testContext({ clock, peer: { spiffeId: NSC_ID, certificate: ids.nsc.cert } }),
@@ -38,6 +34,18 @@ test('server: the caller token from metadata goes into its segment, ours is mint
       [CLIENT_TOKEN_EXPIRES_KEY]: formatRfc3339Nano(callerToken.expiresAtMs),
     }),
   );
+  return { ctx, callerToken };
+}
+
+test('server: the caller token from metadata goes into its segment, ours is minted for the caller', async (t) => {
+  const ids = await identities();
+  const clock = new FakeClock(Date.now());
+  const chain = buildChain('nsmgr', [
+    updatePathServer('nsmgr'),
+    updateTokenServer({ signer: ids.mgr.signer(clock) }),
+    tail,
+  ]);
+  const { ctx, callerToken } = fromNsc(ids, clock);
   const conn = await chain.request(ctx, requestWith([{ name: 'nsc', id: 'c1' }], 0, 'c1'));
   const [nsc, mgr] = conn.path!.pathSegments;
   t.is(nsc?.token, callerToken.token, 'the previous segment carries the metadata token');
@@ -59,14 +67,7 @@ test('server: concurrent requests from one caller in the same second share our s
     tail,
   ]);
   const call = async (id: string): Promise<string> => {
-    const callerToken = ids.nsc.signer(clock).mint({ spiffeId: MGR_ID });
-    const ctx = withIncomingMetadata(
-      testContext({ clock, peer: { spiffeId: NSC_ID, certificate: ids.nsc.cert } }),
-      metadataOf({
-        [CLIENT_TOKEN_KEY]: callerToken.token,
-        [CLIENT_TOKEN_EXPIRES_KEY]: formatRfc3339Nano(callerToken.expiresAtMs),
-      }),
-    );
+    const { ctx } = fromNsc(ids, clock);
     const conn = await chain.request(ctx, requestWith([{ name: 'nsc', id }], 0, id));
     const own = conn.path!.pathSegments[1]!;
     t.is(timestampToMs(own.expires!), clock.now() + 10 * 60_000, 'the segment expiry is exact per call');
