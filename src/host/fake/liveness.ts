@@ -1,7 +1,7 @@
 import { AgentError } from '../../errors/index.js';
 import type { LivenessHandlers, LivenessProber, LivenessTarget, LivenessWatch } from '../liveness/index.js';
 
-/** Which watches a test means: a predicate, or the target fields that must be equal. */
+/** Which watches a test means: a predicate, or the target fields that must be equal (`{ group }` too). */
 export type LivenessMatch = Partial<LivenessTarget> | ((t: LivenessTarget) => boolean);
 
 /** One live watch of the fake, as a test sees it. */
@@ -20,11 +20,12 @@ interface Entry {
  * A LivenessProber for tests of its callers: nothing is pinged; the test says which targets died
  * and came back. The handlers are called the way the real prober calls them: `dead` once per loss,
  * `alive` once per recovery after a loss, never for a stopped watch. Handlers run synchronously
- * inside markDead/markAlive.
+ * inside markDead/markAlive. Groups (LivenessTarget.group) are recorded, not acted on: the test
+ * says which members die, as the real prober would find them.
  */
 export class FakeLivenessProber implements LivenessProber {
   readonly #entries = new Set<Entry>();
-  /** Every target ever watched, in order (stopped ones included). */
+  /** Every target ever watched, in order (stopped ones included), as given: its `group` too. */
   readonly history: LivenessTarget[] = [];
   closed = false;
 

@@ -23,6 +23,11 @@ export interface IcmpProberOptions {
   readonly intervalMs?: number;
   /** Intervals in a row without a reply before `dead`; default 3. */
   readonly misses?: number;
+  /**
+   * Every member of a group (LivenessTarget.group) that answers is pinged at least once in this many
+   * intervals; default 10. 1: every member every interval, as if ungrouped.
+   */
+  readonly sweepRounds?: number;
   readonly clock?: Clock;
   readonly log?: Logger;
   /** The native ICMP functions (tests, or an addon the daemon already loaded); default: loaded on first watch. */
@@ -42,6 +47,15 @@ export interface IcmpProberOptions {
  * (netns, family), shared by every watch there and closed with its last watch; one timer for the
  * whole prober, armed only while something is watched. Needs root (CAP_NET_RAW, CAP_SYS_ADMIN for
  * setns); what fails shows up as `dead` with the reason, never as a throw from the timer.
+ *
+ * Grouped targets (same group, netns and family) are pinged by need, not all every round: each
+ * round carries the echoes of the group's representative (a member that answered), of every
+ * member with a miss or that never answered, and of the members whose turn in the sweep it is
+ * (1/sweepRounds of them). An echo costs more than its JS: the kernel's work for the tun device and
+ * wireguard-go on both hosts, so 200 connections to one agent cost ~21 echoes a round, not 200.
+ * Judgement per member: its own reply resets it; a pinged member that stayed silent gets a miss;
+ * an unpinged one is vouched for by any reply from its group in the round, else gets a miss too
+ * (and so is pinged next round). A blocked path is thus dead after `misses` rounds, as ungrouped.
  */
 export function icmpLivenessProber(o: IcmpProberOptions = {}): LivenessProber {
   return new IcmpLivenessProber(o);
@@ -59,10 +73,29 @@ const maxReceiveCalls = 16;
 const sliceRecords = 256;
 const sliceGapMs = 2;
 
+/** Grouped watches of one socket (LivenessTarget.group). */
+interface Group {
+  readonly key: string;
+  readonly members: Set<Probe>;
+  /** Pinged every round while it answers; replaced when it misses or stops. */
+  rep: Probe | undefined;
+  /** The last round some member's reply came in, and the first member heard then. */
+  heardIn: number;
+  firstHeard: Probe | undefined;
+  /** The sweep phase the next member gets (members are spread over the sweep's rounds). */
+  nextPhase: number;
+}
+
 interface Probe {
   readonly target: LivenessTarget;
   readonly on: LivenessHandlers;
   readonly socket: Sock;
+  /** Its group on the socket; undefined: pinged every round. */
+  readonly group: Group | undefined;
+  /** Its sweep turn: pinged in the rounds r with (r + phase) % sweepRounds === 0. */
+  readonly phase: number;
+  /** The last round its echo went out in (grouped watches only: the others go out every round). */
+  pingedIn: number;
   readonly id: number;
   /** The target address as the words icmpReceive writes for a reply from it. */
   readonly d0: number;
@@ -98,6 +131,12 @@ interface Sock {
   readonly rows: Probe[];
   /** icmpSend's records (echo-records.ts), written once per watch. */
   table: Uint8Array;
+  /** Its groups by key, and how many of its watches are in one. */
+  readonly groups: Map<string, Group>;
+  grouped: number;
+  /** A grouped round's picked records and their watches (grouped sockets only). */
+  picked: Uint8Array | undefined;
+  readonly pickedRows: Probe[];
   nextId: number;
   /** The last round this socket's echoes went out in (0: none yet), so a tick judges only what was sent. */
   sentIn: number;
@@ -108,6 +147,7 @@ interface Sock {
 class IcmpLivenessProber implements LivenessProber {
   readonly #intervalMs: number;
   readonly #misses: number;
+  readonly #sweepRounds: number;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #native: NativeAddonOptions;
@@ -145,6 +185,14 @@ class IcmpLivenessProber implements LivenessProber {
         },
       );
     }
+    this.#sweepRounds = o.sweepRounds ?? 10;
+    if (!Number.isInteger(this.#sweepRounds) || this.#sweepRounds < 1) {
+      throw new AgentError(
+        'INVALID_ARGUMENT',
+        `liveness sweep of ${this.#sweepRounds} rounds must be a whole number >= 1`,
+        { hint: 'use 1 to ping every target every interval, or e.g. 10' },
+      );
+    }
     this.#clock = o.clock ?? systemClock;
     this.#log = o.log ?? silentLogger();
     this.#native = o.native ?? {};
@@ -172,6 +220,10 @@ class IcmpLivenessProber implements LivenessProber {
         probes: new Map(),
         rows: [],
         table: new Uint8Array(4 * echoRecordBytes),
+        groups: new Map(),
+        grouped: 0,
+        picked: undefined,
+        pickedRows: [],
         nextId: Math.floor(this.#random.float() * 0x10000),
         sentIn: 0,
         slices: undefined,
@@ -180,10 +232,30 @@ class IcmpLivenessProber implements LivenessProber {
     }
     const id = freeId(socket);
     const [d0, d1, d2, d3] = addressWords(dst);
+    let group: Group | undefined;
+    if (target.group !== undefined) {
+      group = socket.groups.get(target.group);
+      if (group === undefined) {
+        group = {
+          key: target.group,
+          members: new Set(),
+          rep: undefined,
+          heardIn: 0,
+          firstHeard: undefined,
+          nextPhase: 0,
+        };
+        socket.groups.set(group.key, group);
+      }
+    }
+    const phase = group === undefined ? 0 : group.nextPhase;
+    if (group !== undefined) group.nextPhase = (group.nextPhase + 1) % this.#sweepRounds;
     const probe: Probe = {
       target,
       on,
       socket,
+      group,
+      phase,
+      pingedIn: 0,
       id,
       d0,
       d1,
@@ -207,6 +279,10 @@ class IcmpLivenessProber implements LivenessProber {
     writeEchoRecord(socket.table, probe.row, { ifName: target.ifName, src, dst, id });
     socket.rows.push(probe);
     socket.probes.set(id, probe);
+    if (group !== undefined) {
+      group.members.add(probe);
+      socket.grouped++;
+    }
     if (this.#addon === undefined && this.#loading === undefined && this.#addonError === undefined) {
       this.#loading = loadIcmpAddon(this.#native).then(
         (a) => {
@@ -232,6 +308,14 @@ class IcmpLivenessProber implements LivenessProber {
     p.stopped = true;
     const s = p.socket;
     s.probes.delete(p.id);
+    const g = p.group;
+    if (g !== undefined) {
+      g.members.delete(p);
+      s.grouped--;
+      if (g.rep === p) g.rep = undefined;
+      if (g.firstHeard === p) g.firstHeard = undefined;
+      if (g.members.size === 0) s.groups.delete(g.key);
+    }
     // The last record takes the freed one's place, so the sent records stay the first rows.length.
     const last = s.rows.length - 1;
     const moved = s.rows[last];
@@ -375,7 +459,10 @@ class IcmpLivenessProber implements LivenessProber {
     s.error = why;
   }
 
-  /** Judges the socket's last round per watch: answered resets the count, silence adds a miss. */
+  /**
+   * Judges the socket's last round per watch: answered resets the count, silence adds a miss; a
+   * grouped watch that was not pinged is vouched for by any reply from its group.
+   */
   #judge(s: Sock): void {
     if (s.fd === undefined && s.error !== undefined) {
       for (const p of s.rows.slice()) this.#declareDead(p, `cannot ping ${p.where}: ${s.error}`);
@@ -389,6 +476,15 @@ class IcmpLivenessProber implements LivenessProber {
     }
     const rows = s.rows.slice();
     const misses = this.#misses;
+    if (s.grouped > 0) {
+      for (let i = 0; i < rows.length; i++) {
+        const p = rows[i];
+        const g = p?.group;
+        if (g === undefined || !p?.answered || g.heardIn === round) continue;
+        g.heardIn = round;
+        g.firstHeard = p;
+      }
+    }
     // Indexed, with locals: this runs per watch and second in an interpreter-only V8.
     for (let i = 0; i < rows.length; i++) {
       const p = rows[i];
@@ -404,6 +500,8 @@ class IcmpLivenessProber implements LivenessProber {
         continue;
       }
       if (p.since > round) continue; // watched since that round
+      // Not pinged (its group answered the round before, it had no miss): its group speaks for it.
+      if (p.group !== undefined && p.pingedIn !== round && p.group.heardIn === round) continue;
       p.missed++;
       if (p.missed >= misses) {
         const last =
@@ -430,20 +528,31 @@ class IcmpLivenessProber implements LivenessProber {
     }
   }
 
-  /** Sends this round on one socket: one echo per watch, all with the round's seq, in few calls. */
+  /**
+   * Sends this round on one socket: one echo per ungrouped watch and per grouped watch picked
+   * (#pick), all with the round's seq, in few calls.
+   */
   #send(addon: IcmpAddon, s: Sock, seq: number): void {
     s.slices?.cancel(); // what is left of the last round: this one replaces it
     s.slices = undefined;
-    const count = s.rows.length;
-    if (s.fd === undefined || count === 0) return;
+    if (s.fd === undefined || s.rows.length === 0) return;
     s.sentIn = this.#round;
+    let table = s.table;
+    let rows = s.rows;
+    let count = rows.length;
+    if (s.grouped > 0) {
+      count = this.#pick(s);
+      table = s.picked ?? table;
+      rows = s.pickedRows;
+      if (count === 0) return;
+    }
     if (count <= sliceRecords) {
-      this.#sendSlice(addon, s.fd, seq, s.table, s.rows, 0, count);
+      this.#sendSlice(addon, s.fd, seq, table, rows, 0, count);
       return;
     }
     // The later slices go from copies: watches started or stopped meanwhile wait for the next round.
-    const table = s.table.slice(0, count * echoRecordBytes);
-    const rows = s.rows.slice();
+    table = table.slice(0, count * echoRecordBytes);
+    rows = rows.slice(0, count);
     const next = (from: number): void => {
       s.slices = undefined;
       if (s.fd === undefined) return; // closed meanwhile
@@ -452,6 +561,44 @@ class IcmpLivenessProber implements LivenessProber {
       if (end < count) s.slices = this.#clock.setTimer(sliceGapMs, () => next(end));
     };
     next(0);
+  }
+
+  /**
+   * Picks this round's echoes of a socket with grouped watches into s.picked / s.pickedRows (in
+   * table order) and returns how many: every ungrouped watch; of a group, its representative (a
+   * member that answered; a new one is taken when it missed or stopped), every member with a miss or
+   * not (yet, again) alive, and the members whose sweep turn it is. Stamps each with the round.
+   */
+  #pick(s: Sock): number {
+    const round = this.#round;
+    const sweep = this.#sweepRounds;
+    for (const g of s.groups.values()) {
+      if (g.rep !== undefined && healthy(g.rep)) continue;
+      const heard = g.firstHeard;
+      g.rep = heard !== undefined && g.heardIn === round - 1 && healthy(heard) ? heard : undefined;
+    }
+    const { rows } = s;
+    if (s.picked === undefined || s.picked.length < s.table.length) {
+      s.picked = new Uint8Array(s.table.length);
+    }
+    const out = s.picked;
+    const picked = s.pickedRows;
+    let n = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const p = rows[i];
+      if (p === undefined) continue;
+      const g = p.group;
+      if (g !== undefined && p.state === 'alive' && p.missed === 0) {
+        if (g.rep === undefined) g.rep = p; // none heard last round: the first healthy member
+        else if (g.rep !== p && (round + p.phase) % sweep !== 0) continue;
+      }
+      p.pingedIn = round;
+      out.set(s.table.subarray(i * echoRecordBytes, (i + 1) * echoRecordBytes), n * echoRecordBytes);
+      picked[n] = p;
+      n++;
+    }
+    picked.length = n;
+    return n;
   }
 
   /** Sends the echoes of records from … end-1 of `table`, whose watches are `rows`. */
@@ -495,6 +642,11 @@ class IcmpLivenessProber implements LivenessProber {
     p.sendErrorLogged = true;
     this.#log.debug({ err: why, target: p.where }, 'liveness: cannot send an echo request');
   }
+}
+
+/** A grouped watch that can stand for its group: alive, no miss, not stopped. */
+function healthy(p: Probe): boolean {
+  return !p.stopped && p.state === 'alive' && p.missed === 0;
 }
 
 const staleHelperHint = 'rebuild it (node packaging/build-native.mjs, or npm run build:binary)';

@@ -13,6 +13,15 @@ export interface LivenessTarget {
   readonly src: string;
   /** The address to ping (the service end), same family as `src`. */
   readonly dst: string;
+  /**
+   * Targets of one group share their path up to the far end (the same remote agent, reached through
+   * the same WireGuard peer): while they answer, the prober may ping only some of them each interval
+   * and count the others' silence as answered; when none of the pinged ones answers, every member
+   * gets a miss. So the group's path is judged as fast as an ungrouped target's, and one member's
+   * own break is found within a few more intervals (the prober's sweep). Groups are scoped to the
+   * target's netns and address family. Undefined: pinged every interval on its own.
+   */
+  readonly group?: string;
 }
 
 export interface LivenessHandlers {
@@ -31,7 +40,9 @@ export interface LivenessProber {
   /**
    * Pings `target` every interval; calls `dead` once after `misses` intervals in a row without a
    * reply (also when no reply ever came, and at once when the target's netns cannot be used), then
-   * `alive` once when replies resume. Handlers run from the prober's timer, never inside watch().
+   * `alive` once when replies resume. A target with a `group` may be pinged less often while its
+   * group answers (see LivenessTarget.group). Handlers run from the prober's timer, never inside
+   * watch().
    */
   watch(target: LivenessTarget, on: LivenessHandlers): LivenessWatch;
   /** Stops every watch and releases the sockets; watch() afterwards throws. */

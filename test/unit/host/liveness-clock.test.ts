@@ -112,7 +112,7 @@ function errno(code: string, syscall: string): Error {
 const a: LivenessTarget = { netns: '/proc/self/ns/net', ifName: 'nsm-a', src: '10.1.0.1', dst: '10.1.0.2' };
 const b: LivenessTarget = { netns: '/proc/self/ns/net', ifName: 'nsm-b', src: '10.1.1.1', dst: '10.1.1.2' };
 
-function harness(o: { misses?: number } = {}): {
+function harness(o: { misses?: number; sweepRounds?: number } = {}): {
   clock: FakeClock;
   icmp: MemoryIcmp;
   prober: ReturnType<typeof icmpLivenessProber>;
@@ -127,6 +127,7 @@ function harness(o: { misses?: number } = {}): {
   const prober = icmpLivenessProber({
     intervalMs: 100,
     misses: o.misses ?? 3,
+    ...(o.sweepRounds === undefined ? {} : { sweepRounds: o.sweepRounds }),
     clock,
     addon: icmp,
     random: new SequenceRandom('id', [0.5]),
@@ -360,6 +361,188 @@ test('600 watches on one socket: each round is 3 sends of one seq, 2 ms apart; a
   t.is(h.icmp.sendCalls, calls);
 });
 
+/** `n` targets behind one remote agent, through the agent's WireGuard device. */
+function groupOf(n: number): LivenessTarget[] {
+  return Array.from({ length: n }, (_, i) => ({
+    netns: undefined,
+    ifName: 'nsm-wg0',
+    src: '10.1.0.1',
+    dst: `10.9.${Math.floor(i / 250)}.${(i % 250) + 1}`,
+    group: 'agent-a',
+  }));
+}
+
+/** The destinations of the echoes each of the next `rounds` rounds sends (the clock moves by them). */
+async function rounds(h: ReturnType<typeof harness>, n: number): Promise<string[][]> {
+  const out: string[][] = [];
+  for (let i = 0; i < n; i++) {
+    const before = h.icmp.sent.length;
+    await h.clock.advance(100);
+    out.push(h.icmp.sent.slice(before).map((s) => s.dst));
+  }
+  return out;
+}
+
+test('a group that answers: each round pings the representative and a tenth of the members; each member at least every 10 rounds', async (t) => {
+  const h = harness({ sweepRounds: 10 });
+  const members = groupOf(40);
+  for (const m of members) h.prober.watch(m, h.on(m.dst));
+  const [first = []] = await rounds(h, 1);
+  t.is(first.length, 40, 'a new member is pinged every round until it answers');
+  const later = await rounds(h, 30);
+  t.deepEqual(h.events, []);
+  const counts = later.map((r) => r.length);
+  t.log(`echoes per round: ${counts.join(' ')}`);
+  t.true(
+    counts.every((c) => c >= 4 && c <= 5),
+    `1 + 40/10 a round, not 40: ${counts.join(' ')}`,
+  );
+  t.is(new Set(later.map((r) => r[0])).size, 1, 'the same representative every round');
+  for (let from = 0; from + 10 <= later.length; from++) {
+    const seen = new Set(later.slice(from, from + 10).flat());
+    t.is(seen.size, 40, `every member within rounds ${from + 2}…${from + 11}`);
+  }
+  h.prober.close();
+});
+
+test('one member of a group stops answering: it alone is dead within sweep + misses rounds; alive once when back', async (t) => {
+  const h = harness({ sweepRounds: 10 });
+  const members = groupOf(40);
+  for (const m of members) h.prober.watch(m, h.on(m.dst));
+  await rounds(h, 5);
+  const broken = members[17]?.dst ?? '';
+  h.icmp.answers = (s) => (s.dst === broken ? undefined : s.dst);
+  let round = 0;
+  while (h.events.length === 0 && round < 20) {
+    await rounds(h, 1);
+    round++;
+  }
+  t.log(`dead ${round} rounds after its far end stopped answering`);
+  t.true(round <= 10 + 3, `within sweep + misses rounds: ${round}`);
+  t.true(round >= 3, 'not before misses rounds');
+  t.is(h.events.length, 1);
+  t.regex(h.events[0] ?? '', new RegExp(`^${broken.replaceAll('.', '\\.')} dead: no echo reply from `));
+  const whileDead = await rounds(h, 10);
+  t.true(
+    whileDead.every((r) => r.includes(broken) && r.length <= 6),
+    'the dead member is pinged every round, the others as before',
+  );
+  t.is(h.events.length, 1, 'the others stay alive');
+  h.icmp.answers = (s) => s.dst;
+  await rounds(h, 3);
+  t.deepEqual(h.events.slice(1), [`${broken} alive`]);
+  await rounds(h, 10);
+  t.is(h.events.length, 2, 'alive is said once');
+  h.prober.close();
+});
+
+test('a whole group stops answering: every member dead after `misses` intervals, as an ungrouped target; alive once each', async (t) => {
+  const h = harness({ sweepRounds: 10 });
+  const members = groupOf(40);
+  const alone: LivenessTarget = { ...a, netns: undefined, ifName: 'nsm-wg0', src: '10.1.0.1' };
+  for (const m of members) h.prober.watch(m, h.on(m.dst));
+  h.prober.watch(alone, h.on('alone'));
+  await h.clock.advance(1000);
+  t.deepEqual(h.events, []);
+  // As in the first test: the echoes sent at t=1000 were answered, the next three are not.
+  h.icmp.answers = () => undefined;
+  await h.clock.advance(300);
+  const silentRound = h.icmp.sent.slice(-41);
+  t.is(
+    new Set(silentRound.map((s) => s.dst)).size,
+    41,
+    'after a round without any reply from the group, every member is pinged',
+  );
+  await h.clock.advance(99);
+  t.deepEqual(h.events, [], 'two misses are not enough');
+  await h.clock.advance(1);
+  t.is(h.events.length, 41, 'all dead in the same round as the ungrouped target');
+  t.true(
+    h.events.includes(
+      `alone dead: no echo reply from 10.1.0.2 from 10.1.0.1 on nsm-wg0 for 3 intervals of 100 ms`,
+    ),
+  );
+  t.true(
+    h.events.some((e) =>
+      /^10\.9\.0\.40 dead: no echo reply from 10\.9\.0\.40 .* for 3 intervals of 100 ms$/.test(e),
+    ),
+  );
+
+  h.icmp.answers = (s) => s.dst;
+  await h.clock.advance(200);
+  t.is(h.events.filter((e) => e.endsWith(' alive')).length, 41, 'alive once each');
+  const after = await rounds(h, 12);
+  t.is(h.events.length, 82, 'no more events');
+  t.true(
+    after.slice(1).every((r) => r.length <= 6),
+    `back to the representative and the sweep (+1 ungrouped): ${after.map((r) => r.length).join(' ')}`,
+  );
+  h.prober.close();
+});
+
+test('a group while watches come and go: new members pinged until they answer, a stopped representative replaced without a miss', async (t) => {
+  const h = harness({ sweepRounds: 10 });
+  const members = groupOf(20);
+  const watches = members.map((m) => h.prober.watch(m, h.on(m.dst)));
+  await rounds(h, 3);
+  const [rep] = (await rounds(h, 1))[0] ?? [];
+  t.is(rep, members[0]?.dst, 'the first member heard stands for the group');
+
+  // Five new members mid-run; one of them never answers.
+  const added = groupOf(25).slice(20);
+  const mute = added[4]?.dst ?? '';
+  h.icmp.answers = (s) => (s.dst === mute ? undefined : s.dst);
+  for (const m of added) h.prober.watch(m, h.on(m.dst));
+  const next = await rounds(h, 4);
+  t.true(
+    added.every((m) => next[0]?.includes(m.dst)),
+    'the new members go out in the next round',
+  );
+  t.true(
+    next.every((r) => r.includes(mute)),
+    'one that never answered is pinged every round',
+  );
+  t.deepEqual(h.events, [
+    `${mute} dead: no echo reply from ${mute} from 10.1.0.1 on nsm-wg0 for 3 intervals of 100 ms`,
+  ]);
+
+  // The representative stops: another member stands in, with no round judged as silent.
+  watches[0]?.stop();
+  const without = await rounds(h, 15);
+  t.false(without.flat().includes(rep ?? ''), 'a stopped watch is not pinged');
+  t.true(
+    without.every((r) => r.length <= 5),
+    `no round pings the whole group: ${without.map((r) => r.length).join(' ')}`,
+  );
+  t.is(h.events.length, 1, 'no other member got a miss that counted');
+
+  // The same group name in another netns is another group: its silence kills only its members.
+  const elsewhere: LivenessTarget = { ...a, group: 'agent-a' };
+  h.icmp.answers = (s) => (s.dst === mute || s.dst === a.dst ? undefined : s.dst);
+  h.prober.watch(elsewhere, h.on('elsewhere'));
+  await rounds(h, 5);
+  t.deepEqual(h.events.slice(1), [
+    'elsewhere dead: no echo reply from 10.1.0.2 from 10.1.0.1 on nsm-a in netns /proc/self/ns/net for 3 intervals of 100 ms',
+  ]);
+
+  h.prober.close();
+  t.is(h.icmp.open.size, 0);
+  t.is(h.clock.pending, 0);
+});
+
+test('sweepRounds must be a whole number >= 1; 1 pings every member every round', async (t) => {
+  t.throws(() => icmpLivenessProber({ sweepRounds: 0 }), { instanceOf: AgentError });
+  t.throws(() => icmpLivenessProber({ sweepRounds: 2.5 }), { instanceOf: AgentError });
+  const h = harness({ sweepRounds: 1 });
+  for (const m of groupOf(30)) h.prober.watch(m, h.on(m.dst));
+  const r = await rounds(h, 5);
+  t.deepEqual(
+    r.map((x) => x.length),
+    [30, 30, 30, 30, 30],
+  );
+  h.prober.close();
+});
+
 test('bad targets are refused at watch()', (t) => {
   const h = harness();
   const bad: LivenessTarget[] = [
@@ -383,6 +566,10 @@ test('FakeLivenessProber: tests mark targets dead and alive, and see what is wat
     alive: () => void events.push('a alive'),
   });
   fake.watch(b, { dead: (r) => void events.push(`b dead: ${r}`) });
+  const grouped: LivenessTarget = { ...b, dst: '10.1.1.3', group: 'agent:x' };
+  const wg = fake.watch(grouped, { dead: () => undefined });
+  t.deepEqual(fake.watched({ group: 'agent:x' }), [grouped], 'the group is recorded');
+  wg.stop();
   t.deepEqual(fake.watched(), [a, b]);
   t.deepEqual(fake.watched({ dst: b.dst }), [b]);
   t.is(fake.markDead({ ifName: 'nsm-a' }, 'cable cut'), 1);
@@ -405,7 +592,7 @@ test('FakeLivenessProber: tests mark targets dead and alive, and see what is wat
   wa.stop();
   wa.stop();
   t.deepEqual(fake.watched(), [b]);
-  t.deepEqual(fake.history, [a, b]);
+  t.deepEqual(fake.history, [a, b, grouped]);
   fake.close();
   t.deepEqual(fake.watched(), []);
   t.throws(() => fake.watch(a, { dead: () => undefined }), { instanceOf: AgentError });

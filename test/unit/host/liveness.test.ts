@@ -393,3 +393,97 @@ for (const c of [
     },
   );
 }
+
+/** Echo requests the peer netns has received so far (its /proc/net/snmp, Icmp InEchos). */
+function peerEchoes(): number {
+  const snmp = execFileSync('ip', ['netns', 'exec', nsP, 'cat', '/proc/net/snmp'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  const [names, values] = snmp.split('\n').filter((l) => l.startsWith('Icmp:'));
+  const at = names?.split(/\s+/).indexOf('InEchos') ?? -1;
+  const n = Number(values?.split(/\s+/)[at]);
+  if (at < 0 || !Number.isInteger(n)) throw new Error(`no Icmp InEchos in the peer's /proc/net/snmp`);
+  return n;
+}
+
+serial(
+  'a group of 40 behind one path: ~1 + 40/10 echoes a round; one silent member dies alone; a silent peer kills all in misses rounds; each comes back once',
+  async (t) => {
+    const held = Array.from({ length: 40 }, (_, i) => `10.205.0.${i + 1}`);
+    const batch = (ns: string, lines: string[]): void => {
+      execFileSync('ip', ['-n', ns, '-force', '-batch', '-'], {
+        input: `${lines.join('\n')}\n`,
+        stdio: ['pipe', 'ignore', 'pipe'],
+        timeout: 10_000,
+      });
+    };
+    ip('-n', nsA, 'route', 'add', '10.205.0.0/24', 'via', '10.203.0.2', 'dev', vethA);
+    t.teardown(() => quietly(() => ip('-n', nsA, 'route', 'del', '10.205.0.0/24')));
+    batch(
+      nsP,
+      held.map((a) => `addr add ${a}/32 dev lo`),
+    );
+    t.teardown(() =>
+      quietly(() =>
+        batch(
+          nsP,
+          held.map((a) => `addr del ${a}/32 dev lo`),
+        ),
+      ),
+    );
+
+    prober = icmpLivenessProber({ intervalMs, misses, sweepRounds: 10 });
+    const recorders = new Map<string, ReturnType<typeof recorder>>();
+    for (const dst of held) {
+      const r = recorder();
+      recorders.set(dst, r);
+      prober.watch({ netns: pathA, ifName: vethA, src: '10.203.0.1', dst, group: 'agent:p' }, r.on);
+    }
+    const eventsOf = (): Record<string, string[]> => {
+      const out: Record<string, string[]> = {};
+      for (const [dst, r] of recorders) if (r.events.length > 0) out[dst] = r.events.map((e) => e.kind);
+      return out;
+    };
+    const rec = (dst: string): ReturnType<typeof recorder> => {
+      const r = recorders.get(dst);
+      if (r === undefined) throw new Error(`no watch of ${dst}`);
+      return r;
+    };
+    await quiet(5 * intervalMs);
+    const [e0, t0] = [peerEchoes(), Date.now()];
+    await quiet(20 * intervalMs);
+    const [e1, t1] = [peerEchoes(), Date.now()];
+    const perRound = (e1 - e0) / ((t1 - t0) / intervalMs);
+    t.log(
+      `${e1 - e0} echoes reached the peer in ${t1 - t0} ms: ${perRound.toFixed(1)} a round for 40 watches`,
+    );
+    t.true(perRound >= 3 && perRound <= 7, `about 1 + 40/10 a round, not 40: ${perRound.toFixed(1)}`);
+    t.deepEqual(eventsOf(), {});
+
+    // One member's far end goes (its address), the path and the others stay.
+    const lone = held[17] ?? '';
+    batch(nsP, [`addr del ${lone}/32 dev lo`]);
+    const dead = await rec(lone).next('dead', (10 + misses + 1) * intervalMs + 600);
+    t.log(`the lone member dead ${dead.afterMs} ms after its address went (sweep 10, misses 3)`);
+    t.regex(dead.reason ?? '', /^no echo reply from 10\.205\.0\.18 /);
+    await quiet(3 * intervalMs);
+    t.deepEqual(eventsOf(), { [lone]: ['dead'] }, 'the others stay alive');
+
+    // The whole path goes silent: every other member dead as fast as an ungrouped watch.
+    echoIgnoreAll(true);
+    t.teardown(() => quietly(() => echoIgnoreAll(false)));
+    const blockedAt = Date.now();
+    const others = held.filter((a) => a !== lone);
+    await Promise.all(others.map((a) => rec(a).next('dead', deadWithinMs)));
+    const last = Math.max(...others.map((a) => rec(a).events[0]?.at ?? Infinity)) - blockedAt;
+    t.log(`all 39 dead ${last} ms after the peer stopped answering (ungrouped bound ${deadWithinMs} ms)`);
+    t.true(last >= (misses - 1) * intervalMs, `not before ${misses} misses: ${last} ms`);
+
+    echoIgnoreAll(false);
+    batch(nsP, [`addr add ${lone}/32 dev lo`]);
+    await Promise.all(held.map((a) => rec(a).next('alive', 3 * intervalMs + 1000)));
+    await quiet(5 * intervalMs);
+    t.deepEqual(eventsOf(), Object.fromEntries(held.map((a) => [a, ['dead', 'alive']])), 'alive once each');
+  },
+);
