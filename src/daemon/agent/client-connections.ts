@@ -492,18 +492,32 @@ export class ClientConnections {
     c.reselectTimer = undefined;
   }
 
+  /**
+   * What to ping for `c`, and its group: the agent at the far end of the path (the segment after
+   * our nsmgr's: the remote agent, whose WireGuard peer every connection to it shares; or our own
+   * endpoint). Connections of one group in one netns share their path but for the last hop, so the
+   * prober pings only a few of them while they answer (LivenessTarget.group). A reselect to another
+   * agent changes the group, so the watch key changes with it even if the service address stays.
+   */
   #targetOf(c: ClientConnection): LivenessTarget | undefined {
     const ip = c.conn?.context?.ipContext;
     const [srcPrefix, dstPrefix] = [ip?.srcIpAddrs[0], ip?.dstIpAddrs[0]];
     if (!srcPrefix || !dstPrefix) return undefined;
     const [src, dst] = [addressOf(srcPrefix), addressOf(dstPrefix)];
+    // Path: our NSC, our nsmgr (agentName), then the far agent's nsmgr (or our own endpoint).
+    const segments = c.conn?.path?.pathSegments ?? [];
+    const own = segments.findIndex((s) => s.name === this.nscName);
+    const farAgent = segments.find(
+      (s, i) => own >= 0 && i > own && s.name !== this.nscName && s.name !== this.#o.agentName,
+    )?.name;
+    const group = farAgent ? { group: `agent:${farAgent}` } : {};
     if (c.spec.netns === undefined) {
       const ifName = this.#o.hostDevice;
-      return ifName === undefined ? undefined : { netns: undefined, ifName, src, dst };
+      return ifName === undefined ? undefined : { netns: undefined, ifName, src, dst, ...group };
     }
     const ifName = c.conn?.mechanism?.parameters[KernelParam.INTERFACE_NAME];
     if (!ifName) return undefined;
-    return { netns: netnsPath(parseNetnsRef(c.spec.netns)), ifName, src, dst };
+    return { netns: netnsPath(parseNetnsRef(c.spec.netns)), ifName, src, dst, ...group };
   }
 
   /**

@@ -121,8 +121,9 @@ test('a host connect is pinged through the host device; a dead path is reselecte
   const f = await fixture(t, ['e1', 'e2']);
   const c = await f.clients.connect(web);
   t.is(endpointOf(c), 'e1');
+  // Grouped by the agent at the far end (here the endpoint's segment right after our nsmgr's).
   t.deepEqual(f.prober.watched(), [
-    { netns: undefined, ifName: 'nsm-wg0', src: '10.0.0.2', dst: '169.254.0.1' },
+    { netns: undefined, ifName: 'nsm-wg0', src: '10.0.0.2', dst: '169.254.0.1', group: 'agent:e1' },
   ]);
 
   t.is(f.prober.markDead(), 1);
@@ -135,7 +136,7 @@ test('a host connect is pinged through the host device; a dead path is reselecte
   t.deepEqual(f.dataPlane, ['dead', 'reselected']);
   // The new path is watched, the old one not.
   t.deepEqual(f.prober.watched(), [
-    { netns: undefined, ifName: 'nsm-wg0', src: '10.0.0.2', dst: '169.254.0.2' },
+    { netns: undefined, ifName: 'nsm-wg0', src: '10.0.0.2', dst: '169.254.0.2', group: 'agent:e2' },
   ]);
   t.is(f.prober.watches.length, 1);
 });
@@ -167,9 +168,45 @@ test('a netns connect is pinged inside its netns through its own interface; disc
   const f = await fixture(t, ['e1']);
   const c = await f.clients.connect({ ...web, netns: 'blue' });
   t.deepEqual(f.prober.watched(), [
-    { netns: '/var/run/netns/blue', ifName: 'nsm0', src: '10.0.0.2', dst: '169.254.0.1' },
+    {
+      netns: '/var/run/netns/blue',
+      ifName: 'nsm0',
+      src: '10.0.0.2',
+      dst: '169.254.0.1',
+      group: 'agent:e1',
+    },
   ]);
   await f.clients.disconnect(c);
   t.is(f.prober.watches.length, 0, 'nothing is pinged for a closed connection');
   t.deepEqual(f.calls, ['request e1', 'close e1']);
+});
+
+test('connections to the same far agent share a liveness group; a refresh keeps the watch, a reselect to another agent makes a new one', async (t) => {
+  const f = await fixture(t, ['e1', 'e2']);
+  const web1 = await f.clients.connect(web);
+  await f.clients.connect({ ...web, service: 'db' });
+  t.deepEqual(
+    f.prober.watched().map((x) => x.group),
+    ['agent:e1', 'agent:e1'],
+    'both land on e1: one group',
+  );
+  const watchedBefore = f.prober.history.length;
+  const refreshedAt = web1.refreshedAt;
+  const events = web1.events;
+  if (events === undefined) return t.fail('no events of the connection');
+  await new Promise((r) => setTimeout(r, 5));
+  await events.request({});
+  t.not(web1.refreshedAt, refreshedAt, 'the refresh went through');
+  t.is(f.prober.history.length, watchedBefore, 'a refresh of the same path keeps its watch');
+
+  const [webTarget] = f.prober.watched();
+  t.is(
+    f.prober.markDead((x) => x === webTarget),
+    1,
+  );
+  await until('web moves to e2', () => endpointOf(web1) === 'e2');
+  t.deepEqual(
+    f.prober.watched().map((x) => x.group),
+    ['agent:e1', 'agent:e2'],
+  );
 });
