@@ -1,8 +1,12 @@
 // Liveness prober benchmark (issue 5's idle-CPU target): the CPU the ICMP liveness prober
-// (src/host/liveness) costs its process with N watches at 1 s, today's code against an older
-// commit's, side by side in one run (windows alternate old/new, the order flipped every rep).
-//   flock /tmp/nsm-bench.lock node --import tsx bench/liveness.ts [--sizes 200,1000] [--seconds 20]
-//     [--reps 2] [--old 130b19f] [--interval-ms 1000] [--node-flags "…"]
+// (src/host/liveness) costs its process with N watches at 1 s, side by side in one run (windows
+// alternate, the order flipped every rep). Two modes:
+//   --mode versions (default): today's code against an older commit's (--old);
+//   --mode group: today's code, the N watches in one group (LivenessTarget.group: one remote agent)
+//     against the same N ungrouped; what grouping saves is echoes, so this mode is about the kernel
+//     and the far end's share (system time, echoes/s), not the JS.
+//   flock /tmp/nsm-bench.lock node --import tsx bench/liveness.ts [--mode versions|group]
+//     [--sizes 200,1000] [--seconds 20] [--reps 2] [--old 130b19f] [--interval-ms 1000] [--node-flags "…"]
 // (no npm script). Needs root, ip, gcc, python3. Each window is its own process, `node FLAGS window.mjs`,
 // with FLAGS by default the ones `nsm-agent run` uses (src/cli/daemon-memory.ts: V8 interpreter
 // only, small young generation): --no-opt --no-maglev --max-semi-space-size=4 --heap-growing-percent=30.
@@ -14,8 +18,11 @@
 // The old code: `git archive <old> src packaging package.json tsconfig.json` into a temp dir (this
 // checkout's node_modules linked in), bundled there and run with its own addon built there.
 // Per window: a prober, N watches, 5 s to settle (socket, first rounds), then process.cpuUsage()
+// (user + system: the kernel's work for the sends and the tun device is billed to the prober)
 // over --seconds; windows with no prober give the process's own floor. Printed: user and system
-// CPU ms per second and µs per watch per tick (floor subtracted). The total is exact (the kernel's
+// CPU ms per second and µs per watch per tick (floor subtracted), and echo replies per second (the
+// test bed netns's Icmp InEchoReps over the window, read outside the measured CPU) and the echo
+// responder's on-CPU time (/proc/PID/schedstat): the far end's share per echo. The total is exact (the kernel's
 // runtime); its user/system split is sampled at the scheduler tick, so it is rough at these loads.
 // A watch that went dead fails the window. At 1 s a window's CPU is small against the process's own
 // noise (a memory-reducing GC is milliseconds); --interval-ms 50 runs 20 rounds a second so the
@@ -23,7 +30,7 @@
 // Cleanup on every way out: responder stopped by pid, netns deleted, temp dir removed (bench/lib/cleanup.ts).
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +48,8 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
 }
 
-const sizes = arg('--sizes', '200,1000')
+const mode = arg('--mode', 'versions');
+const sizes = arg('--sizes', mode === 'group' ? '200' : '200,1000')
   .split(',')
   .map((s) => Number(s));
 const seconds = Number(arg('--seconds', '20'));
@@ -53,17 +61,28 @@ if (
   sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 60_000) ||
   !(seconds > 0) ||
   !(reps >= 1) ||
-  !(intervalMs >= 10)
+  !(intervalMs >= 10) ||
+  (mode !== 'versions' && mode !== 'group')
 ) {
   throw new Error(
-    'usage: --sizes N[,N…] (1…60000) --seconds S --reps R --old REV --interval-ms MS (>= 10) --node-flags "FLAGS"',
+    'usage: --mode versions|group --sizes N[,N…] (1…60000) --seconds S --reps R --old REV --interval-ms MS (>= 10) --node-flags "FLAGS"',
   );
 }
 
 /** One window, in its own process: load a prober bundle, watch N targets, settle, measure. */
 const windowScript = `
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-const [bundle, addon, n, seconds, settleMs, netns, ifName] = process.argv.slice(2);
+import { readFileSync } from 'node:fs';
+const [bundle, addon, n, seconds, settleMs, netns, ifName, group, responderPid] = process.argv.slice(2);
+// On-CPU time of the echo responder (it stands for the far end's wireguard-go), in ms: schedstat,
+// exact where utime/stime are 10 ms ticks (a window's responder work is a few ticks).
+const responderMs = () => Number(readFileSync('/proc/' + responderPid + '/schedstat', 'utf8').split(' ')[0]) / 1e6;
+const echoReplies = () => {
+  const snmp = execFileSync('ip', ['netns', 'exec', netns.split('/').pop(), 'cat', '/proc/net/snmp'], { encoding: 'utf8' });
+  const [names, values] = snmp.split('\\n').filter((l) => l.startsWith('Icmp:')).map((l) => l.split(/\\s+/));
+  return Number(values[names.indexOf('InEchoReps')]);
+};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let prober;
 let dead = 0;
@@ -73,17 +92,22 @@ if (Number(n) > 0) {
   prober = icmpLivenessProber({ intervalMs: ${intervalMs}, misses: 3, native: { path: addon } });
   for (let i = 0; i < Number(n); i++) {
     const dst = '10.78.' + Math.floor(i / 250) + '.' + ((i % 250) + 1);
-    prober.watch({ netns, ifName, src: '10.77.0.1', dst }, { dead: (r) => { dead++; firstDead ||= r; } });
+    const target = { netns, ifName, src: '10.77.0.1', dst, ...(group ? { group } : {}) };
+    prober.watch(target, { dead: (r) => { dead++; firstDead ||= r; } });
   }
 }
 await sleep(Number(settleMs));
+const replies0 = echoReplies();
+const responder0 = responderMs();
 const start = process.cpuUsage();
 const t0 = performance.now();
 await sleep(Number(seconds) * 1000);
 const used = process.cpuUsage(start);
 const elapsed = (performance.now() - t0) / 1000;
+const responder = responderMs() - responder0;
+const replies = echoReplies() - replies0;
 prober?.close();
-process.stdout.write(JSON.stringify({ userMs: used.user / 1000, systemMs: used.system / 1000, seconds: elapsed, dead, firstDead }));
+process.stdout.write(JSON.stringify({ userMs: used.user / 1000, systemMs: used.system / 1000, seconds: elapsed, replies, responder, dead, firstDead }));
 `;
 
 function run(cmd: string, args: string[], input?: string): string {
@@ -148,6 +172,15 @@ async function bedUp(): Promise<void> {
   run('ip', ['-n', ns, 'route', 'add', '10.78.0.0/16', 'dev', tun]);
 }
 
+/** The echo responder's pid: `ip netns exec` execs python3 in its own process. */
+function responderPid(): number {
+  const pid = responder?.pid;
+  if (pid === undefined) throw new Error('no echo responder');
+  const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  if (!comm.startsWith('python')) throw new Error(`the echo responder's pid ${pid} is ${comm}, not python3`);
+  return pid;
+}
+
 function bedDown(): void {
   if (responder?.pid !== undefined && responder.exitCode === null) process.kill(responder.pid, 'SIGKILL');
   responder = undefined;
@@ -162,6 +195,8 @@ interface Impl {
   readonly name: string;
   readonly bundle: string;
   readonly addon: string;
+  /** The group every watch of the window is in (--mode group); none: ungrouped. */
+  readonly group?: string;
 }
 
 /** Bundles the prober of the sources under `src` (esbuild, as the daemon's bundle) and builds their addon. */
@@ -203,6 +238,9 @@ interface Window {
   userMs: number;
   systemMs: number;
   seconds: number;
+  replies: number;
+  /** CPU of the echo responder (the far end) over the window, ms. */
+  responderMs: number;
 }
 
 /** Runs one window in a child process (stopped by pid if it outlives its time). */
@@ -218,6 +256,8 @@ function measure(dir: string, impl: Impl | undefined, n: number): Promise<Window
     String(settleMs),
     `/var/run/netns/${ns}`,
     tun,
+    impl?.group ?? '',
+    String(responderPid()),
   ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -235,6 +275,8 @@ function measure(dir: string, impl: Impl | undefined, n: number): Promise<Window
         userMs: number;
         systemMs: number;
         seconds: number;
+        replies: number;
+        responder: number;
         dead: number;
         firstDead: string;
       };
@@ -242,7 +284,15 @@ function measure(dir: string, impl: Impl | undefined, n: number): Promise<Window
         reject(new Error(`${impl?.name ?? ''} N=${n}: ${r.dead} watches went dead, e.g. ${r.firstDead}`));
         return;
       }
-      resolve({ impl: impl?.name ?? 'none', n, userMs: r.userMs, systemMs: r.systemMs, seconds: r.seconds });
+      resolve({
+        impl: impl?.name ?? 'none',
+        n,
+        userMs: r.userMs,
+        systemMs: r.systemMs,
+        seconds: r.seconds,
+        replies: r.replies,
+        responderMs: r.responder,
+      });
     });
   });
 }
@@ -253,13 +303,21 @@ async function main(dir: string): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (raw sockets, netns)');
   console.log(`node ${process.version}, windows run with: ${nodeFlags.join(' ') || '(no flags)'}`);
   writeFileSync(join(dir, 'window.mjs'), windowScript);
-  const old = prepare(`old ${oldRev}`, checkoutOf(oldRev, dir), join(dir, 'old'));
-  const fresh = prepare('new', root, join(dir, 'new'));
+  let old: Impl;
+  let fresh: Impl;
+  if (mode === 'group') {
+    const tree = prepare('ungrouped', root, join(dir, 'new'));
+    old = tree;
+    fresh = { ...tree, name: 'grouped', group: 'agent:bench' };
+  } else {
+    old = prepare(`old ${oldRev}`, checkoutOf(oldRev, dir), join(dir, 'old'));
+    fresh = prepare('new', root, join(dir, 'new'));
+  }
   await bedUp();
   const windows: Window[] = [];
   const show = (rep: number, w: Window): void => {
     console.log(
-      `rep ${rep + 1} ${w.impl.padEnd(12)} N=${String(w.n).padStart(5)}: user ${f(w.userMs / w.seconds)} ms/s, system ${f(w.systemMs / w.seconds)} ms/s`,
+      `rep ${rep + 1} ${w.impl.padEnd(12)} N=${String(w.n).padStart(5)}: user ${f(w.userMs / w.seconds)} ms/s, system ${f(w.systemMs / w.seconds)} ms/s, ${f(w.replies / w.seconds, 1)} echo replies/s, responder ${f(w.responderMs / w.seconds)} ms/s`,
     );
   };
   for (let rep = 0; rep < reps; rep++) {
@@ -285,9 +343,9 @@ async function main(dir: string): Promise<void> {
     `${reps} rep(s) × ${seconds} s per window, ${intervalMs} ms interval; per watch per tick = CPU / (ticks × N)`,
   );
   console.log(
-    'impl          N      user ms/s  system ms/s  total ms/s  % of a CPU  user µs/watch/tick  total µs/watch/tick',
+    'impl          N      user ms/s  system ms/s  total ms/s  % of a CPU  user µs/watch/tick  total µs/watch/tick  echoes/s  responder ms/s',
   );
-  const rows = new Map<string, { user: number; total: number }>();
+  const rows = new Map<string, { user: number; total: number; echoes: number; far: number }>();
   const ticksPerSecond = 1000 / intervalMs;
   for (const n of sizes) {
     for (const impl of [old.name, fresh.name]) {
@@ -296,19 +354,21 @@ async function main(dir: string): Promise<void> {
       const user = sum(ws.map((w) => w.userMs)) / secs - floorUser;
       const system = sum(ws.map((w) => w.systemMs)) / secs - floorSystem;
       const total = user + system;
-      rows.set(`${impl}|${n}`, { user, total });
+      const echoes = sum(ws.map((w) => w.replies)) / secs;
+      const far = sum(ws.map((w) => w.responderMs)) / secs;
+      rows.set(`${impl}|${n}`, { user, total, echoes, far });
       console.log(
-        `${impl.padEnd(12)} ${String(n).padStart(5)}  ${f(user).padStart(9)}  ${f(system).padStart(11)}  ${f(total).padStart(10)}  ${f(total / 10, 3).padStart(9)}%  ${f((user * 1000) / ticksPerSecond / n).padStart(18)}  ${f((total * 1000) / ticksPerSecond / n).padStart(19)}`,
+        `${impl.padEnd(12)} ${String(n).padStart(5)}  ${f(user).padStart(9)}  ${f(system).padStart(11)}  ${f(total).padStart(10)}  ${f(total / 10, 3).padStart(9)}%  ${f((user * 1000) / ticksPerSecond / n).padStart(18)}  ${f((total * 1000) / ticksPerSecond / n).padStart(19)}  ${f(echoes, 1).padStart(8)}  ${f(far).padStart(14)}`,
       );
     }
   }
   const ratios = sizes.map((n) => {
     const o = rows.get(`${old.name}|${n}`);
-    const w = rows.get(`new|${n}`);
+    const w = rows.get(`${fresh.name}|${n}`);
     if (o === undefined || w === undefined) return '';
-    return `N=${n}: user ${f(o.user, 2)} -> ${f(w.user, 2)} ms/s (${f(o.user / w.user, 1)}x), total ${f(o.total, 2)} -> ${f(w.total, 2)} ms/s (${f(o.total / w.total, 1)}x)`;
+    return `N=${n}: user ${f(o.user, 2)} -> ${f(w.user, 2)} ms/s (${f(o.user / w.user, 1)}x), total ${f(o.total, 2)} -> ${f(w.total, 2)} ms/s (${f(o.total / w.total, 1)}x), echoes ${f(o.echoes, 1)} -> ${f(w.echoes, 1)}/s (${f(o.echoes / w.echoes, 1)}x), responder ${f(o.far, 2)} -> ${f(w.far, 2)} ms/s`;
   });
-  console.log(`SUMMARY prober CPU old ${oldRev} -> new: ${ratios.join('; ')}`);
+  console.log(`SUMMARY prober CPU ${old.name} -> ${fresh.name}: ${ratios.join('; ')}`);
 }
 
 function sum(xs: number[]): number {
