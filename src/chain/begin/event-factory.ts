@@ -1,6 +1,6 @@
-import { clone, create } from '@bufbuild/protobuf';
-import type { Connection } from '../../api/index.js';
-import { ConnectionSchema, MechanismSchema, State } from '../../api/index.js';
+import { create } from '@bufbuild/protobuf';
+import type { Connection, PackedMessage } from '../../api/index.js';
+import { packMessage, State, unpackMessage } from '../../api/index.js';
 import type { NetworkServiceRequest } from '../../api/index.js';
 import { NetworkServiceRequestSchema } from '../../api/index.js';
 import type { ChainContext } from '../core/context.js';
@@ -28,12 +28,19 @@ export interface EventOptions {
 export interface EventFactory {
   readonly id: string;
   readonly state: EventState;
-  /** Aborted when the connection is closed; elements tie their timers to it. */
+  /** Aborted when the connection is closed (made on first use: elements that keep state per connection use onClosed). */
   readonly signal: AbortSignal;
-  /** The last connection the chain returned for this id. */
+  /** A copy of the last connection the chain returned for this id. */
   readonly connection: Connection | undefined;
   request(options?: EventOptions): Promise<void>;
   close(options?: EventOptions): Promise<void>;
+  /**
+   * Calls `listener` with this factory once the connection is closed (at once when it already is).
+   * Pass one function per element, not one per connection: a listener given twice is kept once, and
+   * it finds its connection's state by the factory (its `id`), so a thousand connections cost a
+   * thousand array slots rather than a thousand closures and abort listeners.
+   */
+  onClosed(listener: (events: EventFactory) => void): void;
 }
 
 const eventFactoryKey = new ContextKey<EventFactory>('begin/event-factory');
@@ -43,29 +50,40 @@ export function eventFactoryOf(ctx: ChainContext): EventFactory | undefined {
   return ctx.get(eventFactoryKey);
 }
 
+/** What every connection of one begin shares (one object per begin, not per connection). */
 export interface ConnectionEventsDeps {
-  readonly id: string;
   /** The chain after begin. */
   readonly next: Next;
   /** Upper bound for one event, whoever started it (NSM: one minute). */
   readonly eventTimeoutMs: number;
-  readonly onClosed: () => void;
+  /** The connection is closed: begin forgets it. */
+  onClosed(events: ConnectionEvents): void;
 }
 
-/** One connection's serialised events. Owned by begin. */
+type PackedRequest = PackedMessage<typeof NetworkServiceRequestSchema>;
+
+/**
+ * One connection's serialised events. Owned by begin.
+ *
+ * Kept per connection for as long as it lives, so kept small: the last request in its wire form
+ * (PackedMessage: ~1.5 KB instead of a ~3.5 KB object tree; it is unpacked only for an event,
+ * which copies it anyway), the listeners of elements as a short array, no AbortController until
+ * someone asks for `signal`.
+ */
 export class ConnectionEvents implements EventFactory {
   readonly id: string;
   readonly executor = new SerialExecutor();
   #state: EventState = 'new';
   /** The last successful request, with the connection the chain returned. */
-  #request: NetworkServiceRequest | undefined;
-  /** Context of the last call from outside: logger, clock, peer and values for self-started events. */
+  #request: PackedRequest | undefined;
+  /** Context of the last call from outside, without its lifetime: logger, clock, peer and values for self-started events. */
   #valueCtx: ChainContext | undefined;
   readonly #deps: ConnectionEventsDeps;
-  readonly #lifetime = new AbortController();
+  #lifetime: AbortController | undefined;
+  #listeners: ((events: EventFactory) => void)[] | undefined;
 
-  constructor(deps: ConnectionEventsDeps) {
-    this.id = deps.id;
+  constructor(id: string, deps: ConnectionEventsDeps) {
+    this.id = id;
     this.#deps = deps;
   }
 
@@ -74,11 +92,27 @@ export class ConnectionEvents implements EventFactory {
   }
 
   get signal(): AbortSignal {
+    if (!this.#lifetime) {
+      this.#lifetime = new AbortController();
+      if (this.#state === 'closed') this.#lifetime.abort(this.#closedReason());
+    }
     return this.#lifetime.signal;
   }
 
   get connection(): Connection | undefined {
-    return this.#request?.connection;
+    return this.#request === undefined
+      ? undefined
+      : unpackMessage(NetworkServiceRequestSchema, this.#request).connection;
+  }
+
+  onClosed(listener: (events: EventFactory) => void): void {
+    if (this.#state === 'closed') {
+      listener(this);
+      return;
+    }
+    // Copied, not pushed: a pushed-to array keeps room for 16 more; connections have one to three.
+    if (!this.#listeners) this.#listeners = [listener];
+    else if (!this.#listeners.includes(listener)) this.#listeners = [...this.#listeners, listener];
   }
 
   // ---- used by begin, inside the executor ----
@@ -89,14 +123,16 @@ export class ConnectionEvents implements EventFactory {
     try {
       const conn = await this.#deps.next.request(ctx, request);
       conn.state = State.UP;
-      // The request's own connection is replaced by the returned one: copy only what is kept.
-      const stored = create(NetworkServiceRequestSchema, {
-        connection: clone(ConnectionSchema, conn),
-        mechanismPreferences: request.mechanismPreferences.map((m) => clone(MechanismSchema, m)),
-      });
-      this.#request = stored;
+      // The request's own connection is replaced by the returned one: keep only what is re-sent.
+      this.#request = packMessage(
+        NetworkServiceRequestSchema,
+        create(NetworkServiceRequestSchema, {
+          connection: conn,
+          mechanismPreferences: request.mechanismPreferences,
+        }),
+      );
       this.#state = 'established';
-      this.#valueCtx = callerCtx;
+      this.#valueCtx = callerCtx.detached();
       return conn;
     } catch (e: unknown) {
       if (this.#state !== 'established') this.#markClosed();
@@ -108,10 +144,11 @@ export class ConnectionEvents implements EventFactory {
 
   /** Closes the last returned connection through the rest of the chain and forgets the id. */
   async runClose(callerCtx: ChainContext | undefined): Promise<void> {
-    if (this.#state !== 'established' || !this.#request?.connection) return;
+    const connection = this.#state === 'established' ? this.connection : undefined;
+    if (!connection) return;
     const { ctx, done } = this.#eventContext(callerCtx);
     try {
-      await this.#deps.next.close(ctx, this.#request.connection);
+      await this.#deps.next.close(ctx, connection);
     } finally {
       done();
       this.#markClosed();
@@ -123,7 +160,7 @@ export class ConnectionEvents implements EventFactory {
   request(options: EventOptions = {}): Promise<void> {
     return this.executor.run(async () => {
       if (this.#state !== 'established' || !this.#request || options.signal?.aborted) return;
-      const request = clone(NetworkServiceRequestSchema, this.#request);
+      const request = unpackMessage(NetworkServiceRequestSchema, this.#request);
       if (options.reselect && request.connection) {
         await this.#closeQuietly(request.connection);
         request.connection.mechanism = undefined;
@@ -135,7 +172,7 @@ export class ConnectionEvents implements EventFactory {
         const conn = await this.#deps.next.request(ctx, request);
         conn.state = State.UP;
         request.connection = conn;
-        this.#request = request;
+        this.#request = packMessage(NetworkServiceRequestSchema, request);
       } finally {
         done();
       }
@@ -152,8 +189,16 @@ export class ConnectionEvents implements EventFactory {
   #markClosed(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    this.#lifetime.abort(new Error(`connection ${this.id} closed`));
-    this.#deps.onClosed();
+    this.#valueCtx = undefined;
+    this.#lifetime?.abort(this.#closedReason());
+    const listeners = this.#listeners ?? [];
+    this.#listeners = undefined;
+    for (const listener of listeners) listener(this);
+    this.#deps.onClosed(this);
+  }
+
+  #closedReason(): Error {
+    return new Error(`connection ${this.id} closed`);
   }
 
   async #closeQuietly(conn: Connection): Promise<void> {

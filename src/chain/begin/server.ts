@@ -4,6 +4,7 @@ import { AgentError } from '../../errors/agent-error.js';
 import type { ChainContext } from '../core/context.js';
 import type { ChainElement, Next } from '../core/element.js';
 import { ConnectionEvents, eventFactoryOf } from './event-factory.js';
+import type { ConnectionEventsDeps } from './event-factory.js';
 import type { BeginOptions } from './options.js';
 
 const defaultEventTimeoutMs = 60_000;
@@ -22,18 +23,22 @@ const defaultEventTimeoutMs = 60_000;
 export function beginServer(options: BeginOptions = {}): ChainElement {
   const eventTimeoutMs = options.eventTimeoutMs ?? defaultEventTimeoutMs;
   const byId = new Map<string, ConnectionEvents>();
+  // One deps object for every connection of this begin (the chain hands each element the same next).
+  let deps: ConnectionEventsDeps | undefined;
 
   function eventsFor(id: string, next: Next): ConnectionEvents {
     const existing = byId.get(id);
     if (existing) return existing;
-    const created = new ConnectionEvents({
-      id,
-      next,
-      eventTimeoutMs,
-      onClosed: () => {
-        if (byId.get(id) === created) byId.delete(id);
-      },
-    });
+    if (deps?.next !== next) {
+      deps = {
+        next,
+        eventTimeoutMs,
+        onClosed(events) {
+          if (byId.get(events.id) === events) byId.delete(events.id);
+        },
+      };
+    }
+    const created = new ConnectionEvents(id, deps);
     byId.set(id, created);
     return created;
   }

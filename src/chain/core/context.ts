@@ -33,38 +33,55 @@ export interface ChainContextInit {
   readonly peer?: PeerInfo;
 }
 
+/** One value of a context, and the values of the context it was made from. */
+interface ValueNode {
+  readonly key: ContextKey<unknown>;
+  readonly value: unknown;
+  readonly parent: ValueNode | undefined;
+}
+
 /**
  * What a chain element gets besides the request: cancellation, deadline, the clock and logger
  * (from the context, so tests swap a fake clock), the peer, and typed values set by elements above.
  * Immutable: `with…` returns a new context.
+ *
+ * Contexts are made at every element that adds a value and some are kept for a connection's
+ * lifetime (begin's, for events it starts itself), so they are cheap: `with` adds one node in
+ * front of the values it extends (a handful per chain, looked up newest first) instead of copying
+ * a Map, and a context made without a signal gets its never-aborted one only when asked.
  */
 export class ChainContext {
   readonly log: Logger;
   readonly clock: Clock;
   readonly random: Random;
-  readonly signal: AbortSignal;
   readonly deadline: number | undefined;
   readonly peer: PeerInfo | undefined;
-  readonly #values: ReadonlyMap<ContextKey<unknown>, unknown>;
+  #signal: AbortSignal | undefined;
+  readonly #values: ValueNode | undefined;
 
-  constructor(init: ChainContextInit, values: ReadonlyMap<ContextKey<unknown>, unknown> = new Map()) {
+  constructor(init: ChainContextInit, values?: ValueNode) {
     this.log = init.log;
     this.clock = init.clock;
     this.random = init.random;
-    this.signal = init.signal ?? new AbortController().signal;
+    this.#signal = init.signal;
     this.deadline = init.deadline;
     this.peer = init.peer;
     this.#values = values;
   }
 
+  /** Aborted when the caller gives up or the deadline passes; never, for a context made without one. */
+  get signal(): AbortSignal {
+    this.#signal ??= new AbortController().signal;
+    return this.#signal;
+  }
+
   get<T>(key: ContextKey<T>): T | undefined {
-    return this.#values.get(key) as T | undefined;
+    for (let n = this.#values; n !== undefined; n = n.parent) if (n.key === key) return n.value as T;
+    return undefined;
   }
 
   with<T>(key: ContextKey<T>, value: T): ChainContext {
-    const values = new Map(this.#values);
-    values.set(key, value);
-    return new ChainContext(this.#init(), values);
+    return new ChainContext(this.#init(), { key, value, parent: this.#values });
   }
 
   withLog(log: Logger): ChainContext {
@@ -97,7 +114,7 @@ export class ChainContext {
       log: this.log,
       clock: this.clock,
       random: this.random,
-      signal: this.signal,
+      ...(this.#signal ? { signal: this.#signal } : {}),
       ...(this.deadline !== undefined ? { deadline: this.deadline } : {}),
       ...(this.peer ? { peer: this.peer } : {}),
     };

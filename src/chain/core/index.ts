@@ -4,6 +4,7 @@ export { ChainContext, ContextKey } from './context.js';
 export type { ChainContextInit, PeerInfo } from './context.js';
 export type { ChainElement, Next, OrderRules } from './element.js';
 export { SerialExecutor } from './executor.js';
+export { TimerQueue } from './timer-queue.js';
 export { traced } from './trace.js';
 export {
   OutgoingMetadata,

@@ -82,7 +82,13 @@ export function healClient(options: HealOptions): HealClient {
   const selector = create(MonitorScopeSelectorSchema, { pathSegments: [{ name: options.selfName }] });
   const remotes = new Map<string, Remote>();
   const tracked = new Map<string, Tracked>();
-  const watched = new WeakSet<AbortSignal>();
+  // One listener for every connection (begin keeps it once per connection): tracking ends when
+  // begin marks the connection closed. The map only where the tracked id is not begin's.
+  const idOf = new WeakMap<EventFactory, string>();
+  const onClosed = (events: EventFactory): void => {
+    const current = tracked.get(idOf.get(events) ?? events.id);
+    if (current?.events === events) untrack(current);
+  };
 
   const delay = (env: Env, attempt: number): number =>
     Math.floor(env.random.float() * Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30)));
@@ -105,7 +111,7 @@ export function healClient(options: HealOptions): HealClient {
    * remote), or, when one is already running, run once more after it.
    */
   function heal(t: Tracked, reason: string): void {
-    if (t.events.signal.aborted || tracked.get(t.id) !== t) return;
+    if (t.events.state === 'closed' || tracked.get(t.id) !== t) return;
     if (t.inFlight) {
       t.again = true;
       return;
@@ -119,17 +125,17 @@ export function healClient(options: HealOptions): HealClient {
 
   /** Runs one re-request of `t`; never rejects. */
   async function reRequest(t: Tracked, reason: string): Promise<void> {
-    if (t.events.signal.aborted || tracked.get(t.id) !== t) return;
+    if (t.events.state === 'closed' || tracked.get(t.id) !== t) return;
     t.inFlight = true;
     const reselect = t.failures >= reselectAfter;
     const { log } = t.remote.env;
     log.info({ connId: t.id, url: t.remote.url, reason, reselect }, 'heal: re-requesting the connection');
     const events = t.events;
     try {
-      await events.request({ signal: events.signal, reselect });
+      await events.request({ reselect });
     } catch (e: unknown) {
       t.inFlight = false;
-      if (events.signal.aborted) return;
+      if (events.state === 'closed') return;
       t.failures++;
       report('heal-failed', t, e);
       if (t.again) {
@@ -152,7 +158,7 @@ export function healClient(options: HealOptions): HealClient {
     }
     t.inFlight = false;
     // Closed meanwhile: begin skipped the request, nothing was healed.
-    if (events.signal.aborted || events.state !== 'established') return;
+    if (events.state !== 'established') return;
     t.failures = 0;
     t.lost = false;
     report('healed', t);
@@ -355,18 +361,8 @@ export function healClient(options: HealOptions): HealClient {
       tracked.set(id, t);
       remote.conns.set(id, t);
     }
-    const signal = events.signal;
-    if (!watched.has(signal)) {
-      watched.add(signal);
-      signal.addEventListener(
-        'abort',
-        () => {
-          const current = tracked.get(id);
-          if (current?.events === events) untrack(current);
-        },
-        { once: true },
-      );
-    }
+    if (events.id !== id) idOf.set(events, id);
+    events.onClosed(onClosed);
   }
 
   return {

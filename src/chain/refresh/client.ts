@@ -1,13 +1,23 @@
 import type { Connection } from '../../api/index.js';
 import { timestampToMs } from '../../api/index.js';
-import type { TimerHandle } from '../../host/clock.js';
+import type { Clock } from '../../host/clock.js';
+import type { Logger } from '../../log/logger.js';
 import { eventFactoryOf } from '../begin/event-factory.js';
 import type { EventFactory } from '../begin/event-factory.js';
 import type { ChainContext } from '../core/context.js';
 import type { ChainElement } from '../core/element.js';
+import { TimerQueue } from '../core/timer-queue.js';
 import type { RefreshOptions } from './options.js';
 
 const defaultRetryMs = 200;
+
+/** A connection's next refresh. */
+interface Due {
+  readonly events: EventFactory;
+  readonly expiresAtMs: number;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
 
 /**
  * refresh client (nsm-api.md §4.4; only in the NSC chain): after each successful Request, Request
@@ -18,41 +28,36 @@ const defaultRetryMs = 200;
  */
 export function refreshClient(options: RefreshOptions = {}): ChainElement {
   const retryMs = options.retryMs ?? defaultRetryMs;
-  const timers = new Map<string, TimerHandle>();
-  const watched = new WeakSet<AbortSignal>();
-
-  function cancel(id: string): void {
-    timers.get(id)?.cancel();
-    timers.delete(id);
-  }
+  // One clock timer for all connections; an entry keeps what a refresh needs, not the request's context.
+  const timers: TimerQueue<Due> = new TimerQueue<Due>((id, due) => {
+    const { events, expiresAtMs, clock, log } = due;
+    events.request().catch((e: unknown) => {
+      if (events.state === 'closed') return;
+      const left = expiresAtMs - clock.now();
+      if (left <= retryMs) {
+        log.warn({ connId: id, err: e }, 'refresh failed and the tokens run out: giving up');
+        return;
+      }
+      log.warn({ connId: id, err: e, retryMs }, 'refresh failed; retrying');
+      timers.set(clock, id, retryMs, due);
+    });
+  });
+  // One listener for every connection (see timeout); the map only where ids differ.
+  const idOf = new WeakMap<EventFactory, string>();
+  const onClosed = (events: EventFactory): void => timers.delete(idOf.get(events) ?? events.id);
 
   function schedule(ctx: ChainContext, events: EventFactory, conn: Connection): void {
     const id = conn.id;
-    cancel(id);
+    timers.delete(id);
     const plan = refreshPlan(conn, ctx.clock.now());
     if (!plan) {
       ctx.log.warn({ connId: id }, 'the returned path carries no expiry: the connection is not refreshed');
       return;
     }
-    const signal = events.signal;
-    const fire = (): void => {
-      timers.delete(id);
-      events.request({ signal }).catch((e: unknown) => {
-        if (signal.aborted) return;
-        const left = plan.expiresAtMs - ctx.clock.now();
-        if (left <= retryMs) {
-          ctx.log.warn({ connId: id, err: e }, 'refresh failed and the tokens run out: giving up');
-          return;
-        }
-        ctx.log.warn({ connId: id, err: e, retryMs }, 'refresh failed; retrying');
-        timers.set(id, ctx.clock.setTimer(retryMs, fire));
-      });
-    };
-    timers.set(id, ctx.clock.setTimer(plan.delayMs, fire));
-    if (!watched.has(signal)) {
-      watched.add(signal);
-      signal.addEventListener('abort', () => cancel(id), { once: true });
-    }
+    const due: Due = { events, expiresAtMs: plan.expiresAtMs, clock: ctx.clock, log: ctx.log };
+    timers.set(ctx.clock, id, plan.delayMs, due);
+    if (events.id !== id) idOf.set(events, id);
+    events.onClosed(onClosed);
   }
 
   return {
@@ -66,7 +71,7 @@ export function refreshClient(options: RefreshOptions = {}): ChainElement {
       return conn;
     },
     async close(ctx, connection, next) {
-      cancel(connection.id);
+      timers.delete(connection.id);
       await next.close(ctx, connection);
     },
   };

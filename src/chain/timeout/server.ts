@@ -1,10 +1,18 @@
 import type { Connection } from '../../api/index.js';
 import { timestampToMs } from '../../api/index.js';
 import { AgentError } from '../../errors/agent-error.js';
-import type { TimerHandle } from '../../host/clock.js';
+import type { Logger } from '../../log/logger.js';
 import { eventFactoryOf } from '../begin/event-factory.js';
+import type { EventFactory } from '../begin/event-factory.js';
 import type { ChainContext } from '../core/context.js';
 import type { ChainElement } from '../core/element.js';
+import { TimerQueue } from '../core/timer-queue.js';
+
+interface Expiry {
+  readonly events: EventFactory;
+  readonly expiresAtMs: number;
+  readonly log: Logger;
+}
 
 /**
  * timeout server (nsm-api.md §4.4): a connection lives only as long as its caller keeps its token
@@ -17,13 +25,27 @@ import type { ChainElement } from '../core/element.js';
  * (upstream fails it after; refusing first leaves nothing downstream to undo).
  */
 export function timeoutServer(): ChainElement {
-  const timers = new Map<string, TimerHandle>();
-  // One abort listener per connection lifetime, not one per refresh.
-  const watched = new WeakSet<AbortSignal>();
+  // One clock timer for all connections; an entry keeps what closing needs, not the request's context.
+  const timers = new TimerQueue<Expiry>((id, { events, expiresAtMs, log }) => {
+    log.info(
+      { connId: id, expiresAt: new Date(expiresAtMs).toISOString() },
+      "the caller's token expired without a refresh: closing the connection",
+    );
+    events.close().catch((e: unknown) => {
+      log.warn({ connId: id, err: e }, 'closing the expired connection failed');
+    });
+  });
+  // One listener for every connection (begin keeps it once per connection, no closure each). The
+  // timer is keyed by the returned id, begin's own on the server side (updatepath restores it);
+  // only a chain where they differ needs the map.
+  const idOf = new WeakMap<EventFactory, string>();
+  const onClosed = (events: EventFactory): void => timers.delete(idOf.get(events) ?? events.id);
 
-  function cancel(id: string): void {
-    timers.get(id)?.cancel();
-    timers.delete(id);
+  function schedule(ctx: ChainContext, events: EventFactory, id: string, expiresAtMs: number): void {
+    const delay = Math.max(0, expiresAtMs - ctx.clock.now() - requestTimeout(ctx));
+    timers.set(ctx.clock, id, delay, { events, expiresAtMs, log: ctx.log });
+    if (events.id !== id) idOf.set(events, id);
+    events.onClosed(onClosed);
   }
 
   return {
@@ -43,29 +65,11 @@ export function timeoutServer(): ChainElement {
         });
       }
       const conn = await next.request(ctx, request);
-      const id = conn.id;
-      cancel(id);
-      const delay = Math.max(0, expiresAtMs - ctx.clock.now() - requestTimeout(ctx));
-      const signal = events.signal;
-      const timer = ctx.clock.setTimer(delay, () => {
-        if (timers.get(id) === timer) timers.delete(id);
-        ctx.log.info(
-          { connId: id, expiresAt: new Date(expiresAtMs).toISOString() },
-          "the caller's token expired without a refresh: closing the connection",
-        );
-        events.close({ signal }).catch((e: unknown) => {
-          ctx.log.warn({ connId: id, err: e }, 'closing the expired connection failed');
-        });
-      });
-      timers.set(id, timer);
-      if (!watched.has(signal)) {
-        watched.add(signal);
-        signal.addEventListener('abort', () => cancel(id), { once: true });
-      }
+      schedule(ctx, events, conn.id, expiresAtMs);
       return conn;
     },
     async close(ctx, connection, next) {
-      cancel(connection.id);
+      timers.delete(connection.id);
       await next.close(ctx, connection);
     },
   };

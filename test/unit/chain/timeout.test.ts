@@ -108,3 +108,49 @@ test('a Request whose previous segment has no expiry is refused before the endpo
   );
   t.deepEqual(log, []);
 });
+
+test('a Close that fails before reaching timeout still cancels its timer: begin forgets the connection', async (t) => {
+  const ids = await identities();
+  const clock = new FakeClock(Date.now());
+  const log: string[] = [];
+  const chain = buildChain('nsmgr', [
+    updatePathServer('nsmgr'),
+    beginServer({ eventTimeoutMs: 1_000 }),
+    updateTokenServer({ signer: ids.mgr.signer(clock) }),
+    {
+      name: 'refuses-close',
+      request: (ctx, request, next) => next.request(ctx, request),
+      close: () => Promise.reject(new AgentError('UNAVAILABLE', 'cannot close')),
+    },
+    timeoutServer(),
+    {
+      name: 'endpoint',
+      request: (_ctx, r) => Promise.resolve(r.connection!),
+      close: () => {
+        log.push('close');
+        return Promise.resolve();
+      },
+    },
+  ]);
+  const call = (token?: ClientToken) =>
+    withIncomingMetadata(
+      testContext({ clock, peer: { spiffeId: NSC_ID } }),
+      metadataOf(
+        token
+          ? {
+              [CLIENT_TOKEN_KEY]: token.token,
+              [CLIENT_TOKEN_EXPIRES_KEY]: formatRfc3339Nano(token.expiresAtMs),
+            }
+          : {},
+      ),
+    );
+  const conn = await chain.request(
+    call(ids.nsc.signer(clock).mint({ spiffeId: MGR_ID })),
+    requestWith([{ name: 'nsc', id: 'c1' }], 0, 'c1'),
+  );
+  t.is(clock.pending, 1, 'the expiry timer');
+  await t.throwsAsync(chain.close(call(), conn), { message: 'cannot close' });
+  t.is(clock.pending, 0, 'gone with the connection');
+  await clock.advance(20 * 60_000);
+  t.deepEqual(log, []);
+});
