@@ -19,6 +19,13 @@
 // each as median wall ms and median CPU ms of this process (what the agent's event loop pays;
 // the ip processes' own CPU is not in it), host and netns shapes. Run it with the daemon's flags:
 //   flock /tmp/nsm-bench.lock node --no-opt --no-maglev --import tsx bench/forwarder-apply.ts --mode scaling
+//
+// --mode kept [--rounds 3] [--samples 15]: this tree's forwarder with one `ip` process per batch
+// (ProcessRunner, as before) against kept `ip -batch` processes (IpBatchRunner, as the daemon runs
+// it), rounds interleaved, host shape with n connections up: setEntries() of 1 and of 10
+// connections (up, then down), and the quiet drift check (reapply() with nothing changed). Each as
+// median wall ms, CPU ms of this process and event-loop busy ms (what the agent pays; the ip
+// processes' own CPU is not in it).
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,6 +34,8 @@ import * as forwarderModule from '../src/forwarder/index.js';
 import { Forwarder, emptyDesiredState, wireguardMtu } from '../src/forwarder/index.js';
 import type { DesiredEntry, DesiredState } from '../src/forwarder/index.js';
 import { ProcessRunner } from '../src/host/command-runner.js';
+import type { CommandRunner } from '../src/host/command-runner.js';
+import { IpBatchRunner } from '../src/host/ip-batch-runner.js';
 import { Netns } from '../src/host/netns.js';
 import { UserspaceWireGuard, generatePrivateKey, publicKeyOf } from '../src/host/wireguard/index.js';
 import { testbedDown, testbedUp } from '../test/helpers/testbed.js';
@@ -283,5 +292,107 @@ async function scaling(): Promise<void> {
   }
 }
 
+type Sample = { wall: number; cpu: number; busy: number };
+type Series = Sample[];
+
+/** Like timed(), with the event loop's busy time (performance.eventLoopUtilization). */
+async function timedLoop(f: () => Promise<unknown>): Promise<Sample> {
+  const elu0 = performance.eventLoopUtilization();
+  const { wall, cpu } = await timed(f);
+  const busy = performance.eventLoopUtilization(elu0).active;
+  return { wall, cpu, busy };
+}
+
+/** One round of one runner: a fresh forwarder, n host connections up, measured, then removed. */
+async function keptRound(
+  runnerOf: () => CommandRunner & { close?: () => Promise<void> },
+  hostNetns: string,
+  wgDevice: string,
+  samples: number,
+  into: Record<'set1' | 'set10' | 'drift', Series>,
+): Promise<void> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'nsm-fwd-bench-'));
+  const wireguard = new UserspaceWireGuard({ runner, netns: hostNetns, logDir: stateDir });
+  const ipRunner = runnerOf();
+  const fwd = new Forwarder({ runner: ipRunner, wireguard, stateDir, netns: hostNetns });
+  try {
+    const full = desired('host', wgDevice, generatePrivateKey());
+    await fwd.apply(full);
+    await fwd.reapply();
+    for (let s = 0; s < samples; s++) {
+      into.drift.push(
+        await timedLoop(async () => {
+          const x = await fwd.reapply();
+          if (x.ops.length !== 0)
+            throw new Error(`drift repair with nothing changed ran ${x.ops.length} ops`);
+        }),
+      );
+    }
+    for (const [size, series] of [
+      [1, into.set1],
+      [10, into.set10],
+    ] as const) {
+      for (let s = 0; s < samples; s++) {
+        const conns = Array.from({ length: size }, (_, i) => connection('host', n + 1 + s * size + i)).flat();
+        const up = await timedLoop(() => fwd.setEntries(new Map(conns)));
+        const down = await timedLoop(() => fwd.setEntries(new Map(conns.map(([k]) => [k, undefined]))));
+        series.push({
+          wall: (up.wall + down.wall) / 2,
+          cpu: (up.cpu + down.cpu) / 2,
+          busy: (up.busy + down.busy) / 2,
+        });
+      }
+    }
+  } finally {
+    await fwd.apply(emptyDesiredState).catch(() => undefined);
+    await ipRunner.close?.();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+async function kept(): Promise<void> {
+  const rounds = Number(arg('--rounds') ?? '3') || 3;
+  const samples = Number(arg('--samples') ?? '15') || 15;
+  const bed = await testbedUp({ prefix, hosts: 1 });
+  const h = bed.hosts[0];
+  try {
+    if (h === undefined) throw new Error('no host');
+    const impls = [
+      { label: 'one ip per batch', make: () => new ProcessRunner() },
+      { label: 'kept ip -batch', make: () => new IpBatchRunner({ inner: new ProcessRunner() }) },
+    ];
+    const figures = new Map<string, Record<'set1' | 'set10' | 'drift', Series>>();
+    for (let r = 0; r < rounds; r++) {
+      for (const impl of r % 2 === 0 ? impls : [...impls].reverse()) {
+        const f = figures.get(impl.label) ?? { set1: [], set10: [], drift: [] };
+        figures.set(impl.label, f);
+        await keptRound(impl.make, h.netns, h.wgDevice, samples, f);
+        console.log(`round ${r + 1}/${rounds} ${impl.label} done`);
+      }
+    }
+    const cell = (xs: Series): string =>
+      `${median(xs.map((x) => x.wall)).toFixed(2)} / ${median(xs.map((x) => x.cpu)).toFixed(2)} / ${median(xs.map((x) => x.busy)).toFixed(2)}`;
+    console.log(
+      `\nmedian wall ms / CPU ms / event-loop busy ms of this process (${rounds} rounds × ${samples} samples, interleaved), ${n} host connections up`,
+    );
+    console.log(
+      `${'runner'.padEnd(20)} ${'set 1 conn (2 entries)'.padStart(24)} ${'set 10 conns (20 entries)'.padStart(26)} ${'quiet drift check'.padStart(22)}`,
+    );
+    for (const [label, f] of figures)
+      console.log(
+        `${label.padEnd(20)} ${cell(f.set1).padStart(24)} ${cell(f.set10).padStart(26)} ${cell(f.drift).padStart(22)}`,
+      );
+    const m = (label: string, k: 'set1' | 'set10' | 'drift', x: keyof Sample): string =>
+      median((figures.get(label)?.[k] ?? []).map((s) => s[x])).toFixed(2);
+    const [a, b] = impls.map((i) => i.label) as [string, string];
+    console.log(
+      `forwarder-apply kept (${a} -> ${b}, ${n} host conns): set1 wall ${m(a, 'set1', 'wall')} -> ${m(b, 'set1', 'wall')} ms cpu ${m(a, 'set1', 'cpu')} -> ${m(b, 'set1', 'cpu')} ms; set10 wall ${m(a, 'set10', 'wall')} -> ${m(b, 'set10', 'wall')} ms cpu ${m(a, 'set10', 'cpu')} -> ${m(b, 'set10', 'cpu')} ms; drift wall ${m(a, 'drift', 'wall')} -> ${m(b, 'drift', 'wall')} ms cpu ${m(a, 'drift', 'cpu')} -> ${m(b, 'drift', 'cpu')} ms busy ${m(a, 'drift', 'busy')} -> ${m(b, 'drift', 'busy')} ms`,
+    );
+  } finally {
+    await testbedDown(prefix);
+  }
+}
+
 if (arg('--mode') === 'scaling') await scaling();
+else if (arg('--mode') === 'kept') await kept();
 else await main();

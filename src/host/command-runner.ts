@@ -92,6 +92,11 @@ export function checkResult(argv: readonly string[], result: RunResult): RunResu
 
 const signalNumbers: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
+/** The exit code a shell would give a process that ended by `signal`: 128 + its number. */
+export function signalExitCode(signal: NodeJS.Signals | null): number {
+  return 128 + (signal === null ? 0 : (signalNumbers[signal] ?? 0));
+}
+
 /** The real runner: child_process.spawn with shell: false. */
 export class ProcessRunner implements CommandRunner {
   async runChecked(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -104,8 +109,8 @@ export class ProcessRunner implements CommandRunner {
     const [file, ...args] = full as [string, ...string[]];
     return new Promise((resolve, reject) => {
       const child = spawn(file, args, { shell: false, stdio: ['pipe', 'pipe', 'pipe'] });
-      const out = new Capture();
-      const err = new Capture();
+      const out = new OutputCapture();
+      const err = new OutputCapture();
       let settled = false;
       let timedOut = false;
       const timer = setTimeout(() => {
@@ -147,7 +152,7 @@ export class ProcessRunner implements CommandRunner {
           stderr: timedOut
             ? `${err.text()}\n(killed: no answer within ${options.timeoutMs ?? defaultTimeoutMs} ms)`
             : err.text(),
-          code: code ?? 128 + (signal === null ? 0 : (signalNumbers[signal] ?? 0)),
+          code: code ?? signalExitCode(signal),
         });
       });
       // A child that exits before reading its input makes the write fail with EPIPE: that is its
@@ -158,7 +163,8 @@ export class ProcessRunner implements CommandRunner {
   }
 }
 
-class Capture {
+/** stdout or stderr of a command, cut at maxOutputBytes. */
+export class OutputCapture {
   readonly #chunks: Buffer[] = [];
   #size = 0;
   #truncated = false;

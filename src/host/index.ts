@@ -10,6 +10,8 @@ export {
   maxOutputBytes,
 } from './command-runner.js';
 export type { CommandRunner, RunOptions, RunResult } from './command-runner.js';
+export { IpBatchRunner } from './ip-batch-runner.js';
+export type { IpBatchRunnerOptions } from './ip-batch-runner.js';
 export { processExists, signalProcess, spawnDetached } from './detached-process.js';
 export type { DetachedStartOptions, DetachedStarter } from './detached-process.js';
 export {

@@ -107,6 +107,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const metrics = new AgentMetrics({ log, clock });
   const closers: (() => Promise<void> | void)[] = [];
   try {
+    closers.push(() => dataplane.close()); // last: the forwarder's kept ip processes
     const td = id.trustDomain;
     const proxy = new RegistryProxy({
       upstreamUrl: serverUrl,

@@ -2,9 +2,15 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentError, describe } from '../../errors/index.js';
 import { Forwarder, wireguardMtu } from '../../forwarder/index.js';
-import type { DesiredEntry, DeviceSpec } from '../../forwarder/index.js';
+import type { ApplyResult, DesiredEntry, DeviceSpec } from '../../forwarder/index.js';
 import type { ForwarderEntries } from '../../forwarder/mechanisms/index.js';
-import { ProcessRunner, runPeriodically, SECRET_FILE_MODE, writeFileAtomic } from '../../host/index.js';
+import {
+  IpBatchRunner,
+  ProcessRunner,
+  runPeriodically,
+  SECRET_FILE_MODE,
+  writeFileAtomic,
+} from '../../host/index.js';
 import type { Clock } from '../../host/index.js';
 import {
   createWireGuard,
@@ -38,9 +44,11 @@ export class Dataplane implements ForwarderEntries {
   readonly device: DeviceSpec;
   readonly publicKey: WireGuardKey;
   readonly #journal: Journal;
+  readonly #ipRunner: IpBatchRunner;
 
   private constructor(o: {
     forwarder: Forwarder;
+    ipRunner: IpBatchRunner;
     wireguard: WireGuard;
     backend: 'kernel' | 'userspace';
     device: DeviceSpec;
@@ -52,6 +60,7 @@ export class Dataplane implements ForwarderEntries {
     this.device = o.device;
     this.publicKey = publicKeyOf(o.device.privateKey);
     this.#journal = o.journal;
+    this.#ipRunner = o.ipRunner;
   }
 
   /**
@@ -71,8 +80,16 @@ export class Dataplane implements ForwarderEntries {
       listenPort: o.listenPort,
       mtu: wireguardMtu(1500),
     };
-    const forwarder = new Forwarder({ runner, wireguard, stateDir: o.stateDir, log });
-    const result = await forwarder.adopt({ device, entries: Object.fromEntries(o.journal.data.entries) });
+    // The forwarder's `ip -batch` reads and changes go to kept `ip` processes (close() stops them).
+    const ipRunner = new IpBatchRunner({ inner: runner, log });
+    const forwarder = new Forwarder({ runner: ipRunner, wireguard, stateDir: o.stateDir, log });
+    let result: ApplyResult;
+    try {
+      result = await forwarder.adopt({ device, entries: Object.fromEntries(o.journal.data.entries) });
+    } catch (e: unknown) {
+      await ipRunner.close();
+      throw e;
+    }
     log.info(
       {
         backend,
@@ -83,7 +100,15 @@ export class Dataplane implements ForwarderEntries {
       },
       result.ops.length === 0 ? 'data plane adopted as it was' : 'data plane adopted',
     );
-    return new Dataplane({ forwarder, wireguard, backend, device, journal: o.journal });
+    return new Dataplane({ forwarder, ipRunner, wireguard, backend, device, journal: o.journal });
+  }
+
+  /**
+   * Stops the forwarder's kept `ip` processes (an apply in flight still finishes; a later one starts
+   * its own process). The data plane itself stays as it is, for the next start to adopt.
+   */
+  close(): Promise<void> {
+    return this.#ipRunner.close();
   }
 
   entry(key: string): DesiredEntry | undefined {
