@@ -222,5 +222,12 @@ export { TIMESTAMP_MAX_SECONDS, TIMESTAMP_MIN_SECONDS, timestampToMs, toTimestam
 export { NSC_URL_FORM, parseNscUrl } from './nsc-url.js';
 export type { NscUrl } from './nsc-url.js';
 export { decodeMessage } from './decode-message.js';
-export { packedBytes, packEncoded, packMessage, unpackMessage } from './packed-message.js';
-export type { PackedMessage } from './packed-message.js';
+export {
+  packConnection,
+  packedBytes,
+  packEncoded,
+  packMessage,
+  unpackConnection,
+  unpackMessage,
+} from './packed-message.js';
+export type { PackedConnection, PackedMessage } from './packed-message.js';

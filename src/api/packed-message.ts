@@ -1,5 +1,7 @@
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { ConnectionSchema } from './gen/connection_pb.js';
+import type { Connection } from './gen/connection_pb.js';
 
 declare const packedOf: unique symbol;
 
@@ -40,4 +42,34 @@ export function unpackMessage<Desc extends DescMessage>(
   packed: PackedMessage<Desc>,
 ): MessageShape<Desc> {
   return fromBinary(schema, packedBytes(packed));
+}
+
+/**
+ * A Connection kept for later (begin's last request, the monitor's copy): its encoding without the
+ * path segments' tokens, then the tokens themselves, by reference. Tokens are most of a
+ * connection's bytes (four ~340-character JWTs on a two-agent path) and are the same strings in
+ * every copy the daemon keeps of the connection, so each copy holds ~0.5 KB of its own instead of
+ * ~1.9 KB. Unpacking gives a fresh deep copy with the tokens back in their segments.
+ */
+export type PackedConnection = readonly [PackedMessage<typeof ConnectionSchema>, ...string[]];
+
+export function packConnection(conn: Connection): PackedConnection {
+  const path = conn.path;
+  if (!path || path.pathSegments.length === 0) return [packMessage(ConnectionSchema, conn)];
+  // Shallow copies with the tokens left out: the caller's connection is not touched.
+  const stripped: Connection = {
+    ...conn,
+    path: { ...path, pathSegments: path.pathSegments.map((s) => ({ ...s, token: '' })) },
+  };
+  // concat makes an array of the exact length (a pushed-to one keeps spare room).
+  const head: string[] = [packMessage(ConnectionSchema, stripped)];
+  return head.concat(path.pathSegments.map((s) => s.token)) as unknown as PackedConnection;
+}
+
+export function unpackConnection(packed: PackedConnection): Connection {
+  const conn = unpackMessage(ConnectionSchema, packed[0]);
+  conn.path?.pathSegments.forEach((s, i) => {
+    s.token = packed[i + 1] ?? '';
+  });
+  return conn;
 }

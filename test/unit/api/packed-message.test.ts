@@ -8,9 +8,11 @@ import {
   fromBinary,
   NetworkServiceRequestSchema,
   State,
+  packConnection,
   packEncoded,
   packMessage,
   toBinary,
+  unpackConnection,
   unpackMessage,
 } from '../../../src/api/index.js';
 import { protoInt64 } from '@bufbuild/protobuf';
@@ -77,4 +79,19 @@ test('bytes read from a file pack to the same form as the message they encode', 
   const bytes = toBinary(ConnectionSchema, connection());
   const packed = packEncoded(ConnectionSchema, Buffer.from(bytes));
   t.is(packed, packMessage(ConnectionSchema, fromBinary(ConnectionSchema, bytes)));
+});
+
+test('a packed connection keeps its tokens apart and puts them back; the original is not touched', (t) => {
+  const conn = connection();
+  const before = toBinary(ConnectionSchema, conn);
+  const packed = packConnection(conn);
+  t.deepEqual(packed.slice(1), ['eyJ\u00ff\u0000x', 't2'], 'the tokens, by segment');
+  t.true(packed[0].length < before.length - 8, 'the encoding holds no token');
+  t.deepEqual(toBinary(ConnectionSchema, conn), before, 'the caller still has its tokens');
+  const back = unpackConnection(packed);
+  t.true(equals(ConnectionSchema, back, conn));
+  back.path!.pathSegments[1]!.token = 'changed';
+  t.is(unpackConnection(packed).path?.pathSegments[1]?.token, 't2', 'each unpack is a fresh copy');
+  const bare = create(ConnectionSchema, { id: 'x', networkService: 'web' });
+  t.true(equals(ConnectionSchema, unpackConnection(packConnection(bare)), bare), 'no path: nothing apart');
 });
