@@ -15,10 +15,21 @@ import {
 import type { CommandRunner, RunOptions, RunResult } from './command-runner.js';
 import { namedNetnsDir, namedNetnsPath } from './netns.js';
 
+export interface IpBatchRunnerOptions {
+  /** Runs every other command, and a batch no kept process can take. */
+  readonly inner: CommandRunner;
+  /** A named netns' process stops after this long without a request; the agent's own netns keeps its process. Default 60 s. */
+  readonly idleMs?: number;
+  /** At most this many named netns keep a process at once; the others get one process per batch. Default 16. */
+  readonly maxNamed?: number;
+  readonly log?: Logger;
+}
+
 /**
  * A CommandRunner that keeps one `ip -json -batch -` process per netns and sends it every
  * `ip [-n <netns>] [-json] -batch -` it is asked to run, instead of starting a process each time (a
- * start costs the agent ~2 ms of event-loop time, and the drift check reads the host every 10 s).
+ * start costs the agent ~3 ms of event-loop time without JIT; each apply and each drift check, every
+ * 10 s, pays it).
  * Everything else goes to `inner`, one process per command, as before.
  *
  * Each request gives the same stdout, stderr and exit code as its own `ip -json -batch -` would:
@@ -37,7 +48,11 @@ import { namedNetnsDir, namedNetnsPath } from './netns.js';
  *   new process would. It also stops after `idleMs` without requests;
  * - `ip` remembers interface indexes by name for its lifetime: a line that fails because a kept
  *   process named a link by an index it remembered from before the link was made again is run
- *   again, with the lines after it, in a new process (see #rerunFrom);
+ *   again, with the lines after it, in a new process (see #rerunFrom). A line could only act on
+ *   the wrong link where a remembered index now belongs to another link (one renamed, or moved in
+ *   from another netns under a freed index): the forwarder's links are neither. Listings name
+ *   links from what they list (`addr show`, first in the forwarder's reads, refreshes every name);
+ *   names from /etc/iproute2 (tables, protocols, groups) are read once per process;
  * - `ip link add … netns <ns>` leaves that netns open in the process: the process is stopped
  *   after such a request, so a workload's deleted netns is not kept alive by it;
  * - when the process cannot be started, or `ip` lacks the marker, requests go to `inner`.
@@ -45,16 +60,6 @@ import { namedNetnsDir, namedNetnsPath } from './netns.js';
  * The processes read their commands from a pipe: when the agent dies, even by SIGKILL, they read
  * end-of-file and exit. close() stops them; requests after close() go to `inner`.
  */
-export interface IpBatchRunnerOptions {
-  /** Runs every other command, and a batch no kept process can take. */
-  readonly inner: CommandRunner;
-  /** A named netns' process stops after this long without a request; the agent's own netns keeps its process. Default 60 s. */
-  readonly idleMs?: number;
-  /** At most this many named netns keep a process at once; the others get one process per batch. Default 16. */
-  readonly maxNamed?: number;
-  readonly log?: Logger;
-}
-
 export class IpBatchRunner implements CommandRunner {
   readonly #o: IpBatchRunnerOptions;
   readonly #log: Logger;
