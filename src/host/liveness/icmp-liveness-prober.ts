@@ -593,8 +593,8 @@ class IcmpLivenessProber implements LivenessProber {
       if (p === undefined) continue;
       const g = p.group;
       if (g !== undefined && p.state === 'alive' && p.missed === 0) {
-        if (g.rep === undefined)
-          g.rep = p; // none heard last round: the first healthy member
+        // No member was heard last round (or it stopped): the first healthy one stands in.
+        if (g.rep === undefined) g.rep = p;
         else if (g.rep !== p && (round + p.phase) % sweep !== 0) continue;
       }
       p.pingedIn = round;
