@@ -3,7 +3,8 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { releaseProcessMemory } from '../../../src/cli/daemon-memory.js';
+import { releaseProcessMemory, settleAfterBursts } from '../../../src/cli/daemon-memory.js';
+import { FakeClock } from '../../../src/host/fake/clock.js';
 import { runCli } from '../../../src/cli/index.js';
 import { loadProcessMemoryAddon } from '../../../src/host/socket-buffers/index.js';
 import { createLogger } from '../../../src/log/index.js';
@@ -215,4 +216,62 @@ test('releaseProcessMemory: a failing madvise is logged, the trim still counts',
   });
   t.deepEqual(r, { mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
   t.regex(lines(), /madvise failed/);
+});
+
+/** A process as settleAfterBursts sees it, moved by the test. */
+function fakeProcess() {
+  const state = { heapMb: 20, rssMb: 50, cpuMs: 0 };
+  return {
+    state,
+    sample: () => ({
+      heapBytes: state.heapMb * 1024 * 1024,
+      rssAnonBytes: state.rssMb * 1024 * 1024,
+      cpuMicros: state.cpuMs * 1000,
+    }),
+  };
+}
+
+test('settleAfterBursts: one release once a burst has been quiet for quietMs, none while it runs, none without growth', async (t) => {
+  const clock = new FakeClock();
+  const p = fakeProcess();
+  const releases: number[] = [];
+  const { log, lines } = capturingLog();
+  const settle = settleAfterBursts({
+    clock,
+    sample: p.sample,
+    log,
+    release: () => {
+      releases.push(clock.now());
+      p.state.heapMb = 22;
+      p.state.rssMb = 55;
+      return Promise.resolve({ mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
+    },
+  });
+  t.teardown(() => settle.stop());
+  const start = clock.now();
+  await clock.advance(60_000);
+  t.deepEqual(releases, [], 'idle and no growth: nothing to give back');
+  // A burst: 30 s of work (CPU and heap growth every 5 s sample).
+  for (let i = 0; i < 6; i++) {
+    p.state.cpuMs += 2_000;
+    p.state.heapMb += 2;
+    p.state.rssMb += 3;
+    await clock.advance(5_000);
+  }
+  t.deepEqual(releases, [], 'never while the burst runs');
+  await clock.advance(15_000);
+  t.deepEqual(releases, [], 'not before 20 s of quiet');
+  await clock.advance(5_000);
+  t.deepEqual(releases, [start + 60_000 + 30_000 + 20_000], 'once, 20 s after the last busy sample');
+  await clock.advance(120_000);
+  t.is(releases.length, 1, 'at most once per burst');
+  const line = JSON.parse(lines().trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+  t.like(line, { level: 'info', msg: 'released memory after a burst of work', heapMb: 32, heapAfterMb: 22 });
+  // An idle process's own CPU (liveness pings, 2 % of a core) is quiet.
+  p.state.heapMb += 5;
+  for (let i = 0; i < 5; i++) {
+    p.state.cpuMs += 100;
+    await clock.advance(5_000);
+  }
+  t.is(releases.length, 2, 'growth again, then quiet: released again');
 });
