@@ -8,6 +8,7 @@ import type { RegistryServicesOptions } from './options.js';
 import { Ownership } from './ownership.js';
 import { RecordSet } from './record-set.js';
 import { RecordView } from './record-view.js';
+import { isNseRenewal } from './renewals.js';
 import { DEFAULT_REGISTRY_POLICIES } from './registry-policy.js';
 import { DEFAULT_REGISTRY_LIMITS } from './validate.js';
 
@@ -48,7 +49,9 @@ export function createRegistryServices(options: RegistryServicesOptions): Regist
   const nsRecords = new RecordSet(options.store, NetworkServiceSchema, `${prefix}ns/`, log);
   const nseRecords = new RecordSet(options.store, NetworkServiceEndpointSchema, `${prefix}nse/`, log);
   const nsView = new RecordView(nsRecords, options.clock, log.child({ view: 'ns' }));
-  const nseView = new RecordView(nseRecords, options.clock, log.child({ view: 'nse' }));
+  const nseView = new RecordView(nseRecords, options.clock, log.child({ view: 'nse' }), {
+    isRenewal: isNseRenewal,
+  });
   return {
     services: [
       nsRegistryServer({

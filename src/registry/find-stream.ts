@@ -11,6 +11,8 @@ export interface FindOptions<T> {
   readonly signal: AbortSignal;
   /** A watcher this many changes behind is ended (RESOURCE_EXHAUSTED) instead of buffering without end. */
   readonly maxBacklog: number;
+  /** Leave out puts that only renew a record (ViewEvent.renewal): the watcher asked not to hear them. */
+  readonly omitRenewals?: boolean;
 }
 
 /**
@@ -39,7 +41,9 @@ export async function streamFind<D extends DescMessage>(
   const backlog: ViewEvent<MessageShape<D>>[] = [];
   let wake: (() => void) | undefined;
   const state = { overflow: false };
+  const omitRenewals = options.omitRenewals === true;
   const unsubscribe = view.subscribe((ev) => {
+    if (omitRenewals && ev.renewal === true) return;
     if (!options.matches(ev.record)) return;
     if (backlog.length >= options.maxBacklog) state.overflow = true;
     else backlog.push(ev);

@@ -15,6 +15,7 @@ import type { RecordSet } from './record-set.js';
 import type { RecordView } from './record-view.js';
 import { beginRegistryCall } from './registry-call.js';
 import { refuseIf } from './refuse-if.js';
+import { OMIT_RENEWALS_METADATA_KEY } from './renewals.js';
 import { requirePeer } from './require-peer.js';
 import type { RegistryCallDeps } from './registry-call.js';
 import { checkNetworkServiceEndpoint } from './validate.js';
@@ -105,6 +106,7 @@ export function nseRegistryServer(deps: NseServerDeps): ServiceRegistration {
           send: (r, deleted) => stream.send({ networkServiceEndpoint: r, deleted }),
           signal: ctx.signal,
           maxBacklog: deps.maxWatchBacklog,
+          omitRenewals: ctx.metadata.get(OMIT_RENEWALS_METADATA_KEY)[0] === '1',
         });
       },
 

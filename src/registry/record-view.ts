@@ -9,6 +9,16 @@ import type { NamedRecord, RecordEvent, RecordSet } from './record-set.js';
 export interface ViewEvent<T> {
   readonly record: T;
   readonly deleted: boolean;
+  /**
+   * A put that only renewed the record (what the view's `isRenewal` ignores, e.g. an NSE's
+   * expiration_time moved by a refresh); watchers that asked not to hear renewals skip it.
+   */
+  readonly renewal?: boolean;
+}
+
+export interface RecordViewOptions<T> {
+  /** True when `next` only renews `prev` (same record, later expiry). Default: never. */
+  readonly isRenewal?: (prev: T, next: T) => boolean;
 }
 
 const RETRY_MIN_MS = 200;
@@ -31,13 +41,20 @@ export class RecordView<D extends DescMessage> {
   readonly #subscribers = new Set<(event: ViewEvent<MessageShape<D>>) => void>();
   readonly #waiters = new Set<{ revision: number; resolve: () => void }>();
   readonly #abort = new AbortController();
+  readonly #isRenewal: ((prev: MessageShape<D>, next: MessageShape<D>) => boolean) | undefined;
   #revision = 0;
   #ready: Promise<void> | undefined;
 
-  constructor(records: RecordSet<D>, clock: Clock, log: Logger) {
+  constructor(
+    records: RecordSet<D>,
+    clock: Clock,
+    log: Logger,
+    options: RecordViewOptions<MessageShape<D>> = {},
+  ) {
     this.#records = records;
     this.#clock = clock;
     this.#log = log;
+    this.#isRenewal = options.isRenewal;
   }
 
   /** Resolves once the view holds the store's records (lists and starts watching on first call). */
@@ -157,8 +174,12 @@ export class RecordView<D extends DescMessage> {
 
   #apply(ev: RecordEvent<MessageShape<D>>): void {
     if (ev.type === 'put') {
+      const prev = this.#map.get(ev.name);
       this.#map.set(ev.name, ev.record);
-      this.#emit({ record: ev.record, deleted: false });
+      const renewal = prev !== undefined && this.#isRenewal?.(prev, ev.record) === true;
+      this.#emit(
+        renewal ? { record: ev.record, deleted: false, renewal } : { record: ev.record, deleted: false },
+      );
     } else {
       const last = this.#map.get(ev.name) ?? ev.record;
       this.#map.delete(ev.name);

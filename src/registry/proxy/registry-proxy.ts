@@ -15,6 +15,7 @@ import { AgentError, describe } from '../../errors/index.js';
 import type { Clock, Random, TimerHandle } from '../../host/index.js';
 import type { Logger } from '../../log/index.js';
 import { matchNetworkService, matchNetworkServiceEndpoint } from '../match.js';
+import { OMIT_RENEWALS_METADATA_KEY } from '../renewals.js';
 import { DEFAULT_BACKOFF, fullJitterDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import {
@@ -88,6 +89,14 @@ export class RegistryProxy {
   readonly #reconnectSpreadMs: number;
   readonly #nsCache = new RecordCache<NetworkService>();
   readonly #nseCache = new RecordCache<NetworkServiceEndpoint>();
+  /**
+   * When each cached upstream endpoint was last heard of, and the registration period upstream gave
+   * it then (its expiration_time minus that instant): what #listedUntil() lists it by, since
+   * upstream does not send us its renewals.
+   */
+  readonly #nseHeard = new Map<string, { readonly atMs: number; readonly periodMs: number }>();
+  /** When the last upstream session that was up ended; undefined while up (and before the first). */
+  #lostAtMs: number | undefined;
   readonly #endpoints = new Map<string, LocalEndpoint>();
   readonly #services = new Map<string, LocalService>();
   /** Unregisters upstream could not take yet, sent when it is back. */
@@ -126,6 +135,15 @@ export class RegistryProxy {
     this.#maxWatchBacklog = options.maxWatchBacklog ?? DEFAULT_PROXY_WATCH_BACKLOG;
     this.#reconnectSpreadMs = options.reconnectSpreadMs ?? DEFAULT_RECONNECT_SPREAD_MS;
     this.services = [this.#nseService(), this.#nsService()];
+    this.#nseCache.subscribe((r, deleted) => {
+      if (deleted) {
+        this.#nseHeard.delete(r.name);
+        return;
+      }
+      const atMs = this.#clock.now();
+      const exp = r.expirationTime ? timestampToMs(r.expirationTime) : atMs;
+      this.#nseHeard.set(r.name, { atMs, periodMs: Math.max(0, exp - atMs) });
+    });
   }
 
   /** Dials upstream and starts the watches; returns at once (upstream may well be down). */
@@ -229,6 +247,7 @@ export class RegistryProxy {
       const wasUp = this.#isUp();
       if (wasUp) attempt = 0;
       if (wasUp) this.#counters.upstreamLosses++;
+      if (wasUp) this.#lostAtMs = this.#clock.now();
       const retryInMs = fullJitterDelay(attempt, this.#random, this.#backoff);
       this.#state = { kind: 'down', sinceMs: this.#clock.now(), attempt, retryInMs, error };
       this.#log[wasUp ? 'warn' : 'debug'](
@@ -284,8 +303,10 @@ export class RegistryProxy {
       (r) => r.networkService,
       this.#nsCache,
     );
+    const omitRenewals = new Metadata();
+    omitRenewals.set(OMIT_RENEWALS_METADATA_KEY, '1');
     const nseWatch = follow(
-      upstream.nse.find({ networkServiceEndpoint: {}, watch: true }, { signal }),
+      upstream.nse.find({ networkServiceEndpoint: {}, watch: true }, { signal, metadata: omitRenewals }),
       (r) => r.networkServiceEndpoint,
       this.#nseCache,
     );
@@ -300,6 +321,7 @@ export class RegistryProxy {
     this.#nsCache.endResync(nsNames);
     this.#nseCache.endResync(nseNames);
     this.#state = { kind: 'up', sinceMs: this.#clock.now() };
+    this.#lostAtMs = undefined;
     this.#counters.upstreamConnects++;
     this.#log.info(
       { services: this.#nsCache.size, endpoints: this.#nseCache.size },
@@ -610,6 +632,28 @@ export class RegistryProxy {
     status(outcome === 'done' ? 'unregistered' : 'queued');
   }
 
+  /**
+   * Whether a cached upstream endpoint is listed at `now`, bringing its expiration_time up to date
+   * when it is. Upstream does not send this proxy the renewals of an endpoint (it asked not to:
+   * OMIT_RENEWALS_METADATA_KEY), only real changes and the delete when a registration runs out; so
+   * while the watch is up an endpoint is alive for one registration period from now. While upstream
+   * is down nothing tells us what expired: an endpoint is listed for one registration period from
+   * when upstream was lost (its last renewal came at most that long before), or until its own
+   * expiration_time when that is later (a registry that does send renewals).
+   */
+  #listed(r: NetworkServiceEndpoint, now: number): boolean {
+    if (!r.expirationTime) return true;
+    const exp = timestampToMs(r.expirationTime);
+    const heard = this.#nseHeard.get(r.name);
+    if (!heard) return exp > now;
+    const from = this.#state.kind === 'up' ? now : (this.#lostAtMs ?? heard.atMs);
+    const until = Math.max(exp, from + heard.periodMs);
+    if (until <= now) return false;
+    // Callers (discover) leave out endpoints past their expiration_time: keep it ahead of them.
+    if (until - exp > heard.periodMs / 3) r.expirationTime = toTimestamp(until);
+    return true;
+  }
+
   /** Local view of an upstream record (localbypass): undefined = hide it from local callers. */
   #bypass(nse: NetworkServiceEndpoint): NetworkServiceEndpoint | undefined {
     if (nse.url !== this.#options.publicUrl) return nse;
@@ -624,8 +668,7 @@ export class RegistryProxy {
     const now = this.#clock.now();
     const out: NetworkServiceEndpoint[] = [];
     for (const r of this.#nseCache.values()) {
-      // While upstream is down no expiry arrives over the watch; leave out what has run out.
-      if (r.expirationTime && timestampToMs(r.expirationTime) <= now) continue;
+      if (!this.#listed(r, now)) continue;
       if (!matchNetworkServiceEndpoint(template, r)) continue;
       const seen = this.#bypass(r);
       if (seen) out.push(seen);

@@ -4,7 +4,9 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { timestampToMs, toTimestamp } from '../../../src/api/index.js';
 import type { NetworkServiceEndpointResponse } from '../../../src/api/index.js';
+import { Metadata } from '@grpc/grpc-js';
 import { FakeClock } from '../../../src/host/fake/index.js';
+import { OMIT_RENEWALS_METADATA_KEY } from '../../../src/registry/renewals.js';
 import { systemClock } from '../../../src/host/index.js';
 import { MemoryStore } from '../../../src/store/index.js';
 import { AGENT_A, AGENT_B, RegistryClient, SERVER_ID, Watch, all, mesh, startRegistry } from './fixtures.js';
@@ -188,6 +190,45 @@ test('watch sees an NSE expire (deleted=true) when its lease runs out on the fak
   await clock.advance(1);
   t.deepEqual(names(await w.take(1)), ['-ephemeral']);
   t.deepEqual(await all(a.nse.find({ networkServiceEndpoint: { name: 'ephemeral' } })), []);
+});
+
+test('a watcher that asks to omit renewals hears registrations, changes and expiries but not refreshes', async (t) => {
+  const { a, clock } = await setup(t);
+  const first = await a.registerNse({ name: 'nse-r', networkServiceNames: ['db'], url: 'tcp://10.0.0.1:1' });
+  const omit = new Metadata();
+  omit.set(OMIT_RENEWALS_METADATA_KEY, '1');
+  const quietWatch = new Watch(a.nse.find({ networkServiceEndpoint: {}, watch: true }, { metadata: omit }));
+  const fullWatch = new Watch(a.nse.find({ networkServiceEndpoint: {}, watch: true }));
+  t.teardown(() => quietWatch.cancel());
+  t.teardown(() => fullWatch.cancel());
+  t.deepEqual(names(await quietWatch.take(1)), ['+nse-r'], 'current state first');
+  t.deepEqual(names(await fullWatch.take(1)), ['+nse-r']);
+
+  // Two refreshes (same record, later expiry): NSM's watchers hear each; ours hears nothing.
+  for (let i = 0; i < 2; i++) {
+    await clock.advance(40_000);
+    await a.registerNse({ ...first.response, expirationTime: undefined }, { path: first.path! });
+  }
+  t.deepEqual(
+    names(await fullWatch.take(2)),
+    ['+nse-r', '+nse-r'],
+    'a watcher without the key hears renewals',
+  );
+  t.true(await quietWatch.quiet(100), 'no renewal reached the watcher that asked to omit them');
+
+  // A real change (another URL) and a new endpoint do reach it.
+  await a.registerNse(
+    { ...first.response, url: 'tcp://10.0.0.9:1', expirationTime: undefined },
+    { path: first.path! },
+  );
+  const [changed] = await quietWatch.take(1);
+  t.is(changed?.networkServiceEndpoint?.url, 'tcp://10.0.0.9:1');
+  await a.registerNse({ name: 'nse-new', url: 'tcp://10.0.0.2:1' });
+  t.deepEqual(names(await quietWatch.take(1)), ['+nse-new']);
+
+  // So does the expiry of a registration nobody refreshes: the proxy relies on it.
+  await clock.advance(MINUTE);
+  t.deepEqual(names(await quietWatch.take(2)), ['-nse-new', '-nse-r']);
 });
 
 test('with the real clock and a 500 ms default expiration, an unrefreshed NSE is gone within a bounded wait', async (t) => {

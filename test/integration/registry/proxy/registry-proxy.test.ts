@@ -3,7 +3,7 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { timestampToMs } from '../../../../src/api/index.js';
+import { NetworkServiceEndpointSchema, create, timestampToMs } from '../../../../src/api/index.js';
 import type { NetworkServiceEndpointResponse } from '../../../../src/api/index.js';
 import { FakeClock, SequenceRandom } from '../../../../src/host/fake/index.js';
 import { clientCredentials } from '../../../../src/api/grpc/index.js';
@@ -94,6 +94,73 @@ test('the proxy refreshes upstream at 2/3 of the expiration upstream returned', 
   const { refreshes } = proxy.metrics();
   // 2/3 of 1.5 s = 1 s: three refreshes in 3.3 s (two at least, on a busy machine).
   t.true(refreshes >= 2 && refreshes <= 4, `refreshes: ${refreshes}`);
+});
+
+test('upstream sends the proxy no renewals: a refreshed endpoint stays listed with a live expiry, an unrefreshed one leaves with its expiry, and after upstream is lost one period', async (t) => {
+  const upstream = new Upstream(t, { defaultExpirationMs: 1_500 });
+  await upstream.start();
+  const { proxy, local } = await startProxy(t, { upstreamUrl: upstream.url, random: new SequenceRandom() });
+  await eventually(() => proxy.state.kind === 'up', 5_000, 'proxy up');
+  const b = await upstreamClient(t, upstream.url);
+  const local2 = new Watch(local.nse.find({ networkServiceEndpoint: { name: 'remote' }, watch: true }));
+  t.teardown(() => local2.cancel());
+
+  // b registers and refreshes every 0.5 s for 3 s: two expirations' worth.
+  const first = await b.registerNse({
+    name: 'remote',
+    networkServiceNames: ['db'],
+    url: 'tcp://192.0.2.20:5002',
+  });
+  const firstExpiry = timestampToMs(first.response.expirationTime!);
+  const refreshing = (async () => {
+    for (let i = 0; i < 6; i++) {
+      await sleep(500);
+      await b.registerNse({ ...first.response, expirationTime: undefined }, { path: first.path! });
+    }
+  })();
+  await refreshing;
+  t.true(Date.now() > firstExpiry + 1_000, "past the first registration's expiry");
+  const [listed] = proxy.findEndpoints(create(NetworkServiceEndpointSchema, { name: 'remote' }));
+  t.truthy(listed, 'still listed');
+  t.true(
+    timestampToMs(listed!.expirationTime!) > Date.now(),
+    'with an expiration_time ahead of now (discover skips expired ones)',
+  );
+  const heard = urls(await local2.take(1));
+  t.deepEqual(heard, ['+remote@tcp://192.0.2.20:5002']);
+  t.true(
+    await local2.quiet(200),
+    'the six refreshes did not reach the proxy (and so not its local watchers)',
+  );
+
+  // Nobody refreshes: upstream deletes it when the registration runs out, and the proxy follows.
+  await eventually(
+    () => proxy.findEndpoints(undefined).every((e) => e.name !== 'remote'),
+    4_000,
+    'gone after its expiry',
+  );
+  t.deepEqual(urls(await local2.take(1)), ['-remote@tcp://192.0.2.20:5002']);
+
+  // Upstream lost: an endpoint heard of is listed for one registration period from then, then not.
+  await b.registerNse({ name: 'again', networkServiceNames: ['db'], url: 'tcp://192.0.2.21:5002' });
+  await eventually(() => proxy.findEndpoints(undefined).some((e) => e.name === 'again'), 3_000, 'cached');
+  await sleep(1_000);
+  await upstream.stop();
+  await eventually(() => proxy.state.kind !== 'up', 5_000, 'proxy saw upstream go');
+  const lostAt = Date.now();
+  t.true(
+    proxy.findEndpoints(undefined).some((e) => e.name === 'again'),
+    'listed right after upstream went',
+  );
+  const took = await eventually(
+    () => proxy.findEndpoints(undefined).every((e) => e.name !== 'again'),
+    5_000,
+    'left out',
+  );
+  t.true(
+    Date.now() - lostAt >= 1_000,
+    `listed about one period (1.5 s) after upstream went, left out after ${took} ms`,
+  );
 });
 
 test('with upstream stopped local Find answers from the cache; upstream back EMPTY gets everything again', async (t) => {
