@@ -244,6 +244,7 @@ export class Forwarder {
           mark: this.#mark,
           ownedDevices: intent.devices,
           declaredEndpoints: Object.fromEntries(this.#declared),
+          ...(assumed === undefined ? {} : { whole: desired }),
         });
     // Batches of one stage in different workload netns do not depend on each other: they run side
     // by side (a few at a time); each still counts as its own step, in plan order.

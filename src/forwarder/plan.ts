@@ -24,6 +24,12 @@ export interface PlanInput {
    * its new endpoint; only a changed declaration sets it again.
    */
   readonly declaredEndpoints?: Readonly<Record<string, string>>;
+  /**
+   * The whole desired state when `desired` is restricted to the entries a change touches
+   * (Contributors): whether the device keeps an IPv4 address, and which routes go through it, are
+   * taken from it (see bareRoutes).
+   */
+  readonly whole?: DesiredState;
 }
 
 /**
@@ -193,25 +199,35 @@ export function plan(input: PlanInput): ForwarderOp[] {
     }
   }
   if (dev !== undefined) {
+    let removedIPv4 = false;
     for (const a of curDevAddresses) {
-      if (!t.deviceAddresses.has(a))
+      if (!t.deviceAddresses.has(a)) {
         batches.add(onHost, 'remove-addresses', ['addr', 'del', a, 'dev', dev.name]);
+        removedIPv4 ||= isIPv4(a);
+      }
+    }
+    if (removedIPv4 && !hasIPv4(t.deviceAddresses) && !wholeKeepsIPv4(input.whole)) {
+      const all = input.whole === undefined ? t : target(input.whole, mark);
+      for (const words of bareRoutes(all.hostRoutes, dev.name, proto))
+        batches.add(onHost, 'remove-addresses', words);
     }
   }
   for (const [key, w] of t.workloads) {
     const view = current.workloads[key] ?? emptyNetnsView;
+    const where: Where = { kind: 'workload', netns: w.netns };
     for (const [ifName, addrs] of w.addresses) {
       if (freshVeths.has(w.vethOf.get(ifName) ?? '')) continue;
+      let removedIPv4 = false;
       for (const a of addressesOn(view, ifName)) {
-        if (!addrs.has(a))
-          batches.add({ kind: 'workload', netns: w.netns }, 'remove-addresses', [
-            'addr',
-            'del',
-            a,
-            'dev',
-            ifName,
-          ]);
+        if (!addrs.has(a)) {
+          batches.add(where, 'remove-addresses', ['addr', 'del', a, 'dev', ifName]);
+          removedIPv4 ||= isIPv4(a);
+        }
       }
+      // A workload netns is planned whole (Contributors), so its own target has all its routes.
+      if (removedIPv4 && !hasIPv4(addrs))
+        for (const words of bareRoutes(w.routes, ifName, proto))
+          batches.add(where, 'remove-addresses', words);
     }
   }
   const doomed = host.links
@@ -241,6 +257,41 @@ export function plan(input: PlanInput): ForwarderOp[] {
     if (name !== dev?.name) ops.push({ op: 'device-delete', name });
   }
   return ops;
+}
+
+/**
+ * When the last IPv4 address leaves a link, Linux drops every IPv4 route through it (fib_disable_ip),
+ * ours included; IPv6 routes stay (checked: test/e2e/forwarder-last-address.test.ts). So an apply
+ * that takes a link's last IPv4 address away puts the IPv4 routes it wants through that link back
+ * right after the `addr del`, in the same `ip -batch`: the routes are gone for microseconds, not
+ * until the next drift repair. (Keeping a placeholder address on the link instead would be an
+ * address no connection asked for, visible to workloads and to adopt.) `route replace`: the routes
+ * are there again whether or not the kernel dropped them.
+ */
+function bareRoutes(want: Map<string, RouteWant>, dev: string, proto: string): string[][] {
+  const out: string[][] = [];
+  for (const [k, r] of want) {
+    const dst = k.slice(k.indexOf('|') + 1);
+    if (r.dev === dev && isIPv4(dst)) out.push(routeWords('replace', dst, r, proto));
+  }
+  return out;
+}
+
+function isIPv4(cidr: string): boolean {
+  return !cidr.includes(':');
+}
+
+function hasIPv4(cidrs: Iterable<string>): boolean {
+  for (const c of cidrs) if (isIPv4(c)) return true;
+  return false;
+}
+
+/** True when some host entry of `whole` still puts an IPv4 address on the device. */
+function wholeKeepsIPv4(whole: DesiredState | undefined): boolean {
+  if (whole === undefined) return false;
+  for (const e of Object.values(whole.entries))
+    if (e.kind === 'host' && hasIPv4(factsOf(e).addresses)) return true;
+  return false;
 }
 
 // ---- the host objects a desired state needs

@@ -240,8 +240,13 @@ export class FakeHost implements CommandRunner {
     } else if (obj === 'addr') {
       const l = link(arg('dev') ?? '');
       const cidr = w[2] ?? '';
-      if (verb === 'del') l.addresses = l.addresses.filter((c) => c !== cidr);
-      else if (!l.addresses.includes(cidr)) l.addresses.push(cidr);
+      if (verb === 'del') {
+        l.addresses = l.addresses.filter((c) => c !== cidr);
+        // As Linux does (fib_disable_ip): the link's last IPv4 address takes every IPv4 route
+        // through the link with it, whoever made it; IPv6 routes stay.
+        if (!cidr.includes(':') && l.addresses.every((c) => c.includes(':')))
+          n.routes = n.routes.filter((r) => r.dev !== l.name || r.dst.includes(':'));
+      } else if (!l.addresses.includes(cidr)) l.addresses.push(cidr);
     } else if (obj === 'neigh') {
       const p = { dst: w[3] ?? '', dev: arg('dev') ?? '' };
       link(p.dev);

@@ -10,7 +10,7 @@ import {
   removalGroup,
   withEntry,
 } from '../../../src/forwarder/index.js';
-import type { ApplyStep, DesiredState } from '../../../src/forwarder/index.js';
+import type { ApplyStep, DesiredState, ForwarderOp } from '../../../src/forwarder/index.js';
 import { MemoryWireGuard, RecordingRunner } from '../../../src/host/fake/index.js';
 import type { NetnsRef } from '../../../src/host/index.js';
 import { FakeHost, FakeHostWireGuard } from './fake-host.js';
@@ -127,6 +127,65 @@ test('removing an entry removes only its objects, routes before addresses before
       .sort(),
     ['lo', 'nsm-wg0'],
   );
+});
+
+test("the device's last IPv4 address going puts the other connections' IPv4 routes through it back in the same batch; a remaining address or IPv6 needs none", async (t) => {
+  const { host, fwd } = await setup(t);
+  const describe = (ops: readonly ForwarderOp[]): string[] =>
+    ops.map((o) =>
+      o.op === 'ip-batch' ? `${o.stage} ${o.commands.map((c) => c.join(' ')).join('; ')}` : o.op,
+    );
+  const wgRoutes = (): string[] =>
+    host
+      .ns('host')
+      .routes.filter((r) => r.dev === 'nsm-wg0')
+      .map((r) => r.dst)
+      .sort();
+  const withV6 = withEntry(twoConnections, 'c2/wireguard', {
+    kind: 'tunnel',
+    peerPublicKey: peerKey,
+    endpoint: '10.0.0.2:51820',
+    remotePrefixes: ['169.254.1.2/32', 'fd00:1::2/128'],
+  });
+  await fwd.apply(withV6);
+  t.deepEqual(wgRoutes(), ['169.254.0.2/32', '169.254.1.2/32', 'fd00:1::2/128']);
+
+  // setEntries (planned from the host as the last apply left it, over the entries that matter).
+  const r = await fwd.setEntries(
+    new Map([
+      ['c1/kernel', undefined],
+      ['c1/wireguard', undefined],
+    ]),
+  );
+  t.deepEqual(describe(r.ops), [
+    'peers-set',
+    'remove-routes route del 169.254.0.2/32 dev nsm-wg0 proto 252',
+    'remove-addresses addr del 169.254.0.1/32 dev nsm-wg0; route replace 169.254.1.2/32 dev nsm-wg0 proto 252',
+  ]);
+  t.deepEqual(wgRoutes(), ['169.254.1.2/32', 'fd00:1::2/128'], 'the netns connection keeps its routes');
+
+  // The same through a read of the host (apply).
+  await fwd.apply(withV6);
+  const read = await fwd.apply(
+    withEntry(withEntry(withV6, 'c1/kernel', undefined), 'c1/wireguard', undefined),
+  );
+  t.deepEqual(describe(read.ops).slice(1), [
+    'remove-routes route del 169.254.0.2/32 dev nsm-wg0 proto 252',
+    'remove-addresses addr del 169.254.0.1/32 dev nsm-wg0; route replace 169.254.1.2/32 dev nsm-wg0 proto 252',
+  ]);
+  t.deepEqual(wgRoutes(), ['169.254.1.2/32', 'fd00:1::2/128']);
+
+  // Another host address stays: no route to put back (the other entry is outside the restricted plan).
+  await fwd.apply(withEntry(withV6, 'c3/kernel', { kind: 'host', addresses: ['169.254.0.3/32'] }));
+  const kept = await fwd.setEntries(new Map([['c1/kernel', undefined]]));
+  t.deepEqual(describe(kept.ops), ['remove-addresses addr del 169.254.0.1/32 dev nsm-wg0']);
+  t.deepEqual(wgRoutes(), ['169.254.0.2/32', '169.254.1.2/32', 'fd00:1::2/128']);
+
+  // The last IPv6 address going drops no route (Linux keeps IPv6 routes): nothing to put back.
+  await fwd.apply(withEntry(withV6, 'c1/kernel', { kind: 'host', addresses: ['fd00:9::1/128'] }));
+  const v6 = await fwd.setEntries(new Map([['c1/kernel', undefined]]));
+  t.deepEqual(describe(v6.ops), ['remove-addresses addr del fd00:9::1/128 dev nsm-wg0']);
+  t.deepEqual(wgRoutes(), ['169.254.0.2/32', '169.254.1.2/32', 'fd00:1::2/128']);
 });
 
 test('a peer nobody claims any more is removed after the routes that used it', async (t) => {
