@@ -68,9 +68,9 @@ export interface ProcessSample {
 }
 
 export interface SettleOptions {
-  /** How often the process is looked at (default 5 s). */
+  /** How often the process is looked at (default 2 s: a few reads of counters, ~50 µs). */
   readonly sampleMs?: number;
-  /** How long it must have been quiet after a burst before memory is given back (default 20 s). */
+  /** How long it must have been quiet after a burst before memory is given back (default 10 s). */
   readonly quietMs?: number;
   /** Growth of V8's committed heap since the last release that makes a burst (default 4 MiB)… */
   readonly heapGrowthBytes?: number;
@@ -130,8 +130,8 @@ export function settleAfterBursts(o: SettleOptions = {}): { stop(): void } {
   const clock = o.clock ?? systemClock;
   const sample = o.sample ?? processSample;
   const release = o.release ?? releaseAll;
-  const sampleMs = o.sampleMs ?? 5_000;
-  const quietMs = o.quietMs ?? 20_000;
+  const sampleMs = o.sampleMs ?? 2_000;
+  const quietMs = o.quietMs ?? 10_000;
   const heapGrowth = o.heapGrowthBytes ?? 4 * MiB;
   const rssAnonGrowth = o.rssAnonGrowthBytes ?? 8 * MiB;
   const busyCpu = o.busyCpuShare ?? 0.1;

@@ -251,27 +251,27 @@ test('settleAfterBursts: one release once a burst has been quiet for quietMs, no
   const start = clock.now();
   await clock.advance(60_000);
   t.deepEqual(releases, [], 'idle and no growth: nothing to give back');
-  // A burst: 30 s of work (CPU and heap growth every 5 s sample).
-  for (let i = 0; i < 6; i++) {
-    p.state.cpuMs += 2_000;
-    p.state.heapMb += 2;
-    p.state.rssMb += 3;
-    await clock.advance(5_000);
+  // A burst: 30 s of work (CPU and heap growth every 2 s sample).
+  for (let i = 0; i < 15; i++) {
+    p.state.cpuMs += 800;
+    p.state.heapMb += 1;
+    p.state.rssMb += 1;
+    await clock.advance(2_000);
   }
   t.deepEqual(releases, [], 'never while the burst runs');
-  await clock.advance(15_000);
-  t.deepEqual(releases, [], 'not before 20 s of quiet');
-  await clock.advance(5_000);
-  t.deepEqual(releases, [start + 60_000 + 30_000 + 20_000], 'once, 20 s after the last busy sample');
+  await clock.advance(8_000);
+  t.deepEqual(releases, [], 'not before 10 s of quiet');
+  await clock.advance(2_000);
+  t.deepEqual(releases, [start + 60_000 + 30_000 + 10_000], 'once, 10 s after the last busy sample');
   await clock.advance(120_000);
   t.is(releases.length, 1, 'at most once per burst');
   const line = JSON.parse(lines().trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
-  t.like(line, { level: 'info', msg: 'released memory after a burst of work', heapMb: 32, heapAfterMb: 22 });
+  t.like(line, { level: 'info', msg: 'released memory after a burst of work', heapMb: 35, heapAfterMb: 22 });
   // An idle process's own CPU (liveness pings, 2 % of a core) is quiet.
   p.state.heapMb += 5;
-  for (let i = 0; i < 5; i++) {
-    p.state.cpuMs += 100;
-    await clock.advance(5_000);
+  for (let i = 0; i < 6; i++) {
+    p.state.cpuMs += 40;
+    await clock.advance(2_000);
   }
   t.is(releases.length, 2, 'growth again, then quiet: released again');
 });
