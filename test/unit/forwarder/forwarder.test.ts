@@ -188,6 +188,34 @@ test("the device's last IPv4 address going puts the other connections' IPv4 rout
   t.deepEqual(wgRoutes(), ['169.254.0.2/32', '169.254.1.2/32', 'fd00:1::2/128']);
 });
 
+test("a workload interface's last IPv4 address going puts its IPv4 routes back in the same batch", async (t) => {
+  const { host, fwd } = await setup(t);
+  await fwd.apply(twoConnections);
+  const appRoutes = (): string[] =>
+    host
+      .ns('app')
+      .routes.map((r) => `${r.dst} ${r.dev}`)
+      .sort();
+  const before = appRoutes();
+  t.deepEqual(before, ['10.60.0.0/16 nsm0', '169.254.1.2/32 nsm0']);
+  const c2 = twoConnections.entries['c2/kernel'];
+  if (c2?.kind !== 'netns') throw new Error('fixture: c2/kernel is a netns entry');
+  const r = await fwd.setEntry('c2/kernel', { ...c2, addresses: ['fd00:2::1/128'] });
+  const app = r.ops.filter((o) => o.op === 'ip-batch' && o.where.kind === 'workload');
+  t.deepEqual(
+    app.map((o) =>
+      o.op === 'ip-batch' ? `${o.stage} ${o.commands.map((c) => c.join(' ')).join('; ')}` : '',
+    ),
+    [
+      'addresses addr replace fd00:2::1/128 dev nsm0',
+      'remove-addresses addr del 169.254.1.1/32 dev nsm0; ' +
+        'route replace 169.254.1.2/32 dev nsm0 proto 252; ' +
+        'route replace 10.60.0.0/16 via 169.254.1.2 dev nsm0 proto 252 onlink',
+    ],
+  );
+  t.deepEqual(appRoutes(), before, 'the workload keeps its routes');
+});
+
 test('a peer nobody claims any more is removed after the routes that used it', async (t) => {
   const { wg, fwd } = await setup(t);
   const withOther = withEntry(twoConnections, 'c3/wireguard', {
