@@ -275,3 +275,49 @@ test('settleAfterBursts: one release once a burst has been quiet for quietMs, no
   }
   t.is(releases.length, 2, 'growth again, then quiet: released again');
 });
+
+test('settleAfterBursts: the heap growing back to its working size after a release is not a burst', async (t) => {
+  const clock = new FakeClock();
+  const p = fakeProcess();
+  const releases: number[] = [];
+  const settle = settleAfterBursts({
+    clock,
+    sample: p.sample,
+    release: () => {
+      releases.push(clock.now());
+      // A full GC shrinks the committed heap well below what idle work needs.
+      p.state.heapMb = 14;
+      p.state.rssMb = 40;
+      return Promise.resolve({ mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
+    },
+  });
+  t.teardown(() => settle.stop());
+  await clock.advance(70_000);
+  // A burst, then quiet: one release.
+  for (let i = 0; i < 5; i++) {
+    p.state.cpuMs += 800;
+    p.state.heapMb += 2;
+    p.state.rssMb += 3;
+    await clock.advance(2_000);
+  }
+  await clock.advance(12_000);
+  t.is(releases.length, 1, 'the burst is given back');
+  // Idle work grows the heap back by 6 MiB and the anonymous RSS by 9 MiB over 40 s: the agent's
+  // working size, not a burst (this released every 10–40 s on an agent serving 200 connections).
+  for (let i = 0; i < 20; i++) {
+    p.state.cpuMs += 20;
+    if (i % 2 === 0) p.state.heapMb += 0.6;
+    if (i % 2 === 0) p.state.rssMb += 0.9;
+    await clock.advance(2_000);
+  }
+  await clock.advance(120_000);
+  t.is(releases.length, 1, 'no release for the heap regrowing to its working size');
+  // Growth beyond that working size after a burst is released again.
+  for (let i = 0; i < 3; i++) {
+    p.state.cpuMs += 800;
+    p.state.heapMb += 2;
+    await clock.advance(2_000);
+  }
+  await clock.advance(12_000);
+  t.is(releases.length, 2, 'a new burst beyond the working size is released');
+});
