@@ -598,7 +598,15 @@ function meshAgent(s: AgentSetup): MeshAgent {
             } catch {
               last = `status --json printed no JSON: ${r.stdout.slice(0, 200)}`;
             }
-          } else last = r.stderr.trim();
+          } else if (r.code === null || /daemon is not running|did not answer/.test(r.stderr)) {
+            // A socket left by a killed agent, one not listening yet, or a CLI slow on a busy machine.
+            last = r.stderr.trim();
+          } else {
+            // A daemon that answers must answer status while it starts, too (it says ready: false).
+            throw new Error(
+              `agent ${s.index} on ${s.host.netns}: status failed while it was starting (exit ${String(r.code)}): ${r.stderr.trim()}\n${tail(logPath)}`,
+            );
+          }
         } else last = `no ${join(s.runDir, 'api.sock')} yet`;
         if (Date.now() > deadline)
           throw new Error(

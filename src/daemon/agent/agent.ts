@@ -282,8 +282,6 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       services: () => Promise.resolve(services()),
     };
 
-    const api = await startLocalApi({ url: config.agent.listen.api, control, log });
-    closers.push(() => api.close());
     metrics.onCollect('agent', async (sink) => {
       const counts = { connecting: 0, up: 0, healing: 0, failed: 0 };
       for (const c of clientsRef.list()) counts[c.state]++;
@@ -301,6 +299,15 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       healthy: () => (ready ? { ok: true } : { ok: false, reason: 'starting' }),
     });
     closers.push(() => metricsServer.close());
+    // Before the local API: status (served by it from here on, also while starting) reports them.
+    const listen = {
+      nsm: nsmServer.address,
+      remote: remoteServer.address,
+      api: config.agent.listen.api,
+      metrics: metricsServer.url,
+    };
+    const api = await startLocalApi({ url: config.agent.listen.api, control, log });
+    closers.push(() => api.close());
 
     // What the config and earlier runs declared: exposes (registered, queued if the control server
     // is unreachable), then connects (journaled ones refreshed with their old path: adopted).
@@ -323,12 +330,6 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     closers.push(() => reconcile.stop());
     ready = true;
 
-    const listen = {
-      nsm: nsmServer.address,
-      remote: remoteServer.address,
-      api: config.agent.listen.api,
-      metrics: metricsServer.url,
-    };
     log.info({ spiffeId: id.spiffeId, publicUrl, listen, server: serverUrl }, 'agent ready');
 
     async function status(): Promise<StatusReport> {
