@@ -3,6 +3,7 @@
 // way out; killed with SIGKILL, the process reads end-of-file on its input and exits by itself.
 import { readFileSync, readdirSync } from 'node:fs';
 import { rootSerial, useLocalMesh, waitFor } from '../helpers/local-mesh.js';
+import { processExists as alive } from '../../src/host/index.js';
 import type { MeshAgent } from '../helpers/local-mesh.js';
 
 const prefix = 'nsmaic';
@@ -23,15 +24,6 @@ function keptIp(agentPid: number): number[] {
     }
   }
   return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function childrenOf(agent: MeshAgent): Promise<number[]> {

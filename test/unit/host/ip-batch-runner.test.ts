@@ -10,6 +10,7 @@ import test from 'ava';
 import { ProcessRunner } from '../../../src/host/command-runner.js';
 import type { RunResult } from '../../../src/host/command-runner.js';
 import { RecordingRunner } from '../../../src/host/fake/recording-runner.js';
+import { processExists as alive } from '../../../src/host/detached-process.js';
 import { IpBatchRunner, MarkerScanner, batchTarget } from '../../../src/host/ip-batch-runner.js';
 import { Ip } from '../../../src/host/ip/index.js';
 import { Netns } from '../../../src/host/netns.js';
@@ -66,15 +67,6 @@ test('the marker line ends a request wherever the chunks split, and no other lin
 
 const ipNs = (name: string, ...words: string[]): Promise<RunResult> =>
   oneShot.runChecked(['ip', '-n', name, ...words]);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function gone(pid: number, ms = 3_000): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end;) {

@@ -90,6 +90,15 @@ function quiet(ms: number): Promise<void> {
 
 let prober: LivenessProber | undefined;
 
+/** `ip -n NS -force -batch -`: -force goes on past lines that fail (teardowns delete what may not be there). */
+function batch(ns: string, lines: string[]): void {
+  execFileSync('ip', ['-n', ns, '-force', '-batch', '-'], {
+    input: `${lines.join('\n')}\n`,
+    stdio: ['pipe', 'ignore', 'pipe'],
+    timeout: 10_000,
+  });
+}
+
 test.before(() => {
   if (!isRoot) return;
   execFileSync(process.execPath, ['packaging/build-native.mjs'], { cwd: root });
@@ -266,14 +275,6 @@ serial(
     // 40 targets the peer holds (on its lo, routed through the veth) and 10 nobody holds.
     const held = Array.from({ length: 40 }, (_, i) => `10.204.0.${i + 1}`);
     const unheld = Array.from({ length: 10 }, (_, i) => `10.204.0.${i + 101}`);
-    // -force: go on past lines that fail (the teardown deletes what may not be there).
-    const batch = (ns: string, lines: string[]): void => {
-      execFileSync('ip', ['-n', ns, '-force', '-batch', '-'], {
-        input: `${lines.join('\n')}\n`,
-        stdio: ['pipe', 'ignore', 'pipe'],
-        timeout: 10_000,
-      });
-    };
     ip('-n', nsA, 'route', 'add', '10.204.0.0/24', 'via', '10.203.0.2', 'dev', vethA);
     t.teardown(() => quietly(() => ip('-n', nsA, 'route', 'del', '10.204.0.0/24')));
     batch(
@@ -411,13 +412,6 @@ serial(
   'a group of 40 behind one path: ~1 + 40/10 echoes a round; one silent member dies alone; a silent peer kills all in misses rounds; each comes back once',
   async (t) => {
     const held = Array.from({ length: 40 }, (_, i) => `10.205.0.${i + 1}`);
-    const batch = (ns: string, lines: string[]): void => {
-      execFileSync('ip', ['-n', ns, '-force', '-batch', '-'], {
-        input: `${lines.join('\n')}\n`,
-        stdio: ['pipe', 'ignore', 'pipe'],
-        timeout: 10_000,
-      });
-    };
     ip('-n', nsA, 'route', 'add', '10.205.0.0/24', 'via', '10.203.0.2', 'dev', vethA);
     t.teardown(() => quietly(() => ip('-n', nsA, 'route', 'del', '10.205.0.0/24')));
     batch(
