@@ -321,3 +321,38 @@ test('settleAfterBursts: the heap growing back to its working size after a relea
   await clock.advance(12_000);
   t.is(releases.length, 2, 'a new burst beyond the working size is released');
 });
+
+test('settleAfterBursts: a burst that starts soon after a release is still given back', async (t) => {
+  const clock = new FakeClock();
+  const p = fakeProcess();
+  const releases: number[] = [];
+  const settle = settleAfterBursts({
+    clock,
+    sample: p.sample,
+    release: () => {
+      releases.push(clock.now());
+      p.state.heapMb = 20;
+      p.state.rssMb = 50;
+      return Promise.resolve({ mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
+    },
+  });
+  t.teardown(() => settle.stop());
+  // Busy from the start (inside the first minute): its growth counts.
+  for (let i = 0; i < 4; i++) {
+    p.state.cpuMs += 800;
+    p.state.heapMb += 2;
+    await clock.advance(2_000);
+  }
+  await clock.advance(12_000);
+  t.is(releases.length, 1, 'a burst in the first minute is released');
+  // 200 connects 20 s after that release: released too, not taken for the heap regrowing.
+  await clock.advance(20_000);
+  for (let i = 0; i < 4; i++) {
+    p.state.cpuMs += 800;
+    p.state.heapMb += 2;
+    p.state.rssMb += 3;
+    await clock.advance(2_000);
+  }
+  await clock.advance(12_000);
+  t.is(releases.length, 2, 'a burst right after a release is released as well');
+});
