@@ -77,8 +77,8 @@ export interface SettleOptions {
   /** …or of the anonymous RSS (default 8 MiB). */
   readonly rssAnonGrowthBytes?: number;
   /**
-   * For this long after a release (and after the start) the baseline follows the process up while it
-   * is quiet (default 60 s; a busy sample ends it): a heap just shrunk by a full GC grows back to its
+   * For this long after a release (and after the start) the baseline follows the process up (default
+   * 60 s; a sample using more than 3 × busyCpuShare ends it): a heap just shrunk by a full GC grows back to its
    * working size with ordinary idle work, and that is not a burst. Without it an agent serving 200 connections released every ~10–40 s,
    * a full GC (~100 ms) and the program pages faulting back each time.
    */
@@ -161,8 +161,10 @@ export function settleAfterBursts(o: SettleOptions = {}): { stop(): void } {
     if (cpuShare > busyCpu) lastBusyAt = now;
     last = s;
     lastAt = now;
-    // Work starting inside the window is a burst: from here its growth counts.
-    if (cpuShare > busyCpu) rebaselineUntil = Math.min(rebaselineUntil, now);
+    // Heavy work starting inside the window is a burst: from here its growth counts. Not the light
+    // periodic work of an idle agent (a batch of registry refreshes reads ~10 % of a core for one
+    // sample), which made an agent with 271 exposes release again every 40 s.
+    if (cpuShare > 3 * busyCpu) rebaselineUntil = Math.min(rebaselineUntil, now);
     if (now < rebaselineUntil) {
       baseline = {
         heapBytes: Math.max(baseline.heapBytes, s.heapBytes),
