@@ -3,6 +3,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import { releaseProcessMemory, settleAfterBursts } from '../../../src/cli/daemon-memory.js';
 import { FakeClock } from '../../../src/host/fake/clock.js';
 import { runCli } from '../../../src/cli/index.js';
@@ -231,33 +232,57 @@ function fakeProcess() {
   };
 }
 
-test('settleAfterBursts: one release once a burst has been quiet for quietMs, none while it runs, none without growth', async (t) => {
+/**
+ * settleAfterBursts on a fake clock and process; each release is recorded and leaves the process at
+ * `after`. work(samples, step) moves the process by `step` before each 2-s sample.
+ */
+function settleHarness(
+  t: ExecutionContext,
+  after: { heapMb: number; rssMb: number },
+  log?: Logger,
+): {
+  clock: FakeClock;
+  p: ReturnType<typeof fakeProcess>;
+  releases: number[];
+  work: (samples: number, step: { cpuMs?: number; heapMb?: number; rssMb?: number }) => Promise<void>;
+} {
   const clock = new FakeClock();
   const p = fakeProcess();
   const releases: number[] = [];
-  const { log, lines } = capturingLog();
   const settle = settleAfterBursts({
     clock,
     sample: p.sample,
-    log,
+    ...(log === undefined ? {} : { log }),
     release: () => {
       releases.push(clock.now());
-      p.state.heapMb = 22;
-      p.state.rssMb = 55;
+      p.state.heapMb = after.heapMb;
+      p.state.rssMb = after.rssMb;
       return Promise.resolve({ mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
     },
   });
   t.teardown(() => settle.stop());
+  const work = async (
+    samples: number,
+    step: { cpuMs?: number; heapMb?: number; rssMb?: number },
+  ): Promise<void> => {
+    for (let i = 0; i < samples; i++) {
+      p.state.cpuMs += step.cpuMs ?? 0;
+      p.state.heapMb += step.heapMb ?? 0;
+      p.state.rssMb += step.rssMb ?? 0;
+      await clock.advance(2_000);
+    }
+  };
+  return { clock, p, releases, work };
+}
+
+test('settleAfterBursts: one release once a burst has been quiet for quietMs, none while it runs, none without growth', async (t) => {
+  const { log, lines } = capturingLog();
+  const { clock, p, releases, work } = settleHarness(t, { heapMb: 22, rssMb: 55 }, log);
   const start = clock.now();
   await clock.advance(60_000);
   t.deepEqual(releases, [], 'idle and no growth: nothing to give back');
   // A burst: 30 s of work (CPU and heap growth every 2 s sample).
-  for (let i = 0; i < 15; i++) {
-    p.state.cpuMs += 800;
-    p.state.heapMb += 1;
-    p.state.rssMb += 1;
-    await clock.advance(2_000);
-  }
+  await work(15, { cpuMs: 800, heapMb: 1, rssMb: 1 });
   t.deepEqual(releases, [], 'never while the burst runs');
   await clock.advance(8_000);
   t.deepEqual(releases, [], 'not before 10 s of quiet');
@@ -269,93 +294,43 @@ test('settleAfterBursts: one release once a burst has been quiet for quietMs, no
   t.like(line, { level: 'info', msg: 'released memory after a burst of work', heapMb: 35, heapAfterMb: 22 });
   // An idle process's own CPU (liveness pings, 2 % of a core) is quiet.
   p.state.heapMb += 5;
-  for (let i = 0; i < 6; i++) {
-    p.state.cpuMs += 40;
-    await clock.advance(2_000);
-  }
+  await work(6, { cpuMs: 40 });
   t.is(releases.length, 2, 'growth again, then quiet: released again');
 });
 
 test('settleAfterBursts: the heap growing back to its working size after a release is not a burst', async (t) => {
-  const clock = new FakeClock();
-  const p = fakeProcess();
-  const releases: number[] = [];
-  const settle = settleAfterBursts({
-    clock,
-    sample: p.sample,
-    release: () => {
-      releases.push(clock.now());
-      // A full GC shrinks the committed heap well below what idle work needs.
-      p.state.heapMb = 14;
-      p.state.rssMb = 40;
-      return Promise.resolve({ mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
-    },
-  });
-  t.teardown(() => settle.stop());
+  // A full GC shrinks the committed heap well below what idle work needs.
+  const { clock, releases, work } = settleHarness(t, { heapMb: 14, rssMb: 40 });
   await clock.advance(70_000);
   // A burst, then quiet: one release.
-  for (let i = 0; i < 5; i++) {
-    p.state.cpuMs += 800;
-    p.state.heapMb += 2;
-    p.state.rssMb += 3;
-    await clock.advance(2_000);
-  }
+  await work(5, { cpuMs: 800, heapMb: 2, rssMb: 3 });
   await clock.advance(12_000);
   t.is(releases.length, 1, 'the burst is given back');
   // A batch of registry refreshes soon after: ~15 % of a core for one sample, not a burst.
-  p.state.cpuMs += 300;
-  await clock.advance(2_000);
+  await work(1, { cpuMs: 300 });
   // Idle work grows the heap back by 6 MiB and the anonymous RSS by 9 MiB over 40 s: the agent's
   // working size, not a burst (this released every 10–40 s on an agent serving 200 connections).
-  for (let i = 0; i < 20; i++) {
-    p.state.cpuMs += 20;
-    if (i % 2 === 0) p.state.heapMb += 0.6;
-    if (i % 2 === 0) p.state.rssMb += 0.9;
-    await clock.advance(2_000);
+  for (let i = 0; i < 10; i++) {
+    await work(1, { cpuMs: 20, heapMb: 0.6, rssMb: 0.9 });
+    await work(1, { cpuMs: 20 });
   }
   await clock.advance(120_000);
   t.is(releases.length, 1, 'no release for the heap regrowing to its working size');
   // Growth beyond that working size after a burst is released again.
-  for (let i = 0; i < 3; i++) {
-    p.state.cpuMs += 800;
-    p.state.heapMb += 2;
-    await clock.advance(2_000);
-  }
+  await work(3, { cpuMs: 800, heapMb: 2 });
   await clock.advance(12_000);
   t.is(releases.length, 2, 'a new burst beyond the working size is released');
 });
 
 test('settleAfterBursts: a burst that starts soon after a release is still given back', async (t) => {
-  const clock = new FakeClock();
-  const p = fakeProcess();
-  const releases: number[] = [];
-  const settle = settleAfterBursts({
-    clock,
-    sample: p.sample,
-    release: () => {
-      releases.push(clock.now());
-      p.state.heapMb = 20;
-      p.state.rssMb = 50;
-      return Promise.resolve({ mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
-    },
-  });
-  t.teardown(() => settle.stop());
+  const { clock, releases, work } = settleHarness(t, { heapMb: 20, rssMb: 50 });
   // Busy from the start (inside the first minute): its growth counts.
-  for (let i = 0; i < 4; i++) {
-    p.state.cpuMs += 800;
-    p.state.heapMb += 2;
-    await clock.advance(2_000);
-  }
+  await work(4, { cpuMs: 800, heapMb: 2 });
   await clock.advance(12_000);
   t.is(releases.length, 1, 'a burst in the first minute is released');
   // 200 connects 20 s after that release: released too, not taken for the heap regrowing.
   await clock.advance(20_000);
-  for (let i = 0; i < 4; i++) {
-    p.state.cpuMs += 800;
-    p.state.heapMb += 2;
-    p.state.rssMb += 3;
-    await clock.advance(2_000);
-  }
+  await work(4, { cpuMs: 800, heapMb: 2, rssMb: 3 });
   await clock.advance(12_000);
   t.is(releases.length, 2, 'a burst right after a release is released as well');
 });
