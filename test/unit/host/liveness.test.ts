@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import { icmpLivenessProber } from '../../../src/host/liveness/index.js';
 import type { LivenessProber, LivenessTarget } from '../../../src/host/liveness/index.js';
 
@@ -97,6 +98,27 @@ function batch(ns: string, lines: string[]): void {
     stdio: ['pipe', 'ignore', 'pipe'],
     timeout: 10_000,
   });
+}
+
+/**
+ * `held` answer on the peer (its lo), routed from A through the veth by `prefix`; the teardown
+ * removes the route and those addresses, and `alsoRemove` (addresses a test may add later).
+ */
+function holdOnPeer(t: ExecutionContext, prefix: string, held: string[], alsoRemove: string[] = []): void {
+  ip('-n', nsA, 'route', 'add', prefix, 'via', '10.203.0.2', 'dev', vethA);
+  t.teardown(() => quietly(() => ip('-n', nsA, 'route', 'del', prefix)));
+  batch(
+    nsP,
+    held.map((a) => `addr add ${a}/32 dev lo`),
+  );
+  t.teardown(() =>
+    quietly(() =>
+      batch(
+        nsP,
+        [...held, ...alsoRemove].map((a) => `addr del ${a}/32 dev lo`),
+      ),
+    ),
+  );
 }
 
 test.before(() => {
@@ -275,20 +297,7 @@ serial(
     // 40 targets the peer holds (on its lo, routed through the veth) and 10 nobody holds.
     const held = Array.from({ length: 40 }, (_, i) => `10.204.0.${i + 1}`);
     const unheld = Array.from({ length: 10 }, (_, i) => `10.204.0.${i + 101}`);
-    ip('-n', nsA, 'route', 'add', '10.204.0.0/24', 'via', '10.203.0.2', 'dev', vethA);
-    t.teardown(() => quietly(() => ip('-n', nsA, 'route', 'del', '10.204.0.0/24')));
-    batch(
-      nsP,
-      held.map((a) => `addr add ${a}/32 dev lo`),
-    );
-    t.teardown(() =>
-      quietly(() =>
-        batch(
-          nsP,
-          [...held, ...unheld].map((a) => `addr del ${a}/32 dev lo`),
-        ),
-      ),
-    );
+    holdOnPeer(t, '10.204.0.0/24', held, unheld);
 
     prober = icmpLivenessProber({ intervalMs, misses });
     const before = openFds();
@@ -412,20 +421,7 @@ serial(
   'a group of 40 behind one path: ~1 + 40/10 echoes a round; one silent member dies alone; a silent peer kills all in misses rounds; each comes back once',
   async (t) => {
     const held = Array.from({ length: 40 }, (_, i) => `10.205.0.${i + 1}`);
-    ip('-n', nsA, 'route', 'add', '10.205.0.0/24', 'via', '10.203.0.2', 'dev', vethA);
-    t.teardown(() => quietly(() => ip('-n', nsA, 'route', 'del', '10.205.0.0/24')));
-    batch(
-      nsP,
-      held.map((a) => `addr add ${a}/32 dev lo`),
-    );
-    t.teardown(() =>
-      quietly(() =>
-        batch(
-          nsP,
-          held.map((a) => `addr del ${a}/32 dev lo`),
-        ),
-      ),
-    );
+    holdOnPeer(t, '10.205.0.0/24', held);
 
     prober = icmpLivenessProber({ intervalMs, misses, sweepRounds: 10 });
     const recorders = new Map<string, ReturnType<typeof recorder>>();
