@@ -38,6 +38,7 @@ import type { CommandRunner } from '../src/host/command-runner.js';
 import { IpBatchRunner } from '../src/host/ip-batch-runner.js';
 import { Netns } from '../src/host/netns.js';
 import { UserspaceWireGuard, generatePrivateKey, publicKeyOf } from '../src/host/wireguard/index.js';
+import { connectionEntries } from '../test/helpers/forwarder-entries.js';
 import { testbedDown, testbedUp } from '../test/helpers/testbed.js';
 
 const prefix = 'nsmfab';
@@ -55,31 +56,14 @@ function desired(shape: 'host' | 'netns', device: string, key: string): DesiredS
 
 /** The two entries of connection i: its tunnel, and its local side (host process or netns workload). */
 function connection(shape: 'host' | 'netns', i: number): [string, DesiredEntry][] {
-  const far = `10.${100 + Math.floor(i / 250)}.${i % 250}.2`;
-  const near = `10.${110 + Math.floor(i / 250)}.${i % 250}.1`;
-  return [
-    [
-      `c${i}/wireguard`,
-      {
-        kind: 'tunnel',
-        peerPublicKey: peers[i % peers.length] ?? '',
-        endpoint: `10.123.0.${2 + (i % peers.length)}:51820`,
-        remotePrefixes: [`${far}/32`],
-      },
-    ],
-    [
-      `c${i}/kernel`,
-      shape === 'host'
-        ? { kind: 'host', addresses: [`${near}/32`] }
-        : {
-            kind: 'netns',
-            netns: { kind: 'named', name: `${prefix}-h${10 + (i % 20)}` },
-            ifName: `nsm${Math.floor(i / 20)}`,
-            addresses: [`${near}/32`],
-            routes: [`${far}/32`],
-          },
-    ],
-  ];
+  return connectionEntries(i, {
+    far: `10.${100 + Math.floor(i / 250)}.${i % 250}.2`,
+    near: `10.${110 + Math.floor(i / 250)}.${i % 250}.1`,
+    peers,
+    ...(shape === 'netns'
+      ? { netns: { name: `${prefix}-h${10 + (i % 20)}`, ifName: `nsm${Math.floor(i / 20)}` } }
+      : {}),
+  });
 }
 
 async function main(): Promise<void> {

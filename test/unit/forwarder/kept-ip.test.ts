@@ -13,6 +13,7 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { Forwarder, describeOp, emptyDesiredState, wireguardMtu } from '../../../src/forwarder/index.js';
 import type { ApplyResult, DesiredEntry, DesiredState } from '../../../src/forwarder/index.js';
+import { connectionEntries } from '../../helpers/forwarder-entries.js';
 import { ProcessRunner } from '../../../src/host/command-runner.js';
 import type { CommandRunner } from '../../../src/host/command-runner.js';
 import { IpBatchRunner } from '../../../src/host/ip-batch-runner.js';
@@ -53,31 +54,12 @@ test.after.always(async () => {
 
 /** Connection i's two entries: a tunnel and its local side (even: host process, odd: netns workload). */
 function connection(i: number): [string, DesiredEntry][] {
-  const far = `10.120.${i}.2`;
-  const near = `10.121.${i}.1`;
-  return [
-    [
-      `c${i}/wireguard`,
-      {
-        kind: 'tunnel',
-        peerPublicKey: peers[i % peers.length] ?? '',
-        endpoint: `10.123.0.${2 + (i % peers.length)}:51820`,
-        remotePrefixes: [`${far}/32`],
-      },
-    ],
-    [
-      `c${i}/kernel`,
-      i % 2 === 0
-        ? { kind: 'host', addresses: [`${near}/32`] }
-        : {
-            kind: 'netns',
-            netns: { kind: 'named', name: workloads[i % workloads.length] ?? '' },
-            ifName: `nsm${i}`,
-            addresses: [`${near}/32`],
-            routes: [`${far}/32`],
-          },
-    ],
-  ];
+  return connectionEntries(i, {
+    far: `10.120.${i}.2`,
+    near: `10.121.${i}.1`,
+    peers,
+    ...(i % 2 === 0 ? {} : { netns: { name: workloads[i % workloads.length] ?? '', ifName: `nsm${i}` } }),
+  });
 }
 
 /** A seeded PRNG (mulberry32): the same steps on every run. */
