@@ -48,6 +48,29 @@ const req = (id = 'a'): ReturnType<typeof requestWith> =>
   );
 const closeOf = (id = 'a') => create(ConnectionSchema, { id, path: req(id).connection!.path });
 
+/** updatepath → begin → endpoint, and the event factory begin gave the last request (after one). */
+function grabbingChain(): {
+  chain: ReturnType<typeof buildChain>;
+  factory: () => EventFactory;
+  ep: ReturnType<typeof endpoint>;
+} {
+  let grabbed: EventFactory | undefined;
+  const ep = endpoint();
+  const chain = buildChain('s', [
+    updatePathServer('nsmgr'),
+    beginServer(),
+    hook('grab', (_op, ctx) => {
+      grabbed = eventFactoryOf(ctx);
+    }),
+    ep,
+  ]);
+  const factory = (): EventFactory => {
+    if (grabbed === undefined) throw new Error('no request reached the endpoint yet');
+    return grabbed;
+  };
+  return { chain, factory, ep };
+}
+
 test('events of one connection id run one at a time, in arrival order', async (t) => {
   const calls: Call[] = [];
   const g = gate();
@@ -288,50 +311,32 @@ test('a request without a connection id is refused with a hint', async (t) => {
 });
 
 test('onClosed: each listener once, when the connection is closed; at once on a closed one', async (t) => {
-  let factory: EventFactory | undefined;
-  const ep = endpoint();
-  const chain = buildChain('s', [
-    updatePathServer('nsmgr'),
-    beginServer(),
-    hook('grab', (_op, ctx) => {
-      factory = eventFactoryOf(ctx);
-    }),
-    ep,
-  ]);
+  const { chain, factory } = grabbingChain();
   const ctx = testContext();
   const conn = await chain.request(ctx, req('a'));
   const heard: string[] = [];
   const first = (e: EventFactory): void => void heard.push(`first:${e.id}:${e.state}`);
   const second = (e: EventFactory): void => void heard.push(`second:${e.id}`);
-  factory!.onClosed(first);
-  factory!.onClosed(second);
-  factory!.onClosed(first);
+  factory().onClosed(first);
+  factory().onClosed(second);
+  factory().onClosed(first);
   await chain.request(ctx, req('a'));
   t.deepEqual(heard, [], 'a refresh closes nothing');
   await chain.close(ctx, conn);
   t.deepEqual(heard, ['first:m-a:closed', 'second:m-a'], 'a listener given twice is called once');
-  factory!.onClosed(second);
+  factory().onClosed(second);
   t.deepEqual(heard.at(-1), 'second:m-a', 'a listener of a closed connection is called at once');
-  t.true(factory!.signal.aborted, 'a signal asked for after the close is aborted already');
+  t.true(factory().signal.aborted, 'a signal asked for after the close is aborted already');
 });
 
 test('the kept connection is a copy: changing what `connection` returned changes no later event', async (t) => {
-  let factory: EventFactory | undefined;
-  const ep = endpoint();
-  const chain = buildChain('s', [
-    updatePathServer('nsmgr'),
-    beginServer(),
-    hook('grab', (_op, ctx) => {
-      factory = eventFactoryOf(ctx);
-    }),
-    ep,
-  ]);
+  const { chain, factory, ep } = grabbingChain();
   const returned = await chain.request(testContext(), req('a'));
-  const copy = factory!.connection!;
+  const copy = factory().connection!;
   copy.mechanism!.parameters['name'] = 'tampered';
   returned.networkService = 'tampered';
-  t.is(factory!.connection?.mechanism?.parameters['name'], 'if-1');
-  t.is(factory!.connection?.networkService, 'web');
-  await factory!.close();
+  t.is(factory().connection?.mechanism?.parameters['name'], 'if-1');
+  t.is(factory().connection?.networkService, 'web');
+  await factory().close();
   t.deepEqual(ep.closed, ['if-1'], 'Close carries the connection as the chain returned it');
 });
