@@ -9,6 +9,7 @@ import type { ClientToken } from '../../../src/api/token/index.js';
 import { beginServer } from '../../../src/chain/begin/server.js';
 import { withIncomingMetadata } from '../../../src/chain/core/call-metadata.js';
 import { buildChain } from '../../../src/chain/core/chain.js';
+import type { ChainContext } from '../../../src/chain/core/context.js';
 import type { ChainElement } from '../../../src/chain/core/element.js';
 import { timeoutServer } from '../../../src/chain/timeout/index.js';
 import { updateTokenServer } from '../../../src/chain/updatetoken/index.js';
@@ -41,19 +42,23 @@ function setup(mgr: Identity, clock: FakeClock, eventTimeoutMs: number) {
     timeoutServer(),
     endpoint,
   ]);
-  const call = (token?: ClientToken) =>
-    withIncomingMetadata(
-      testContext({ clock, peer: { spiffeId: NSC_ID } }),
-      metadataOf(
-        token
-          ? {
-              [CLIENT_TOKEN_KEY]: token.token,
-              [CLIENT_TOKEN_EXPIRES_KEY]: formatRfc3339Nano(token.expiresAtMs),
-            }
-          : {},
-      ),
-    );
+  const call = (token?: ClientToken) => nscCall(clock, token);
   return { chain, log, call };
+}
+
+/** A call from the NSC at `clock`, with `token` as its client-token metadata (none: no token). */
+function nscCall(clock: FakeClock, token?: ClientToken): ChainContext {
+  return withIncomingMetadata(
+    testContext({ clock, peer: { spiffeId: NSC_ID } }),
+    metadataOf(
+      token
+        ? {
+            [CLIENT_TOKEN_KEY]: token.token,
+            [CLIENT_TOKEN_EXPIRES_KEY]: formatRfc3339Nano(token.expiresAtMs),
+          }
+        : {},
+    ),
+  );
 }
 
 test('the connection is closed at the caller token expiry minus the request time limit; a refresh moves it', async (t) => {
@@ -132,18 +137,7 @@ test('a Close that fails before reaching timeout still cancels its timer: begin 
       },
     },
   ]);
-  const call = (token?: ClientToken) =>
-    withIncomingMetadata(
-      testContext({ clock, peer: { spiffeId: NSC_ID } }),
-      metadataOf(
-        token
-          ? {
-              [CLIENT_TOKEN_KEY]: token.token,
-              [CLIENT_TOKEN_EXPIRES_KEY]: formatRfc3339Nano(token.expiresAtMs),
-            }
-          : {},
-      ),
-    );
+  const call = (token?: ClientToken) => nscCall(clock, token);
   const conn = await chain.request(
     call(ids.nsc.signer(clock).mint({ spiffeId: MGR_ID })),
     requestWith([{ name: 'nsc', id: 'c1' }], 0, 'c1'),
