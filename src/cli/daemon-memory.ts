@@ -39,7 +39,8 @@ export const startupGcDelayMs = 5_000;
  * leaves garbage, and the heap pages V8 grew for it stay committed (V8's memory reducer does not
  * run on a process that only wakes for timers): one full GC once ready returns ~10 MB to the OS.
  * Right after it, the native helper trims glibc's heap and drops the single binary's SEA blob pages
- * (releaseProcessMemory).
+ * and program pages (releaseProcessMemory); from then on settleAfterBursts gives back what each
+ * burst of work grew.
  */
 export const daemonProcessHooks: DaemonProcessHooks = {
   starting() {
@@ -57,37 +58,37 @@ export const daemonProcessHooks: DaemonProcessHooks = {
 };
 
 /**
- * What settleAfterBursts reads of the process: V8's committed heap, the anonymous part of the RSS
- * (not the file pages: code the daemon runs faults back in after every release and is the page
- * cache's to reclaim), and CPU time used so far.
+ * What settleAfterBursts reads of the process's memory: V8's committed heap and the anonymous part
+ * of the RSS (not the file pages: code the daemon runs faults back in and is the page cache's to
+ * reclaim).
  */
-export interface ProcessSample {
+export interface MemorySample {
   readonly heapBytes: number;
   readonly rssAnonBytes: number;
-  readonly cpuMicros: number;
 }
 
 export interface SettleOptions {
-  /** How often the process is looked at (default 2 s: a few reads of counters, ~50 µs). */
+  /** How often the process's CPU time is read (default 2 s). */
   readonly sampleMs?: number;
   /** How long it must have been quiet after a burst before memory is given back (default 10 s). */
   readonly quietMs?: number;
-  /** Growth of V8's committed heap since the last release that makes a burst (default 4 MiB)… */
+  /** Growth of V8's committed heap since the last release that is worth a release (default 4 MiB)… */
   readonly heapGrowthBytes?: number;
   /** …or of the anonymous RSS (default 8 MiB). */
   readonly rssAnonGrowthBytes?: number;
-  /**
-   * For this long after a release (and after the start) the baseline follows the process up (default
-   * 60 s; a sample using more than 3 × busyCpuShare ends it): a heap just shrunk by a full GC grows back to its
-   * working size with ordinary idle work, and that is not a burst. Without it an agent serving 200 connections released every ~10–40 s,
-   * a full GC (~100 ms) and the program pages faulting back each time.
-   */
-  readonly rebaselineMs?: number;
-  /** A sample is busy when the process used more CPU than this share of one core (default 0.1). */
+  /** A sample is busy (not quiet) when the process used more than this share of one core (default 0.1). */
   readonly busyCpuShare?: number;
+  /**
+   * A sample is a burst when it used more than this share of one core (default 0.3): 200 connects
+   * are; a batch of registry refreshes (~10–15 % for one sample) is not.
+   */
+  readonly burstCpuShare?: number;
   readonly clock?: Clock;
-  readonly sample?: () => ProcessSample;
-  /** What gives memory back (default: collectGarbage() and releaseProcessMemory()). */
+  /** CPU time the process has used so far (default process.cpuUsage(), user + system). */
+  readonly cpuMicros?: () => number;
+  /** Read only when a release is being decided and after it (default: V8's heap statistics, /proc/self/status). */
+  readonly memory?: () => MemorySample;
+  /** What gives memory back (default releaseAfterBurst()). */
   readonly release?: () => Promise<ReleasedMemory | undefined>;
   /** Where each release is reported (info); default Node's debuglog (NODE_DEBUG=nsm-agent). */
   readonly log?: Logger;
@@ -95,13 +96,13 @@ export interface SettleOptions {
 
 const MiB = 1024 * 1024;
 
-function processSample(): ProcessSample {
+function cpuMicros(): number {
   const cpu = process.cpuUsage();
-  return {
-    heapBytes: getHeapStatistics().total_heap_size,
-    rssAnonBytes: rssAnonBytes(),
-    cpuMicros: cpu.user + cpu.system,
-  };
+  return cpu.user + cpu.system;
+}
+
+function memorySample(): MemorySample {
+  return { heapBytes: getHeapStatistics().total_heap_size, rssAnonBytes: rssAnonBytes() };
 }
 
 /** RssAnon from /proc/self/status (Linux); the whole RSS where that cannot be read. */
@@ -115,90 +116,106 @@ function rssAnonBytes(): number {
   return process.memoryUsage.rss();
 }
 
-async function releaseAll(): Promise<ReleasedMemory | undefined> {
-  collectGarbage();
-  return releaseProcessMemory({ quiet: true });
+export interface ReleaseAfterBurstOptions {
+  /** The full GC (default collectGarbage). */
+  readonly collect?: (o: CollectGarbageOptions) => void;
+  /** The native helper (default: loadProcessMemoryAddon, the binary's embedded one). */
+  readonly addon?: () => Promise<ProcessMemoryAddon>;
 }
 
 /**
- * The start-up release, again after each burst of work (200 connects at boot, a peer's connections
- * healing at once): V8 gives back the heap it grew for a burst only if its memory reducer gets to
- * run, which an idle daemon (woken by timers only) may not do for a long time, and glibc keeps the
- * arenas the burst's TLS and gRPC buffers used (Node never calls malloc_trim). Once the committed
- * heap or the anonymous RSS has grown since the last release and the daemon has been quiet for
- * `quietMs` — no sample with more than `busyCpuShare` of a core, so no burst is still running —
- * one full GC, malloc_trim and the program-page drop run, and the outcome is logged. At most once
- * per burst: the next release needs new growth beyond what the process settles at in the minute after
- * a release (file pages faulting back in, and the heap regrowing to its working size, do not count). The
- * full GC pauses the event loop (80–110 ms with 200 connections); a connect landing in it is that
- * much slower, which is why it waits for quiet. B after 200 connects (bench --settle 60): RSS
- * 86.6 → 51.0 MB.
+ * What settleAfterBursts gives back: a memory-reducing full GC that keeps all bytecode, then
+ * malloc_trim. Not the rest of the start-up release: flushing bytecode and unmapping the program's
+ * pages only pay for code that never runs again, and after a burst that is the code the agent runs
+ * (an agent serving 200 connections spent ~3 % of its idle CPU compiling it again, and faulted
+ * ~100 MB of program text back in, after each such release).
+ */
+export async function releaseAfterBurst(
+  o: ReleaseAfterBurstOptions = {},
+): Promise<ReleasedMemory | undefined> {
+  (o.collect ?? collectGarbage)({ flushBytecode: false });
+  return releaseProcessMemory({ quiet: true, mallocTrimOnly: true, ...(o.addon ? { addon: o.addon } : {}) });
+}
+
+/**
+ * Gives memory back once a burst of work (200 connects at boot, a peer's connections healing at
+ * once) is over: V8 gives back the heap it grew for a burst only if its memory reducer gets to run,
+ * which an idle daemon (woken by timers only) may not do for a long time, and glibc keeps the arenas
+ * the burst's TLS and gRPC buffers used (Node never calls malloc_trim).
+ *
+ * A burst is a sample with more than `burstCpuShare` of a core. Once one has been seen and the
+ * daemon has been quiet for `quietMs` (no sample over `busyCpuShare`: the burst is over), memory is
+ * looked at once: if the committed heap or the anonymous RSS grew past the thresholds since the last
+ * release, `release` runs and the outcome is logged; either way the burst is settled. So at most one
+ * release per burst, and none without one: an idle agent's heap drifts up between V8's own major GCs
+ * (registry refreshes, drift checks) and grows back to its working size after a release, and
+ * releasing for that cost more CPU than the idle agent used otherwise. The full GC pauses the event
+ * loop (~100 ms with 200 connections); a connect landing in it is that much slower, which is why it
+ * waits for quiet. Between bursts each sample is one process.cpuUsage() call.
  */
 export function settleAfterBursts(o: SettleOptions = {}): { stop(): void } {
   const clock = o.clock ?? systemClock;
-  const sample = o.sample ?? processSample;
-  const release = o.release ?? releaseAll;
+  const readCpu = o.cpuMicros ?? cpuMicros;
+  const memory = o.memory ?? memorySample;
+  const release = o.release ?? releaseAfterBurst;
   const sampleMs = o.sampleMs ?? 2_000;
   const quietMs = o.quietMs ?? 10_000;
   const heapGrowth = o.heapGrowthBytes ?? 4 * MiB;
   const rssAnonGrowth = o.rssAnonGrowthBytes ?? 8 * MiB;
   const busyCpu = o.busyCpuShare ?? 0.1;
-  const rebaselineMs = o.rebaselineMs ?? 60_000;
+  const burstCpu = o.burstCpuShare ?? 0.3;
   const log = o.log;
-  let baseline = sample();
-  let last = baseline;
+  let baseline = memory();
+  let lastCpu = readCpu();
   let lastAt = clock.now();
   let lastBusyAt = lastAt;
-  let rebaselineUntil = lastAt + rebaselineMs;
+  let burst = false;
   let stopped = false;
   let timer = clock.setTimer(sampleMs, tick);
+
+  function next(): void {
+    if (!stopped) timer = clock.setTimer(sampleMs, tick);
+  }
 
   function tick(): void {
     if (stopped) return;
     const now = clock.now();
-    const s = sample();
-    const cpuShare = (s.cpuMicros - last.cpuMicros) / 1000 / Math.max(1, now - lastAt);
-    if (cpuShare > busyCpu) lastBusyAt = now;
-    last = s;
+    const cpu = readCpu();
+    const cpuShare = (cpu - lastCpu) / 1000 / Math.max(1, now - lastAt);
+    lastCpu = cpu;
     lastAt = now;
-    // Heavy work starting inside the window is a burst: from here its growth counts. Not the light
-    // periodic work of an idle agent (a batch of registry refreshes reads ~10 % of a core for one
-    // sample), which made an agent with 271 exposes release again every 40 s.
-    if (cpuShare > 3 * busyCpu) rebaselineUntil = Math.min(rebaselineUntil, now);
-    if (now < rebaselineUntil) {
-      baseline = {
-        heapBytes: Math.max(baseline.heapBytes, s.heapBytes),
-        rssAnonBytes: Math.max(baseline.rssAnonBytes, s.rssAnonBytes),
-        cpuMicros: s.cpuMicros,
-      };
-      timer = clock.setTimer(sampleMs, tick);
+    if (cpuShare > busyCpu) lastBusyAt = now;
+    if (cpuShare > burstCpu) burst = true;
+    if (!burst || now - lastBusyAt < quietMs) {
+      next();
       return;
     }
+    // The burst is over: whatever it grew is given back now, or never for this burst.
+    burst = false;
+    const before = memory();
     const grown =
-      s.heapBytes - baseline.heapBytes >= heapGrowth ||
-      s.rssAnonBytes - baseline.rssAnonBytes >= rssAnonGrowth;
-    if (!grown || now - lastBusyAt < quietMs) {
-      timer = clock.setTimer(sampleMs, tick);
+      before.heapBytes - baseline.heapBytes >= heapGrowth ||
+      before.rssAnonBytes - baseline.rssAnonBytes >= rssAnonGrowth;
+    if (!grown) {
+      next();
       return;
     }
     const started = performance.now();
     void release()
       .catch(() => undefined)
       .then((released) => {
-        const after = sample();
-        report(s, after, released, Math.round(performance.now() - started));
-        baseline = after;
-        last = after;
+        baseline = memory();
+        report(before, baseline, released, Math.round(performance.now() - started));
+        // The release's own CPU is not work.
+        lastCpu = readCpu();
         lastAt = clock.now();
-        lastBusyAt = lastAt;
-        rebaselineUntil = lastAt + rebaselineMs;
-        if (!stopped) timer = clock.setTimer(sampleMs, tick);
+        next();
       });
   }
 
   function report(
-    before: ProcessSample,
-    after: ProcessSample,
+    before: MemorySample,
+    after: MemorySample,
     released: ReleasedMemory | undefined,
     ms: number,
   ): void {
@@ -224,17 +241,35 @@ export function settleAfterBursts(o: SettleOptions = {}): { stop(): void } {
   };
 }
 
+export interface CollectGarbageOptions {
+  /**
+   * Whether V8 may drop the bytecode of functions that did not run lately (default true). At
+   * start-up that is code that never runs again (-0.5 MB); after a burst it is code the agent runs,
+   * which would be parsed and compiled again.
+   */
+  readonly flushBytecode?: boolean;
+}
+
 /**
  * A full, synchronous, memory-reducing GC (the `gc` V8 exposes to a new context once --expose-gc is
- * set). 'last-resort' is V8's GC for memory pressure: it also flushes the bytecode of functions that
- * only ran at start-up (-0.5 MB more than a plain full GC). Node 20's V8 collects nothing when gc()
- * gets options, so a plain gc() follows (on Node 24 it finds nothing left to do).
+ * set). 'last-resort' is V8's GC for memory pressure: unlike a plain full GC it gives the heap back
+ * (a plain one left the young generation and freed pages committed: RssAnon unchanged), and its
+ * rounds of marking age bytecode until functions that did not run in between are flushed, unless
+ * flushBytecode is false: V8 reads --flush-bytecode when each GC starts, so it is off for just this
+ * one. Node 20's V8 collects nothing when gc() gets options, so a plain gc() follows (on Node 24 it
+ * finds nothing left to do).
  */
-export function collectGarbage(): void {
+export function collectGarbage(o: CollectGarbageOptions = {}): void {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as (options?: Readonly<Record<string, string>>) => void;
-  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-  gc();
+  const keepBytecode = o.flushBytecode === false;
+  if (keepBytecode) setFlagsFromString('--no-flush-bytecode');
+  try {
+    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    gc();
+  } finally {
+    if (keepBytecode) setFlagsFromString('--flush-bytecode');
+  }
 }
 
 /**
@@ -256,6 +291,8 @@ export interface ReleaseProcessMemoryOptions {
   readonly log?: Logger;
   /** Only return what was released (the caller reports it): failures still go to debug. */
   readonly quiet?: boolean;
+  /** Only malloc_trim: the SEA blob is dropped once, and program pages only at start-up. */
+  readonly mallocTrimOnly?: boolean;
 }
 
 const nodeDebug = debuglog('nsm-agent');
@@ -288,8 +325,10 @@ export async function releaseProcessMemory(
   let programBytes = 0;
   try {
     mallocTrimmed = addon.mallocTrim();
-    if (o.inBinary ?? sea.isSea()) seaBlobBytes = addon.releaseSeaBlob();
-    programBytes = addon.releaseProgramPages();
+    if (!o.mallocTrimOnly) {
+      if (o.inBinary ?? sea.isSea()) seaBlobBytes = addon.releaseSeaBlob();
+      programBytes = addon.releaseProgramPages();
+    }
   } catch (e: unknown) {
     debug(`memory not released after start-up: ${describe(e)}`);
   }

