@@ -370,11 +370,18 @@ export class ClientConnections {
             c.events = eventFactoryOf(ctx) ?? c.events;
             this.#watch(c);
             this.#o.journal.data.clients.set(c.key, c.conn);
+            // This write also holds what the nsmgr chain changed for the request (its journal-commit
+            // leaves our own requests to us): one write per connect.
+            await Promise.all([this.#o.journal.flush(), this.#syncHosts()]);
+          } else {
             await this.#o.journal.flush();
-            await this.#syncHosts();
           }
           return conn;
         } catch (e: unknown) {
+          // What the nsmgr chain undid for the failed request.
+          await this.#o.journal.flush().catch((fe: unknown) => {
+            this.#o.log.warn({ err: describe(fe) }, 'cannot journal what a failed request undid');
+          });
           if (c && c.state === 'up') {
             c.lastError = describe(e);
             this.#o.log.warn(

@@ -21,6 +21,8 @@ import {
 } from '../../host/wireguard/index.js';
 import type { DeviceState, WireGuard, WireGuardKey } from '../../host/wireguard/index.js';
 import type { Logger } from '../../log/index.js';
+import type { ChainContext } from '../../chain/index.js';
+import { journaledAtEdge } from './journal.js';
 import type { Journal } from './journal.js';
 
 export interface DataplaneOptions {
@@ -115,19 +117,25 @@ export class Dataplane implements ForwarderEntries {
     return this.forwarder.entry(key);
   }
 
-  /** Applies, then journals (awaited: a connection reported up survives a kill -9 right after). */
-  setEntry(key: string, entry: DesiredEntry | undefined): Promise<unknown> {
-    return this.setEntries(new Map([[key, entry]]));
+  /**
+   * Applies, then journals (awaited: a connection reported up survives a kill -9 right after) —
+   * unless `ctx` is a request whose edge writes the journal (journalAtEdge).
+   */
+  setEntry(key: string, entry: DesiredEntry | undefined, ctx?: ChainContext): Promise<unknown> {
+    return this.setEntries(new Map([[key, entry]]), ctx);
   }
 
-  /** Several entries in one apply, then one journal write. */
-  async setEntries(entries: ReadonlyMap<string, DesiredEntry | undefined>): Promise<unknown> {
+  /** Several entries in one apply, then one journal write (or the request edge's). */
+  async setEntries(
+    entries: ReadonlyMap<string, DesiredEntry | undefined>,
+    ctx?: ChainContext,
+  ): Promise<unknown> {
     const result = await this.forwarder.setEntries(entries);
     for (const [key, entry] of entries) {
       if (entry === undefined) this.#journal.data.entries.delete(key);
       else this.#journal.data.entries.set(key, entry);
     }
-    await this.#journal.flush();
+    if (!journaledAtEdge(ctx)) await this.#journal.flush();
     return result;
   }
 

@@ -2,6 +2,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ConnectionSchema, fromBinary, packedBytes, packEncoded, packMessage } from '../../api/index.js';
 import type { Connection, PackedMessage } from '../../api/index.js';
+import { ContextKey } from '../../chain/index.js';
+import type { ChainContext } from '../../chain/index.js';
 import { AgentError, describe } from '../../errors/index.js';
 import { SECRET_FILE_MODE, writeFileAtomic } from '../../host/index.js';
 import type { DesiredEntry } from '../../forwarder/index.js';
@@ -245,3 +247,44 @@ export class Journal {
     return packedBytes(packed).toString('base64');
   }
 }
+
+/**
+ * One journal write per request, at its edge. A connect changes the journal in several elements on
+ * its way back up — where the connection went (remote-dial), the data plane's entries, what is
+ * served, the connection itself — and each wrote the whole journal, fsync'd, before the next could
+ * go on: three writes in series on the client's agent for every connect. Inside `run`, those
+ * elements only change `data`; the edge writes once when the request (or close) is done, before the
+ * caller hears the answer, so what a caller was told is up still survives a kill -9. A context kept
+ * for later (heal, an event of begin) sees the edge closed and writes its own changes again.
+ */
+export async function journalAtEdge<T>(
+  journal: Journal,
+  ctx: ChainContext,
+  run: (ctx: ChainContext) => Promise<T>,
+  o: { readonly writes: boolean } = { writes: true },
+): Promise<T> {
+  const edge = { open: true };
+  let out: T;
+  try {
+    out = await run(ctx.with(edgeKey, edge));
+  } catch (e: unknown) {
+    edge.open = false;
+    // What the failed request undid: the journal on disk may hold some of it (another write ran).
+    if (o.writes) {
+      await journal.flush().catch((fe: unknown) => {
+        ctx.log.warn({ err: describe(fe) }, 'cannot journal what a failed request undid');
+      });
+    }
+    throw e;
+  }
+  edge.open = false;
+  if (o.writes) await journal.flush();
+  return out;
+}
+
+/** Whether a change made in `ctx` is written by the edge of its request (still running). */
+export function journaledAtEdge(ctx: ChainContext | undefined): boolean {
+  return ctx?.get(edgeKey)?.open === true;
+}
+
+const edgeKey = new ContextKey<{ open: boolean }>('daemon/journal written at the request edge');

@@ -23,6 +23,7 @@ import type { ForwarderEntries, WireguardOptions } from '../../forwarder/mechani
 import { discoverServer, roundRobinServer, selectedEndpointOf } from '../../nsmgr/index.js';
 import type { RegistryLookup } from '../../nsmgr/index.js';
 import type { TokenSigner } from '../../api/token/index.js';
+import { journalAtEdge, journaledAtEdge } from './journal.js';
 import type { Journal } from './journal.js';
 import type { RemoteAgent, RemoteAgents } from './remote-agents.js';
 
@@ -57,8 +58,8 @@ const remoteKey = new ContextKey<RemoteAgent>('daemon/remote-agent');
  * The nsmgr chain: one flat list that serves local clients (the agent's own workloads, in-process,
  * and NSM clients on nsm.sock) and remote agents (tcp mTLS), NSM sdk semantics (nsm-api.md §4.2):
  *
- *   updatepath → begin → updatetoken → authorize (tokens + service_allowed) → timeout → monitor →
- *   discover → roundrobin → kernel (LOCAL, from a workload) / wireguard (REMOTE, from an agent) →
+ *   updatepath → begin → journal → updatetoken → authorize (tokens + service_allowed) → timeout →
+ *   monitor → served → discover → roundrobin → kernel (LOCAL, from a workload) / wireguard (REMOTE) →
  *   ┬ the endpoint is one of ours: its endpoint chain (local-endpoints.ts)
  *   └ else: mechanism translation → wireguard offer → dial the endpoint's agent → heal →
  *     updatetoken (aud = that agent) → authorize (its token signed by its SVID) → connect
@@ -71,6 +72,7 @@ export function nsmgrChain(o: NsmgrChainOptions): Chain {
   return buildChain('nsmgr', [
     updatePathServer(o.name),
     beginServer(),
+    journalCommit(o.journal, o.spiffeId),
     updateTokenServer({ signer: o.signer }),
     authorizeServer({ extra: [serviceAllowedPolicy(o.allowed)] }),
     timeoutServer(),
@@ -103,6 +105,24 @@ export function remoteUrlOf(local: LocalEndpointsView) {
     const nse = selectedEndpointOf(ctx);
     if (!nse || local.chainOf(nse.name)) return undefined;
     return nse.url;
+  };
+}
+
+/**
+ * The journal is written once per request and close, when the rest of the chain is done with it
+ * (journalAtEdge): the elements below and the data plane only change its data. The answer waits for
+ * the write. A Request of this agent's own client connections (the peer is this agent) is written by
+ * ClientConnections, which records the connection itself once the chain returns: one write for both.
+ */
+function journalCommit(journal: Journal, ownSpiffeId: string): ChainElement {
+  return {
+    name: 'journal-commit',
+    order: { after: ['begin'] },
+    request: (ctx, request, next) =>
+      journalAtEdge(journal, ctx, (c) => next.request(c, request), {
+        writes: ctx.peer?.spiffeId !== ownSpiffeId,
+      }),
+    close: (ctx, connection, next) => journalAtEdge(journal, ctx, (c) => next.close(c, connection)),
   };
 }
 
@@ -171,7 +191,8 @@ export function mechanismTranslation(): ChainElement {
 /**
  * Connects to the agent of the selected endpoint (TLS done, so its SPIFFE ID is known to address
  * the token to) and journals where the connection went, for Close when the registry no longer has
- * the endpoint. Undoes the journal entry when the rest fails for a new connection.
+ * the endpoint (written by journal-commit with the rest of the request). Undoes the journal entry
+ * when the rest fails for a new connection.
  */
 function remoteDial(remotes: RemoteAgents, journal: Journal, timeoutMs: number): ChainElement {
   const dialFor = async (ctx: ChainContext, conn: Connection): Promise<ChainContext> => {
@@ -195,13 +216,13 @@ function remoteDial(remotes: RemoteAgents, journal: Journal, timeoutMs: number):
         const out = await next.request(dialled, request);
         if (known !== url) {
           journal.data.remotes.set(conn.id, url);
-          await journal.flush();
+          if (!journaledAtEdge(ctx)) await journal.flush();
         }
         return out;
       } catch (e: unknown) {
         if (known === undefined && journal.data.remotes.has(conn.id)) {
           journal.data.remotes.delete(conn.id);
-          await journal.flush();
+          if (!journaledAtEdge(ctx)) await journal.flush();
         }
         throw e;
       }
@@ -215,30 +236,30 @@ function remoteDial(remotes: RemoteAgents, journal: Journal, timeoutMs: number):
           { connId: connection.id, err: describe(e) },
           'cannot reach the remote agent to close the connection there; its timeout will close it',
         );
-        await forget(journal, connection.id);
+        await forget(journal, connection.id, ctx);
         return;
       }
       try {
         await next.close(dialled, connection);
       } finally {
-        await forget(journal, connection.id);
+        await forget(journal, connection.id, ctx);
       }
     },
   };
 }
 
-async function forget(journal: Journal, id: string): Promise<void> {
+async function forget(journal: Journal, id: string, ctx: ChainContext): Promise<void> {
   if (!journal.data.remotes.has(id)) return;
   journal.data.remotes.delete(id);
-  await journal.flush();
+  if (!journaledAtEdge(ctx)) await journal.flush();
 }
 
 /**
  * Journals the connections this agent serves for other agents (with the expiry of their caller's
  * token), so a restarted agent keeps their data plane until the caller has had its chance to heal.
- * The record is made before the rest of the chain runs, so the journal write the data plane makes
- * for the connection's entries holds it too (one fsync'd write per connect on the critical path,
- * not two in series); a failed request puts back what was there.
+ * The record is made before the rest of the chain runs; journal-commit writes it with everything else
+ * of the request (outside a journal edge, the data plane's write for the connection's entries holds
+ * it). A failed request puts back what was there.
  */
 function servedJournal(journal: Journal, ownSpiffeId: string): ChainElement {
   const servedUntil = (conn: Connection | undefined): number => {
@@ -258,20 +279,23 @@ function servedJournal(journal: Journal, ownSpiffeId: string): ChainElement {
       const expiresAtMs = servedUntil(request.connection);
       journal.data.served.set(id, { expiresAtMs });
       const mark = journal.mark();
+      const edge = journaledAtEdge(ctx);
       let conn: Connection;
       try {
         conn = await next.request(ctx, request);
       } catch (e: unknown) {
         if (before === undefined) journal.data.served.delete(id);
         else journal.data.served.set(id, before);
-        await journal.flush().catch((fe: unknown) => {
-          ctx.log.warn({ connId: id, err: describe(fe) }, 'cannot journal the failed request');
-        });
+        if (!edge) {
+          await journal.flush().catch((fe: unknown) => {
+            ctx.log.warn({ connId: id, err: describe(fe) }, 'cannot journal the failed request');
+          });
+        }
         throw e;
       }
       const until = servedUntil(conn);
       if (conn.id === id && until === expiresAtMs) {
-        await journal.flushSince(mark);
+        if (!edge) await journal.flushSince(mark);
         return conn;
       }
       // The chain below changed the id or the caller's expiry: journal what it returned.
@@ -280,7 +304,7 @@ function servedJournal(journal: Journal, ownSpiffeId: string): ChainElement {
         else journal.data.served.set(id, before);
       }
       journal.data.served.set(conn.id, { expiresAtMs: until });
-      await journal.flush();
+      if (!edge) await journal.flush();
       return conn;
     },
     async close(ctx, connection, next) {
@@ -291,7 +315,7 @@ function servedJournal(journal: Journal, ownSpiffeId: string): ChainElement {
       } finally {
         if (journal.data.served.has(id)) {
           journal.data.served.delete(id);
-          await journal.flush();
+          if (!journaledAtEdge(ctx)) await journal.flush();
         }
       }
     },

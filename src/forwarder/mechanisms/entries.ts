@@ -5,12 +5,16 @@ import type { ChainContext, Next } from '../../chain/core/index.js';
 import type { DesiredEntry } from '../desired-state.js';
 import { entryKey } from '../desired-state.js';
 
-/** What a mechanism element needs of the forwarder: its own entries, read and set (each set applies). */
+/**
+ * What a mechanism element needs of the forwarder: its own entries, read and set (each set applies).
+ * `ctx` is the request or close the change belongs to, for an implementation that does more than
+ * apply (the daemon's data plane journals, unless the request's edge does).
+ */
 export interface ForwarderEntries {
   entry(key: string): DesiredEntry | undefined;
-  setEntry(key: string, entry: DesiredEntry | undefined): Promise<unknown>;
+  setEntry(key: string, entry: DesiredEntry | undefined, ctx?: ChainContext): Promise<unknown>;
   /** Several entries in one apply. */
-  setEntries(entries: ReadonlyMap<string, DesiredEntry | undefined>): Promise<unknown>;
+  setEntries(entries: ReadonlyMap<string, DesiredEntry | undefined>, ctx?: ChainContext): Promise<unknown>;
 }
 
 /**
@@ -85,7 +89,7 @@ export async function requestWithEntry(o: {
   const nextCtx = batch === undefined ? o.ctx : o.ctx.with(batchKey, batch);
   const restore = async (): Promise<void> => {
     try {
-      if (!sameEntry(o.forwarder.entry(key), previous)) await o.forwarder.setEntry(key, previous);
+      if (!sameEntry(o.forwarder.entry(key), previous)) await o.forwarder.setEntry(key, previous, o.ctx);
     } catch (e: unknown) {
       // The original failure is what the caller needs; the next apply retries the rest.
       o.ctx.log.error(
@@ -96,7 +100,7 @@ export async function requestWithEntry(o: {
   };
   if (o.before !== undefined && !sameEntry(o.before, previous)) {
     try {
-      await o.forwarder.setEntry(key, o.before);
+      await o.forwarder.setEntry(key, o.before, o.ctx);
     } catch (e: unknown) {
       await restore();
       throw e;
@@ -117,9 +121,9 @@ export async function requestWithEntry(o: {
     if (outer !== undefined) {
       for (const [k, e] of changes) outer.changes.set(k, e);
     } else if (changes.size === 1 && changes.has(key)) {
-      await o.forwarder.setEntry(key, after);
+      await o.forwarder.setEntry(key, after, o.ctx);
     } else if (changes.size > 0) {
-      await o.forwarder.setEntries(changes);
+      await o.forwarder.setEntries(changes, o.ctx);
     }
   } catch (e: unknown) {
     await restore();
@@ -162,7 +166,7 @@ export async function closeWithEntry(
     if (outer !== undefined) {
       for (const [k, e] of changes) outer.changes.set(k, e);
     } else if (changes.size > 0) {
-      await forwarder.setEntries(changes);
+      await forwarder.setEntries(changes, ctx);
     }
   }
 }

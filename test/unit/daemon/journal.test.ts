@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { ConnectionSchema, create } from '../../../src/api/index.js';
-import { Journal, journalPath } from '../../../src/daemon/agent/journal.js';
+import { Journal, journalAtEdge, journaledAtEdge, journalPath } from '../../../src/daemon/agent/journal.js';
+import type { ChainContext } from '../../../src/chain/index.js';
 import { AgentError } from '../../../src/errors/index.js';
+import { testContext } from '../../helpers/chain.js';
 
 async function tmp(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'nsm-journal-'));
@@ -192,4 +194,63 @@ test('a journal whose directory was removed under the running agent is written a
   await j.flush();
   const again = await Journal.open(dir);
   t.deepEqual([...again.data.remotes.keys()].sort(), ['c1', 'c2']);
+});
+
+/** What every element that journals does: write now, unless its request's edge will. */
+async function record(j: Journal, ctx: ChainContext, id: string): Promise<void> {
+  j.data.remotes.set(id, 'tcp://10.0.0.2:5001');
+  if (!journaledAtEdge(ctx)) await j.flush();
+}
+
+test('journalAtEdge: the changes of a request reach the disk in one write when it is done, before its answer; a context kept for later writes again', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const j = await Journal.open(dir);
+  await j.flush();
+  const ino = async (): Promise<number> => (await stat(journalPath(dir))).ino;
+  const remotes = async (): Promise<string[]> =>
+    Object.keys((JSON.parse(await readFile(journalPath(dir), 'utf8')) as { remotes: object }).remotes);
+  const before = await ino();
+  let kept: ChainContext | undefined;
+  const answer = await journalAtEdge(j, testContext(), async (ctx) => {
+    kept = ctx;
+    await record(j, ctx, 'c1'); // three elements on the way back up
+    await record(j, ctx, 'c2');
+    await record(j, ctx, 'c3');
+    t.is(await ino(), before, 'an element wrote the journal itself');
+    return 'up';
+  });
+  t.is(answer, 'up');
+  t.not(await ino(), before, 'the answer came before the write');
+  t.deepEqual(await remotes(), ['c1', 'c2', 'c3']);
+
+  // Heal or an event of begin runs with the context later: the edge is gone, the element writes.
+  const after = await ino();
+  await record(j, kept ?? testContext(), 'c4');
+  t.not(await ino(), after);
+  t.deepEqual(await remotes(), ['c1', 'c2', 'c3', 'c4']);
+});
+
+test('journalAtEdge: a failed request has what it undid written and fails with its own error; writes: false leaves the write to the caller', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const j = await Journal.open(dir);
+  const remotes = async (): Promise<string[]> =>
+    Object.keys((JSON.parse(await readFile(journalPath(dir), 'utf8')) as { remotes: object }).remotes);
+  j.data.remotes.set('old', 'tcp://10.0.0.9:5001');
+  await j.flush();
+  const failed = journalAtEdge(j, testContext(), async (ctx) => {
+    await record(j, ctx, 'c1');
+    await j.flush(); // someone else's write holds c1 meanwhile
+    j.data.remotes.delete('c1'); // undone: the request failed further down
+    throw new AgentError('UNAVAILABLE', 'the remote agent did not answer');
+  });
+  await t.throwsAsync(failed, { message: 'the remote agent did not answer' });
+  t.deepEqual(await remotes(), ['old']);
+
+  const ino = (await stat(journalPath(dir))).ino;
+  await journalAtEdge(j, testContext(), (ctx) => record(j, ctx, 'c2'), { writes: false });
+  t.is((await stat(journalPath(dir))).ino, ino, 'written although the caller writes');
+  await j.flush();
+  t.deepEqual(await remotes(), ['old', 'c2']);
 });
