@@ -79,10 +79,12 @@ export interface SettleOptions {
   /** A sample is busy (not quiet) when the process used more than this share of one core (default 0.1). */
   readonly busyCpuShare?: number;
   /**
-   * A sample is a burst when it used more than this share of one core (default 0.3): 200 connects
-   * are; a batch of registry refreshes (~10–15 % for one sample) is not.
+   * CPU time that makes a burst (default 600 ms): a run of busy samples in a row that used this much
+   * together. 200 connects are (B ~1.7 s in 3 s; A serving them ~0.85 s spread over 4 s at ~20 % of
+   * a core, which no single-sample threshold above the idle work catches); a batch of registry
+   * refreshes (~0.3 s in one sample) is not.
    */
-  readonly burstCpuShare?: number;
+  readonly burstCpuMs?: number;
   readonly clock?: Clock;
   /** CPU time the process has used so far (default process.cpuUsage(), user + system). */
   readonly cpuMicros?: () => number;
@@ -143,7 +145,7 @@ export async function releaseAfterBurst(
  * which an idle daemon (woken by timers only) may not do for a long time, and glibc keeps the arenas
  * the burst's TLS and gRPC buffers used (Node never calls malloc_trim).
  *
- * A burst is a sample with more than `burstCpuShare` of a core. Once one has been seen and the
+ * A burst is a run of busy samples in a row that used `burstCpuMs` of CPU. Once one has been seen and the
  * daemon has been quiet for `quietMs` (no sample over `busyCpuShare`: the burst is over), memory is
  * looked at once: if the committed heap or the anonymous RSS grew past the thresholds since the last
  * release, `release` runs and the outcome is logged; either way the burst is settled. So at most one
@@ -163,13 +165,15 @@ export function settleAfterBursts(o: SettleOptions = {}): { stop(): void } {
   const heapGrowth = o.heapGrowthBytes ?? 4 * MiB;
   const rssAnonGrowth = o.rssAnonGrowthBytes ?? 8 * MiB;
   const busyCpu = o.busyCpuShare ?? 0.1;
-  const burstCpu = o.burstCpuShare ?? 0.3;
+  const burstCpuMs = o.burstCpuMs ?? 600;
   const log = o.log;
   let baseline = memory();
   let lastCpu = readCpu();
   let lastAt = clock.now();
   let lastBusyAt = lastAt;
   let burst = false;
+  /** CPU (ms) of the busy samples in a row up to now. */
+  let runCpuMs = 0;
   let stopped = false;
   let timer = clock.setTimer(sampleMs, tick);
 
@@ -181,11 +185,17 @@ export function settleAfterBursts(o: SettleOptions = {}): { stop(): void } {
     if (stopped) return;
     const now = clock.now();
     const cpu = readCpu();
-    const cpuShare = (cpu - lastCpu) / 1000 / Math.max(1, now - lastAt);
+    const usedMs = (cpu - lastCpu) / 1000;
+    const cpuShare = usedMs / Math.max(1, now - lastAt);
     lastCpu = cpu;
     lastAt = now;
-    if (cpuShare > busyCpu) lastBusyAt = now;
-    if (cpuShare > burstCpu) burst = true;
+    if (cpuShare > busyCpu) {
+      lastBusyAt = now;
+      runCpuMs += usedMs;
+      if (runCpuMs >= burstCpuMs) burst = true;
+    } else {
+      runCpuMs = 0;
+    }
     if (!burst || now - lastBusyAt < quietMs) {
       next();
       return;

@@ -393,6 +393,23 @@ test('settleAfterBursts: an idle process whose heap drifts past the thresholds n
   t.is(releases.length, 1, 'the next burst is released');
 });
 
+test('settleAfterBursts: work spread thin over several samples is a burst too (an agent serving 200 connects)', async (t) => {
+  const { clock, releases, work } = settleHarness(t, { heapMb: 20, rssMb: 50 });
+  // The serving side of 200 connects: ~0.85 s of CPU over 4 s, never more than ~25 % of a core in
+  // one sample, while its heap grows by what it now serves.
+  await work(2, { cpuMs: 420, heapMb: 3, rssMb: 4 });
+  t.deepEqual(releases, []);
+  await clock.advance(12_000);
+  t.is(releases.length, 1, 'given back once quiet');
+  // The same CPU in single samples with quiet between (registry refreshes) is not.
+  for (let i = 0; i < 4; i++) {
+    await work(1, { cpuMs: 420, heapMb: 3, rssMb: 4 });
+    await work(3, { cpuMs: 40 });
+  }
+  await clock.advance(60_000);
+  t.is(releases.length, 1, 'separate light samples never add up to a burst');
+});
+
 test('settleAfterBursts: a burst that grew nothing is settled without a release, and arms none for later', async (t) => {
   const { clock, releases, work } = settleHarness(t, { heapMb: 20, rssMb: 50 });
   // Heavy CPU, little memory (a drift repair of many routes, say).
