@@ -530,6 +530,128 @@ test('a group while watches come and go: new members pinged until they answer, a
   t.is(h.clock.pending, 0);
 });
 
+test('200 members: whichever breaks (the representative, or a member of any sweep turn) is alone dead within sweep + misses rounds', async (t) => {
+  const members = groupOf(200);
+  // members[0] is the representative; 1…10 have the ten sweep phases (given in watch order).
+  for (const broken of members.slice(0, 11).map((m) => m.dst)) {
+    const h = harness({ sweepRounds: 10 });
+    for (const m of members) h.prober.watch(m, h.on(m.dst));
+    await rounds(h, 12);
+    h.icmp.answers = (s) => (s.dst === broken ? undefined : s.dst);
+    let round = 0;
+    while (h.events.length === 0 && round < 20) {
+      await rounds(h, 1);
+      round++;
+    }
+    t.true(round >= 3 && round <= 10 + 3, `${broken}: dead after ${round} rounds`);
+    t.deepEqual(h.events, [
+      `${broken} dead: no echo reply from ${broken} from 10.1.0.1 on nsm-wg0 for 3 intervals of 100 ms`,
+    ]);
+    h.prober.close();
+  }
+});
+
+test('members stopped from every sweep turn: the others are still each pinged every sweep, and one that breaks is found', async (t) => {
+  const h = harness({ sweepRounds: 10 });
+  const members = groupOf(100);
+  const watches = members.map((m) => h.prober.watch(m, h.on(m.dst)));
+  await rounds(h, 12);
+  // Stop every third member, the representative first: each turn loses some from its middle and end.
+  const stopped = new Set<string>();
+  for (let i = 0; i < members.length; i += 3) {
+    watches[i]?.stop();
+    stopped.add(members[i]?.dst ?? '');
+  }
+  const after = await rounds(h, 20);
+  const pinged = after.flat();
+  t.false(
+    pinged.some((d) => stopped.has(d)),
+    'a stopped member is never pinged',
+  );
+  const left = members.map((m) => m.dst).filter((d) => !stopped.has(d));
+  for (let from = 1; from + 10 <= after.length; from++) {
+    const seen = new Set(after.slice(from, from + 10).flat());
+    t.deepEqual(
+      left.filter((d) => !seen.has(d)),
+      [],
+      `every member left within rounds ${from + 1}…${from + 10}`,
+    );
+  }
+  t.true(
+    after.slice(1).every((r) => r.length <= 1 + Math.ceil(left.length / 10) + 1),
+    `still about 1 + 67/10 echoes a round: ${after.map((r) => r.length).join(' ')}`,
+  );
+  const broken = left[40] ?? '';
+  h.icmp.answers = (s) => (s.dst === broken ? undefined : s.dst);
+  await rounds(h, 13);
+  t.deepEqual(h.events, [
+    `${broken} dead: no echo reply from ${broken} from 10.1.0.1 on nsm-wg0 for 3 intervals of 100 ms`,
+  ]);
+  h.prober.close();
+});
+
+test('two groups and an ungrouped target on one socket: the silent group and the target die in the same round; the other group, never', async (t) => {
+  const h = harness({ sweepRounds: 10 });
+  const quiet = groupOf(50).map((m) => ({ ...m, group: 'agent-q' }));
+  const loud = groupOf(100)
+    .slice(50)
+    .map((m) => ({ ...m, group: 'agent-l' }));
+  const alone: LivenessTarget = { netns: undefined, ifName: 'nsm-wg0', src: '10.1.0.1', dst: '10.1.0.2' };
+  for (const m of [...quiet, ...loud]) h.prober.watch(m, h.on(m.dst));
+  h.prober.watch(alone, h.on('alone'));
+  await rounds(h, 15);
+  // One member of the loud group has a miss already: the round it breaks does not change the others.
+  const shaky = loud[7]?.dst ?? '';
+  const silent = new Set([...quiet.map((m) => m.dst), alone.dst]);
+  h.icmp.answers = (s) => (s.dst === shaky ? undefined : s.dst);
+  await rounds(h, 1);
+  h.icmp.answers = (s) => (silent.has(s.dst) ? undefined : s.dst);
+  // The next round's echoes are the first unanswered, judged a round later (as in the first test).
+  await rounds(h, 3);
+  t.deepEqual(h.events, [], 'two misses are not enough');
+  await rounds(h, 1);
+  t.is(
+    h.events.length,
+    51,
+    `the quiet group and the ungrouped target, all in the third round: ${h.events.length}`,
+  );
+  t.true(h.events.every((e) => / dead: no echo reply from .* for 3 intervals of 100 ms$/.test(e)));
+  t.deepEqual(h.events.map((e) => e.split(' ')[0]).sort(), [...quiet.map((m) => m.dst), 'alone'].sort());
+  await rounds(h, 15);
+  t.is(h.events.length, 51, 'the loud group stays alive, its shaky member too');
+  h.prober.close();
+});
+
+test('a silent group whose dead handlers stop other members: no event for those, the rest dead the same round', async (t) => {
+  const h = harness({ sweepRounds: 10, misses: 1 });
+  const members = groupOf(30);
+  const watches = new Map<string, { stop(): void }>();
+  const events: string[] = [];
+  for (const m of members) {
+    watches.set(
+      m.dst,
+      h.prober.watch(m, {
+        dead: () => {
+          events.push(m.dst);
+          // The first to die stops the last ten members (pinged this round or not).
+          if (events.length === 1) for (const x of members.slice(20)) watches.get(x.dst)?.stop();
+        },
+      }),
+    );
+  }
+  await rounds(h, 12);
+  h.icmp.answers = () => undefined;
+  await rounds(h, 1);
+  t.deepEqual(events, [], 'the round that sent the first unanswered echoes');
+  await rounds(h, 1);
+  t.is(events.length, 20, `the twenty left, in one round: ${events.join(' ')}`);
+  t.true(members.slice(0, 20).every((m) => events.includes(m.dst)));
+  await rounds(h, 3);
+  t.is(events.length, 20, 'dead once each, nothing for the stopped');
+  h.prober.close();
+  t.is(h.clock.pending, 0);
+});
+
 test('sweepRounds must be a whole number >= 1; 1 pings every member every round', async (t) => {
   t.throws(() => icmpLivenessProber({ sweepRounds: 0 }), { instanceOf: AgentError });
   t.throws(() => icmpLivenessProber({ sweepRounds: 2.5 }), { instanceOf: AgentError });
