@@ -2,24 +2,36 @@
 // (src/host/liveness) costs its process with N watches at 1 s, side by side in one run (windows
 // alternate, the order flipped every rep). Two modes:
 //   --mode versions (default): today's code against an older commit's (--old);
+//     --grouped: the N watches of both in one group (LivenessTarget.group), as the daemon's
+//     connections to one remote agent;
 //   --mode group: today's code, the N watches in one group (LivenessTarget.group: one remote agent)
 //     against the same N ungrouped; what grouping saves is echoes, so this mode is about the kernel
 //     and the far end's share (system time, echoes/s), not the JS.
 //   flock /tmp/nsm-bench.lock node --import tsx bench/liveness.ts [--mode versions|group]
-//     [--sizes 200,1000] [--seconds 20] [--reps 2] [--old 130b19f] [--interval-ms 1000] [--node-flags "…"]
+//     [--sizes 200,1000] [--seconds 20] [--reps 2] [--old 130b19f] [--interval-ms 1000]
+//     [--v8 daemon,full | --node-flags "…"] [--grouped] [--netns path|own]
 // (no npm script). Needs root, ip, gcc, python3. Each window is its own process, `node FLAGS window.mjs`,
-// with FLAGS by default the ones `nsm-agent run` uses (src/cli/daemon-memory.ts: V8 interpreter
-// only, small young generation): --no-opt --no-maglev --max-semi-space-size=4 --heap-growing-percent=30.
-// It runs an esbuild bundle of the prober (as the daemon does; no tsx in the measured process).
+// whatever V8 mode the bench itself runs in. --v8 names the modes, each compared side by side:
+//   daemon (default): the flags `nsm-agent run` uses (src/cli/daemon-memory.ts: V8 interpreter
+//     only, small young generation): --no-opt --no-maglev --max-semi-space-size=4 --heap-growing-percent=30;
+//   full: the same memory flags with V8's optimising compilers (Maglev, TurboFan) on.
+// --node-flags "…" runs one mode with exactly those flags instead.
+// It runs an esbuild bundle of the prober, built as the binary's (whitespace and syntax minified,
+// keepNames: every closure made at run time pays esbuild's __name; no tsx in the measured process).
 // Test bed: netns nsmbliv-<pid> with a tun device (10.77.0.1/24, route 10.78.0.0/16 into it) whose
 // other end is a python3 process answering every echo request: the echoes' way back costs that
 // process, as wireguard-go pays for it in the agent (a veth peer would answer in the prober's own
 // context and bill it the peer's kernel work). Every watch pings its own 10.78.x.y from 10.77.0.1.
+// --netns path (default): the window runs in the host netns and its targets name the bed's netns
+// (a socket opened by setns, as for a workload's netns); own: the window runs in the bed's netns
+// and its targets have none (the agent's own netns, as the daemon's connections without --netns).
 // The old code: `git archive <old> src packaging package.json tsconfig.json` into a temp dir (this
 // checkout's node_modules linked in), bundled there and run with its own addon built there.
 // Per window: a prober, N watches, 5 s to settle (socket, first rounds), then process.cpuUsage()
 // (user + system: the kernel's work for the sends and the tun device is billed to the prober)
-// over --seconds; windows with no prober give the process's own floor. Printed: user and system
+// over --seconds; windows with no prober give the process's own floor (subtracted), and windows
+// with only an empty timer at the interval what the wake-ups alone cost ("timer only": on a VM
+// a wake-up costs milliseconds, a share of a round no prober code can save). Printed: user and system
 // CPU ms per second and µs per watch per tick (floor subtracted), and echo replies per second (the
 // test bed netns's Icmp InEchoReps over the window, read outside the measured CPU) and the echo
 // responder's on-CPU time (/proc/PID/schedstat): the far end's share per echo. The total is exact (the kernel's
@@ -41,7 +53,8 @@ const tag = String(process.pid % 100_000);
 const ns = `nsmbliv-${tag}`;
 const tun = `nblvt${tag}`;
 const settleMs = 5000;
-const daemonFlags = '--no-opt --no-maglev --max-semi-space-size=4 --heap-growing-percent=30';
+const memoryFlags = '--max-semi-space-size=4 --heap-growing-percent=30';
+const v8Modes: Record<string, string> = { daemon: `--no-opt --no-maglev ${memoryFlags}`, full: memoryFlags };
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -55,17 +68,31 @@ const sizes = arg('--sizes', mode === 'group' ? '200' : '200,1000')
 const seconds = Number(arg('--seconds', '20'));
 const reps = Number(arg('--reps', '2'));
 const oldRev = arg('--old', '130b19f');
+const grouped = process.argv.includes('--grouped');
+const ownNetns = arg('--netns', 'path') === 'own';
 const intervalMs = Number(arg('--interval-ms', '1000'));
-const nodeFlags = arg('--node-flags', daemonFlags).split(/\s+/).filter(Boolean);
+const customFlags = process.argv.includes('--node-flags') ? arg('--node-flags', '') : undefined;
+/** The V8 modes every implementation runs in: name and node flags. */
+const modes: { name: string; flags: string[] }[] = (
+  customFlags === undefined
+    ? arg('--v8', 'daemon')
+        .split(',')
+        .map((name) => ({ name, flags: v8Modes[name] }))
+    : [{ name: 'custom', flags: customFlags }]
+).map(({ name, flags }) => {
+  if (flags === undefined) throw new Error(`--v8 ${name}: not one of ${Object.keys(v8Modes).join(', ')}`);
+  return { name, flags: flags.split(/\s+/).filter(Boolean) };
+});
 if (
   sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 60_000) ||
   !(seconds > 0) ||
   !(reps >= 1) ||
   !(intervalMs >= 10) ||
-  (mode !== 'versions' && mode !== 'group')
+  (mode !== 'versions' && mode !== 'group') ||
+  !['path', 'own'].includes(arg('--netns', 'path'))
 ) {
   throw new Error(
-    'usage: --mode versions|group --sizes N[,N…] (1…60000) --seconds S --reps R --old REV --interval-ms MS (>= 10) --node-flags "FLAGS"',
+    'usage: --mode versions|group --sizes N[,N…] (1…60000) --seconds S --reps R --old REV --interval-ms MS (>= 10) --v8 daemon,full | --node-flags "FLAGS" --grouped --netns path|own',
   );
 }
 
@@ -74,7 +101,7 @@ const windowScript = `
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-const [bundle, addon, n, seconds, settleMs, netns, ifName, group, responderPid] = process.argv.slice(2);
+const [bundle, addon, n, seconds, settleMs, netns, ifName, group, responderPid, inside, wake] = process.argv.slice(2);
 // On-CPU time of the echo responder (it stands for the far end's wireguard-go), in ms: schedstat,
 // exact where utime/stime are 10 ms ticks (a window's responder work is a few ticks).
 const responderMs = () => Number(readFileSync('/proc/' + responderPid + '/schedstat', 'utf8').split(' ')[0]) / 1e6;
@@ -92,9 +119,11 @@ if (Number(n) > 0) {
   prober = icmpLivenessProber({ intervalMs: ${intervalMs}, misses: 3, native: { path: addon } });
   for (let i = 0; i < Number(n); i++) {
     const dst = '10.78.' + Math.floor(i / 250) + '.' + ((i % 250) + 1);
-    const target = { netns, ifName, src: '10.77.0.1', dst, ...(group ? { group } : {}) };
+    const target = { netns: inside ? undefined : netns, ifName, src: '10.77.0.1', dst, ...(group ? { group } : {}) };
     prober.watch(target, { dead: (r) => { dead++; firstDead ||= r; } });
   }
+} else if (wake) {
+  setInterval(() => undefined, ${intervalMs}).unref();
 }
 await sleep(Number(settleMs));
 const replies0 = echoReplies();
@@ -210,6 +239,9 @@ function prepare(name: string, checkout: string, out: string): Impl {
     '--platform=node',
     '--format=cjs',
     '--log-level=error',
+    '--minify-whitespace',
+    '--minify-syntax',
+    '--keep-names',
     `--outfile=${bundle}`,
   ]);
   run(process.execPath, [join(checkout, 'packaging/build-native.mjs'), addon]);
@@ -234,6 +266,8 @@ function checkoutOf(rev: string, dir: string): string {
 
 interface Window {
   impl: string;
+  /** The V8 mode it ran in (--v8). */
+  v8: string;
   n: number;
   userMs: number;
   systemMs: number;
@@ -243,11 +277,20 @@ interface Window {
   responderMs: number;
 }
 
-/** Runs one window in a child process (stopped by pid if it outlives its time). */
-function measure(dir: string, impl: Impl | undefined, n: number): Promise<Window> {
+/**
+ * Runs one window in a child process (stopped by pid if it outlives its time) in V8 mode `v8`; no
+ * impl: a floor window, with `wake` one whose process only wakes every interval.
+ */
+function measure(
+  dir: string,
+  impl: Impl | undefined,
+  n: number,
+  v8: { readonly name: string; readonly flags: readonly string[] },
+  wake = false,
+): Promise<Window> {
   const script = join(dir, 'window.mjs');
   const args = [
-    ...nodeFlags,
+    ...v8.flags,
     script,
     impl?.bundle ?? '',
     impl?.addon ?? '',
@@ -258,9 +301,16 @@ function measure(dir: string, impl: Impl | undefined, n: number): Promise<Window
     tun,
     impl?.group ?? '',
     String(responderPid()),
+    ownNetns ? 'inside' : '',
+    wake ? 'wake' : '',
   ];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    // `ip netns exec` execs node: the child's pid is the window's.
+    const child = ownNetns
+      ? spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        })
+      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     const limit = setTimeout(() => child.kill('SIGKILL'), settleMs + seconds * 1000 + 30_000);
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -285,7 +335,8 @@ function measure(dir: string, impl: Impl | undefined, n: number): Promise<Window
         return;
       }
       resolve({
-        impl: impl?.name ?? 'none',
+        impl: impl?.name ?? (wake ? timerOnly : 'none'),
+        v8: v8.name,
         n,
         userMs: r.userMs,
         systemMs: r.systemMs,
@@ -298,10 +349,16 @@ function measure(dir: string, impl: Impl | undefined, n: number): Promise<Window
 }
 
 const f = (x: number, d = 2): string => x.toFixed(d);
+/**
+ * A window without prober whose process wakes every interval doing nothing: what the wake-ups
+ * alone cost (on a VM that is milliseconds each), the share of a round no prober code can save.
+ */
+const timerOnly = 'timer only';
 
 async function main(dir: string): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (raw sockets, netns)');
-  console.log(`node ${process.version}, windows run with: ${nodeFlags.join(' ') || '(no flags)'}`);
+  console.log(`node ${process.version}, windows run in V8 mode(s):`);
+  for (const m of modes) console.log(`  ${m.name}: ${m.flags.join(' ') || '(no flags)'}`);
   writeFileSync(join(dir, 'window.mjs'), windowScript);
   let old: Impl;
   let fresh: Impl;
@@ -310,65 +367,79 @@ async function main(dir: string): Promise<void> {
     old = tree;
     fresh = { ...tree, name: 'grouped', group: 'agent:bench' };
   } else {
-    old = prepare(`old ${oldRev}`, checkoutOf(oldRev, dir), join(dir, 'old'));
-    fresh = prepare('new', root, join(dir, 'new'));
+    const group = grouped ? { group: 'agent:bench' } : {};
+    old = { ...prepare(`old ${oldRev}`, checkoutOf(oldRev, dir), join(dir, 'old')), ...group };
+    fresh = { ...prepare('new', root, join(dir, 'new')), ...group };
   }
   await bedUp();
   const windows: Window[] = [];
+  const width = Math.max(old.name.length, fresh.name.length) + 1;
   const show = (rep: number, w: Window): void => {
     console.log(
-      `rep ${rep + 1} ${w.impl.padEnd(12)} N=${String(w.n).padStart(5)}: user ${f(w.userMs / w.seconds)} ms/s, system ${f(w.systemMs / w.seconds)} ms/s, ${f(w.replies / w.seconds, 1)} echo replies/s, responder ${f(w.responderMs / w.seconds)} ms/s`,
+      `rep ${rep + 1} ${w.v8.padEnd(7)} ${w.impl.padEnd(width)} N=${String(w.n).padStart(5)}: user ${f(w.userMs / w.seconds)} ms/s, system ${f(w.systemMs / w.seconds)} ms/s, ${f(w.replies / w.seconds, 1)} echo replies/s, responder ${f(w.responderMs / w.seconds)} ms/s`,
     );
   };
   for (let rep = 0; rep < reps; rep++) {
-    const floor = await measure(dir, undefined, 0);
-    windows.push(floor);
-    show(rep, floor);
-    for (const n of sizes) {
-      for (const impl of rep % 2 === 0 ? [old, fresh] : [fresh, old]) {
-        const w = await measure(dir, impl, n);
-        windows.push(w);
-        show(rep, w);
+    for (const v8 of rep % 2 === 0 ? modes : [...modes].reverse()) {
+      for (const wake of [false, true]) {
+        const floor = await measure(dir, undefined, 0, v8, wake);
+        windows.push(floor);
+        show(rep, floor);
+      }
+      for (const n of sizes) {
+        for (const impl of rep % 2 === 0 ? [old, fresh] : [fresh, old]) {
+          const w = await measure(dir, impl, n, v8);
+          windows.push(w);
+          show(rep, w);
+        }
       }
     }
   }
-  // Sums over the reps of each (impl, N); the floor per second from the no-prober windows.
-  const floor = windows.filter((w) => w.impl === 'none');
-  const floorUser = sum(floor.map((w) => w.userMs)) / sum(floor.map((w) => w.seconds));
-  const floorSystem = sum(floor.map((w) => w.systemMs)) / sum(floor.map((w) => w.seconds));
   console.log(
-    `\nfloor (a window process without prober): user ${f(floorUser)} ms/s, system ${f(floorSystem)} ms/s (subtracted below)`,
+    `\n${reps} rep(s) × ${seconds} s per window, ${intervalMs} ms interval; per watch per tick = CPU / (ticks × N)`,
   );
-  console.log(
-    `${reps} rep(s) × ${seconds} s per window, ${intervalMs} ms interval; per watch per tick = CPU / (ticks × N)`,
-  );
-  console.log(
-    'impl          N      user ms/s  system ms/s  total ms/s  % of a CPU  user µs/watch/tick  total µs/watch/tick  echoes/s  responder ms/s',
-  );
-  const rows = new Map<string, { user: number; total: number; echoes: number; far: number }>();
-  const ticksPerSecond = 1000 / intervalMs;
-  for (const n of sizes) {
-    for (const impl of [old.name, fresh.name]) {
-      const ws = windows.filter((w) => w.impl === impl && w.n === n);
-      const secs = sum(ws.map((w) => w.seconds));
-      const user = sum(ws.map((w) => w.userMs)) / secs - floorUser;
-      const system = sum(ws.map((w) => w.systemMs)) / secs - floorSystem;
-      const total = user + system;
-      const echoes = sum(ws.map((w) => w.replies)) / secs;
-      const far = sum(ws.map((w) => w.responderMs)) / secs;
-      rows.set(`${impl}|${n}`, { user, total, echoes, far });
-      console.log(
-        `${impl.padEnd(12)} ${String(n).padStart(5)}  ${f(user).padStart(9)}  ${f(system).padStart(11)}  ${f(total).padStart(10)}  ${f(total / 10, 3).padStart(9)}%  ${f((user * 1000) / ticksPerSecond / n).padStart(18)}  ${f((total * 1000) / ticksPerSecond / n).padStart(19)}  ${f(echoes, 1).padStart(8)}  ${f(far).padStart(14)}`,
+  const summary: string[] = [];
+  for (const v8 of modes) {
+    // Sums over the reps of each (impl, N); the floor per second from the mode's no-prober windows.
+    const mine = windows.filter((w) => w.v8 === v8.name);
+    const floor = mine.filter((w) => w.impl === 'none');
+    const floorUser = sum(floor.map((w) => w.userMs)) / sum(floor.map((w) => w.seconds));
+    const floorSystem = sum(floor.map((w) => w.systemMs)) / sum(floor.map((w) => w.seconds));
+    console.log(
+      `\nV8 mode ${v8.name}; floor (a window process without prober): user ${f(floorUser)} ms/s, system ${f(floorSystem)} ms/s (subtracted below)`,
+    );
+    console.log(
+      `${'impl'.padEnd(width)}     N  user ms/s  system ms/s  total ms/s  % of a CPU  user µs/watch/tick  total µs/watch/tick  echoes/s  responder ms/s`,
+    );
+    const rows = new Map<string, { user: number; total: number; echoes: number; far: number }>();
+    const ticksPerSecond = 1000 / intervalMs;
+    for (const n of [0, ...sizes]) {
+      for (const impl of n === 0 ? [timerOnly] : [old.name, fresh.name]) {
+        const ws = mine.filter((w) => w.impl === impl && w.n === n);
+        const secs = sum(ws.map((w) => w.seconds));
+        const user = sum(ws.map((w) => w.userMs)) / secs - floorUser;
+        const system = sum(ws.map((w) => w.systemMs)) / secs - floorSystem;
+        const total = user + system;
+        const echoes = sum(ws.map((w) => w.replies)) / secs;
+        const far = sum(ws.map((w) => w.responderMs)) / secs;
+        rows.set(`${impl}|${n}`, { user, total, echoes, far });
+        const perWatch = (x: number): string => (n === 0 ? '-' : f((x * 1000) / ticksPerSecond / n));
+        console.log(
+          `${impl.padEnd(width)} ${String(n).padStart(5)}  ${f(user).padStart(9)}  ${f(system).padStart(11)}  ${f(total).padStart(10)}  ${f(total / 10, 3).padStart(9)}%  ${perWatch(user).padStart(18)}  ${perWatch(total).padStart(19)}  ${f(echoes, 1).padStart(8)}  ${f(far).padStart(14)}`,
+        );
+      }
+    }
+    for (const n of sizes) {
+      const o = rows.get(`${old.name}|${n}`);
+      const w = rows.get(`${fresh.name}|${n}`);
+      if (o === undefined || w === undefined) continue;
+      const wakeOnly = rows.get(`${timerOnly}|0`)?.total ?? 0;
+      summary.push(
+        `${v8.name} N=${n}: total over the timer-only window ${f(o.total - wakeOnly, 2)} -> ${f(w.total - wakeOnly, 2)} ms/s (${f((o.total - wakeOnly) / (w.total - wakeOnly), 1)}x), user ${f(o.user, 2)} -> ${f(w.user, 2)} ms/s (${f(o.user / w.user, 1)}x), total ${f(o.total, 2)} -> ${f(w.total, 2)} ms/s (${f(o.total / w.total, 1)}x), echoes ${f(o.echoes, 1)} -> ${f(w.echoes, 1)}/s (${f(o.echoes / w.echoes, 1)}x), responder ${f(o.far, 2)} -> ${f(w.far, 2)} ms/s`,
       );
     }
   }
-  const ratios = sizes.map((n) => {
-    const o = rows.get(`${old.name}|${n}`);
-    const w = rows.get(`${fresh.name}|${n}`);
-    if (o === undefined || w === undefined) return '';
-    return `N=${n}: user ${f(o.user, 2)} -> ${f(w.user, 2)} ms/s (${f(o.user / w.user, 1)}x), total ${f(o.total, 2)} -> ${f(w.total, 2)} ms/s (${f(o.total / w.total, 1)}x), echoes ${f(o.echoes, 1)} -> ${f(w.echoes, 1)}/s (${f(o.echoes / w.echoes, 1)}x), responder ${f(o.far, 2)} -> ${f(w.far, 2)} ms/s`;
-  });
-  console.log(`SUMMARY prober CPU ${old.name} -> ${fresh.name}: ${ratios.join('; ')}`);
+  console.log(`\nSUMMARY prober CPU ${old.name} -> ${fresh.name}: ${summary.join('; ')}`);
 }
 
 function sum(xs: number[]): number {
