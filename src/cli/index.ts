@@ -6,5 +6,5 @@ export { ExitCode, exitCodeFor, SilentExit } from './exit-codes.js';
 export type { ExitCodeValue } from './exit-codes.js';
 export { isSingleBinary, versionInfo } from './version.js';
 export type { VersionInfo } from './version.js';
-export { collectGarbage, daemonProcessHooks, startupGcDelayMs } from './daemon-memory.js';
+export { collectGarbage, daemonProcessHooks, optimiseFromNowOn, startupGcDelayMs } from './daemon-memory.js';
 export type { DaemonProcessHooks } from './daemon-memory.js';

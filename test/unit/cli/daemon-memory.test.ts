@@ -103,10 +103,10 @@ function child(code: string, node = process.execPath): Promise<string> {
   });
 }
 
-test('the real hooks: no TurboFan or Maglev after starting(); collectGarbage() frees what is unreachable', async (t) => {
+test('the real hooks: no TurboFan or Maglev after starting(), back after the start-up release; collectGarbage() frees what is unreachable', async (t) => {
   const out = await child(`
     import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-    import { collectGarbage, daemonProcessHooks } from './src/cli/index.ts';
+    import { collectGarbage, daemonProcessHooks, optimiseFromNowOn } from './src/cli/index.ts';
     daemonProcessHooks.starting();
     setFlagsFromString('--allow-natives-syntax');
     const status = new Function('f', 'return %GetOptimizationStatus(f)');
@@ -116,6 +116,11 @@ test('the real hooks: no TurboFan or Maglev after starting(); collectGarbage() f
     for (let i = 0; i < 2e7; i++) s += hot(i);
     // V8's OptimizationStatus bits: 16 optimised, 32 Maglev, 64 TurboFan.
     const optimised = (status(hot) & (16 | 32 | 64)) !== 0;
+    // What ready() does once the start-up release ran: code that gets hot from then on tiers up.
+    optimiseFromNowOn();
+    function later(x) { return (x * 17 + 3) % 1009; }
+    for (let i = 0; i < 2e7; i++) s += later(i);
+    const laterOptimised = (status(later) & (16 | 32 | 64)) !== 0;
     // Garbage that only a full GC takes back: 20 MB of old-generation arrays, then dropped.
     let junk = Array.from({ length: 200 }, () => new Array(12_500).fill(1.5));
     const ref = new WeakRef(junk[0]);
@@ -125,11 +130,18 @@ test('the real hooks: no TurboFan or Maglev after starting(); collectGarbage() f
     await new Promise((r) => setImmediate(r));
     collectGarbage();
     const after = getHeapStatistics().used_heap_size;
-    console.log(JSON.stringify({ s, optimised, freedMb: (before - after) / 1048576, collected: ref.deref() === undefined }));
+    console.log(JSON.stringify({ s, optimised, laterOptimised, freedMb: (before - after) / 1048576, collected: ref.deref() === undefined }));
   `);
-  const r = JSON.parse(out) as { s: number; optimised: boolean; freedMb: number; collected: boolean };
+  const r = JSON.parse(out) as {
+    s: number;
+    optimised: boolean;
+    laterOptimised: boolean;
+    freedMb: number;
+    collected: boolean;
+  };
   t.true(r.s > 0);
-  t.false(r.optimised, 'a hot function stays in Ignition/Sparkplug');
+  t.false(r.optimised, 'a hot function of start-up stays in Ignition/Sparkplug');
+  t.true(r.laterOptimised, 'a function hot after the start-up release is optimised');
   t.true(r.collected, 'the dropped arrays are gone after collectGarbage()');
   t.true(r.freedMb > 15, `collectGarbage freed ${r.freedMb.toFixed(1)} MB of ~20 MB garbage`);
 });
