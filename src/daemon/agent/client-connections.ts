@@ -55,6 +55,8 @@ export interface ClientConnection {
   /** Reselects for a dead data path since the last ping reply; a pending one's timer. */
   reselects: number;
   reselectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A reselect is under way: the Request that brings the connection up again counts as a heal. */
+  reselecting: boolean;
 }
 
 export interface ClientConnectionsOptions {
@@ -167,6 +169,7 @@ export class ClientConnections {
       watch: undefined,
       reselects: 0,
       reselectTimer: undefined,
+      reselecting: false,
     };
     this.#byKey.set(key, c);
     this.#byId.set(c.id, c);
@@ -366,6 +369,12 @@ export class ClientConnections {
             c.establishedAt ??= now;
             c.refreshedAt = now;
             c.state = 'up';
+            // In the same turn as 'up' on the new path: status never shows it moved but not healed.
+            if (c.reselecting) {
+              c.heals++;
+              this.#o.onDataPlane?.('reselected');
+            }
+            c.reselecting = false;
             c.lastError = undefined;
             c.events = eventFactoryOf(ctx) ?? c.events;
             this.#watch(c);
@@ -567,11 +576,10 @@ export class ClientConnections {
     c.watch?.stop();
     c.watch = undefined;
     const before = c.conn?.networkServiceEndpointName;
+    c.reselecting = true;
     try {
       await events.request({ reselect: true, signal: events.signal });
       if (isClosed(c)) return;
-      c.heals++;
-      this.#o.onDataPlane?.('reselected');
       this.#o.log.info(
         {
           service: c.spec.service,
@@ -583,6 +591,7 @@ export class ClientConnections {
       );
       // The observer (inside the chain) armed the watch of the new path.
     } catch (e: unknown) {
+      c.reselecting = false;
       if (isClosed(c)) return;
       this.#o.onDataPlane?.('reselect-failed');
       c.lastError = `reselect failed: ${describe(e)}`;
