@@ -103,7 +103,7 @@ function child(code: string, node = process.execPath): Promise<string> {
   });
 }
 
-test('the real hooks: no TurboFan or Maglev after starting(), back after the start-up release; collectGarbage() frees what is unreachable', async (t) => {
+test('the real hooks: no TurboFan or Maglev after starting(), back with optimiseFromNowOn(); collectGarbage() frees what is unreachable', async (t) => {
   const out = await child(`
     import { getHeapStatistics, setFlagsFromString } from 'node:v8';
     import { collectGarbage, daemonProcessHooks, optimiseFromNowOn } from './src/cli/index.ts';
@@ -116,7 +116,7 @@ test('the real hooks: no TurboFan or Maglev after starting(), back after the sta
     for (let i = 0; i < 2e7; i++) s += hot(i);
     // V8's OptimizationStatus bits: 16 optimised, 32 Maglev, 64 TurboFan.
     const optimised = (status(hot) & (16 | 32 | 64)) !== 0;
-    // What ready() does once the start-up release ran: code that gets hot from then on tiers up.
+    // What settleAfterBursts does at the first burst: code that gets hot from then on tiers up.
     optimiseFromNowOn();
     function later(x) { return (x * 17 + 3) % 1009; }
     for (let i = 0; i < 2e7; i++) s += later(i);
@@ -141,7 +141,7 @@ test('the real hooks: no TurboFan or Maglev after starting(), back after the sta
   };
   t.true(r.s > 0);
   t.false(r.optimised, 'a hot function of start-up stays in Ignition/Sparkplug');
-  t.true(r.laterOptimised, 'a function hot after the start-up release is optimised');
+  t.true(r.laterOptimised, 'a function hot after optimiseFromNowOn() is optimised');
   t.true(r.collected, 'the dropped arrays are gone after collectGarbage()');
   t.true(r.freedMb > 15, `collectGarbage freed ${r.freedMb.toFixed(1)} MB of ~20 MB garbage`);
 });
@@ -325,7 +325,11 @@ function fakeProcess() {
 function settleHarness(
   t: ExecutionContext,
   after: { heapMb: number; rssMb: number },
-  o: { log?: Logger; release?: () => Promise<ReleasedMemory | undefined> } = {},
+  o: {
+    log?: Logger;
+    release?: () => Promise<ReleasedMemory | undefined>;
+    onFirstBurst?: () => void;
+  } = {},
 ): {
   clock: FakeClock;
   p: ReturnType<typeof fakeProcess>;
@@ -340,6 +344,7 @@ function settleHarness(
     cpuMicros: p.cpuMicros,
     memory: p.memory,
     ...(o.log === undefined ? {} : { log: o.log }),
+    ...(o.onFirstBurst === undefined ? {} : { onFirstBurst: o.onFirstBurst }),
     release: async () => {
       releases.push(clock.now());
       const released = o.release
@@ -403,6 +408,23 @@ test('settleAfterBursts: an idle process whose heap drifts past the thresholds n
   await work(2, { cpuMs: 800 });
   await clock.advance(12_000);
   t.is(releases.length, 1, 'the next burst is released');
+});
+
+test('settleAfterBursts: onFirstBurst runs once, at the first burst, never for idle work', async (t) => {
+  let calls = 0;
+  const { clock, work } = settleHarness(t, { heapMb: 20, rssMb: 50 }, { onFirstBurst: () => calls++ });
+  // Idle: registry refresh batches and pings only.
+  for (let i = 0; i < 5; i++) {
+    await work(1, { cpuMs: 300 });
+    await work(19, { cpuMs: 40 });
+  }
+  t.is(calls, 0, 'an idle agent does not turn its optimising compilers on');
+  await work(1, { cpuMs: 800 });
+  t.is(calls, 1, 'on at the sample that makes the first burst');
+  await clock.advance(12_000);
+  await work(3, { cpuMs: 800, heapMb: 2 });
+  await clock.advance(12_000);
+  t.is(calls, 1, 'once');
 });
 
 test('settleAfterBursts: work spread thin over several samples is a burst too (an agent serving 200 connects)', async (t) => {
