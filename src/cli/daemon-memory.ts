@@ -186,7 +186,7 @@ export function settleAfterBursts(o: SettleOptions = {}): { stop(): void } {
   let burst = false;
   /** CPU (ms) of the busy samples in a row up to now. */
   let runCpuMs = 0;
-  let sawBurst = false;
+  let onFirstBurst = o.onFirstBurst;
   let stopped = false;
   let timer = clock.setTimer(sampleMs, tick);
 
@@ -207,10 +207,8 @@ export function settleAfterBursts(o: SettleOptions = {}): { stop(): void } {
       runCpuMs += usedMs;
       if (runCpuMs >= burstCpuMs && !burst) {
         burst = true;
-        if (!sawBurst) {
-          sawBurst = true;
-          o.onFirstBurst?.();
-        }
+        onFirstBurst?.();
+        onFirstBurst = undefined;
       }
     } else {
       runCpuMs = 0;

@@ -22,7 +22,6 @@ import {
 import type { DeviceState, WireGuard, WireGuardKey } from '../../host/wireguard/index.js';
 import type { Logger } from '../../log/index.js';
 import type { ChainContext } from '../../chain/index.js';
-import { journaledAtEdge } from './journal.js';
 import type { Journal } from './journal.js';
 
 export interface DataplaneOptions {
@@ -135,7 +134,7 @@ export class Dataplane implements ForwarderEntries {
       if (entry === undefined) this.#journal.data.entries.delete(key);
       else this.#journal.data.entries.set(key, entry);
     }
-    if (!journaledAtEdge(ctx)) await this.#journal.flush();
+    await this.#journal.flushUnlessAtEdge(ctx);
     return result;
   }
 

@@ -148,6 +148,14 @@ export class Journal {
   }
 
   /**
+   * A change made in `ctx`: written now, or by the edge of its request when that is still running
+   * (journalAtEdge).
+   */
+  async flushUnlessAtEdge(ctx: ChainContext | undefined): Promise<void> {
+    if (!journaledAtEdge(ctx)) await this.flush();
+  }
+
+  /**
    * A mark for flushSince(): a change made to `data` before taking it is in every write that starts
    * after it.
    */

@@ -216,13 +216,13 @@ function remoteDial(remotes: RemoteAgents, journal: Journal, timeoutMs: number):
         const out = await next.request(dialled, request);
         if (known !== url) {
           journal.data.remotes.set(conn.id, url);
-          if (!journaledAtEdge(ctx)) await journal.flush();
+          await journal.flushUnlessAtEdge(ctx);
         }
         return out;
       } catch (e: unknown) {
         if (known === undefined && journal.data.remotes.has(conn.id)) {
           journal.data.remotes.delete(conn.id);
-          if (!journaledAtEdge(ctx)) await journal.flush();
+          await journal.flushUnlessAtEdge(ctx);
         }
         throw e;
       }
@@ -251,7 +251,7 @@ function remoteDial(remotes: RemoteAgents, journal: Journal, timeoutMs: number):
 async function forget(journal: Journal, id: string, ctx: ChainContext): Promise<void> {
   if (!journal.data.remotes.has(id)) return;
   journal.data.remotes.delete(id);
-  if (!journaledAtEdge(ctx)) await journal.flush();
+  await journal.flushUnlessAtEdge(ctx);
 }
 
 /**
@@ -315,7 +315,7 @@ function servedJournal(journal: Journal, ownSpiffeId: string): ChainElement {
       } finally {
         if (journal.data.served.has(id)) {
           journal.data.served.delete(id);
-          if (!journaledAtEdge(ctx)) await journal.flush();
+          await journal.flushUnlessAtEdge(ctx);
         }
       }
     },

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { ConnectionSchema, create } from '../../../src/api/index.js';
-import { Journal, journalAtEdge, journaledAtEdge, journalPath } from '../../../src/daemon/agent/journal.js';
+import { Journal, journalAtEdge, journalPath } from '../../../src/daemon/agent/journal.js';
 import type { ChainContext } from '../../../src/chain/index.js';
 import { AgentError } from '../../../src/errors/index.js';
 import { testContext } from '../../helpers/chain.js';
@@ -199,7 +199,7 @@ test('a journal whose directory was removed under the running agent is written a
 /** What every element that journals does: write now, unless its request's edge will. */
 async function record(j: Journal, ctx: ChainContext, id: string): Promise<void> {
   j.data.remotes.set(id, 'tcp://10.0.0.2:5001');
-  if (!journaledAtEdge(ctx)) await j.flush();
+  await j.flushUnlessAtEdge(ctx);
 }
 
 test('journalAtEdge: the changes of a request reach the disk in one write when it is done, before its answer; a context kept for later writes again', async (t) => {
