@@ -37,7 +37,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalApiClient } from '../src/localapi/index.js';
 import type { ConnectionRow, ExposeRow } from '../src/localapi/index.js';
@@ -47,8 +47,8 @@ import { startIcmpProber } from './lib/agent-probe.js';
 import type { IcmpProber, ProbeResult } from './lib/agent-probe.js';
 import { heapFigures, logWindow } from './lib/agent-logs.js';
 import type { LogWindow } from './lib/agent-logs.js';
-import { cpuMsOf, cpuOver, memOf, wireguardGoPid } from './lib/agent-procs.js';
-import type { MemSample } from './lib/agent-procs.js';
+import { cpuCensus, cpuMsOf, cpuOver, memOf, wireguardGoPid } from './lib/agent-procs.js';
+import type { CensusRow, MemSample } from './lib/agent-procs.js';
 import { runWithCleanup } from './lib/cleanup.js';
 import { fmt, median, percentile } from './lib/stats.js';
 
@@ -359,6 +359,18 @@ interface SetupStats {
   readonly maxMs: number;
 }
 
+/** The machine's CPU during the concurrent connects: who used it, against what the CPUs had. */
+function censusText(rows: readonly CensusRow[], wallMs: number, connects: number): string {
+  const cpuCount = availableParallelism();
+  const total = rows.reduce((t, r) => t + r.allMs, 0);
+  const top = rows.slice(0, 8).map((r) => `${r.label} ${fmt(r.allMs, 0)} (main ${fmt(r.mainMs, 0)})`);
+  const rest = total - rows.slice(0, 8).reduce((t, r) => t + r.allMs, 0);
+  return (
+    `  machine during the ${connects} concurrent connects: ${fmt(total, 0)} ms on CPU in ${fmt(wallMs, 0)} ms wall × ${cpuCount} CPUs ` +
+    `(${fmt((100 * total) / (wallMs * cpuCount), 0)} % busy): ${top.join(', ')}, others ${fmt(rest, 0)}`
+  );
+}
+
 function setupStats(s: readonly SetupSample[]): SetupStats {
   const reply = s.map((x) => x.replyMs);
   const call = s.map((x) => x.callMs);
@@ -507,9 +519,21 @@ async function main(args: Args, hold: Held): Promise<void> {
   t0 = performance.now();
   const concFrom = Date.now();
   const concCpu = cpuMeter([pidB, pidA]);
+  const concCensus = cpuCensus(
+    new Map<number, string>([
+      [pidB, 'agent B'],
+      [pidA, 'agent A'],
+      [pidServer, 'control server'],
+      [prober.pid, 'ICMP prober (bench)'],
+      [process.pid, 'bench (this process: API calls)'],
+      ...(wgB === undefined ? [] : [[wgB, 'wireguard-go B'] as const]),
+      ...(wgA === undefined ? [] : [[wgA, 'wireguard-go A'] as const]),
+    ]),
+  );
   const concUp = await Promise.all(names.conc.map((service) => connectTimed(bed, service, t0)));
   const concUpTo = Date.now();
   const concCpuMs = concCpu.done();
+  const concWho = concCensus.done();
   const concDisc = await Promise.all(names.conc.map((service) => disconnectTimed(bed, service)));
   const conc: SetupSample[] = concUp.map((s, i) => ({ ...s, disconnectMs: concDisc[i]! }));
   const concStats = setupStats(conc);
@@ -705,6 +729,7 @@ async function main(args: Args, hold: Held): Promise<void> {
   say(`  sequential (connect + disconnect)  ${cpuPer(seqCpuMs, args.seq)}`);
   say(`  concurrent (connects only)         ${cpuPer(concCpuMs, args.conc)}`);
   say(`  ${`${args.conns} connects, 10 at a time`.padEnd(34)} ${cpuPer(memCpuMs, args.conns)}`);
+  say(censusText(concWho, concUpTo - concFrom, args.conc));
   say('');
   const pss = (m: MemSample | undefined): string =>
     m === undefined ? '—' : `${mb(m.rssKb)} MB RSS${m.pssKb === undefined ? '' : `, ${mb(m.pssKb)} MB PSS`}`;

@@ -78,3 +78,65 @@ export function cpuMsOf(pid: number): { readonly main: number; readonly all: num
     return undefined;
   }
 }
+
+/** On-CPU ns of every thread on the machine: (pid, tid) → ns, and each pid's command name. */
+function threadsNow(): { readonly ns: Map<string, number>; readonly comm: Map<number, string> } {
+  const ns = new Map<string, number>();
+  const comm = new Map<number, string>();
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+      comm.set(Number(p), readFileSync(`/proc/${p}/comm`, 'utf8').trim());
+    } catch {
+      continue; // ended while listed
+    }
+    for (const tid of tids) {
+      try {
+        ns.set(`${p}/${tid}`, Number(readFileSync(`/proc/${p}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+      } catch {
+        // a thread that ended between the listing and the read
+      }
+    }
+  }
+  return { ns, comm };
+}
+
+export interface CensusRow {
+  readonly label: string;
+  /** On-CPU ms in the window: the process's main thread, and all its threads. */
+  readonly mainMs: number;
+  readonly allMs: number;
+}
+
+/**
+ * Where the machine's CPU went between now and done(): every process that ran, by on-CPU ms (short
+ * processes started and ended inside the window are counted when they were seen at done(); ones that
+ * came and went in between are not, so the total is a lower bound). `labels` names known pids.
+ */
+export function cpuCensus(labels: ReadonlyMap<number, string>): { done(): CensusRow[] } {
+  const before = threadsNow();
+  return {
+    done: () => {
+      const after = threadsNow();
+      const byPid = new Map<number, { main: number; all: number }>();
+      for (const [key, ns] of after.ns) {
+        const [p, tid] = key.split('/');
+        const d = (ns - (before.ns.get(key) ?? 0)) / 1e6;
+        if (d <= 0) continue;
+        const row = byPid.get(Number(p)) ?? { main: 0, all: 0 };
+        row.all += d;
+        if (p === tid) row.main += d;
+        byPid.set(Number(p), row);
+      }
+      return [...byPid]
+        .map(([pid, r]) => ({
+          label: labels.get(pid) ?? `${after.comm.get(pid) ?? '?'} (${pid})`,
+          mainMs: r.main,
+          allMs: r.all,
+        }))
+        .sort((a, b) => b.allMs - a.allMs);
+    },
+  };
+}

@@ -109,7 +109,7 @@ test('server: without token metadata it warns and keeps what the caller put in i
   t.false(JSON.stringify(lines).includes('kept-as-sent'), 'no token in the log');
 });
 
-test('client: a new token per call for the server, in our segment and in the outgoing metadata', async (t) => {
+test('client: a token per call for the server (new each exp second), in our segment and in the outgoing metadata', async (t) => {
   const ids = await identities();
   const clock = new FakeClock(Date.now());
   const sent: Record<string, string>[] = [];
@@ -129,7 +129,13 @@ test('client: a new token per call for the server, in our segment and in the out
   const first = await chain.request(testContext({ clock }), requestWith([], 0, 'c1'));
   await clock.advance(5_000);
   const second = await chain.request(testContext({ clock }), requestWith([], 0, 'c1'));
-  t.is(sent.length, 2);
+  const again = await chain.request(testContext({ clock }), requestWith([], 0, 'c2'));
+  t.is(sent.length, 3);
+  t.is(
+    again.path!.pathSegments[0]!.token,
+    second.path!.pathSegments[0]!.token,
+    'a call in the same exp second gets the same token (same claims): one signature per second',
+  );
   const [m1, m2] = sent;
   t.is(m1?.[CLIENT_TOKEN_KEY], first.path!.pathSegments[0]!.token, 'metadata and segment agree');
   t.is(
