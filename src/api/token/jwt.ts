@@ -58,8 +58,26 @@ export function mintToken(options: MintTokenOptions): string {
 /**
  * Decodes without checking the signature (OPA's io.jwt.decode): three base64url parts, a JSON
  * object header and payload. Throws UNAUTHENTICATED saying what is wrong; never echoes the token.
+ *
+ * A token decoded before is answered from a small cache (the result is a pure function of the
+ * string): the same tokens come back on every hop and every request of a burst (clients and servers
+ * reuse a token within its exp second), and each is read by several policies. Callers must not
+ * change the result.
  */
 export function decodeToken(token: string): DecodedToken {
+  const known = decoded.get(token);
+  if (known !== undefined) return known;
+  const d = decodeUncached(token);
+  if (decoded.size >= MAX_DECODED_TOKENS) decoded.delete(decoded.keys().next().value ?? '');
+  decoded.set(token, d);
+  return d;
+}
+
+/** Tokens decoded lately, oldest first out; bounded like the verify cache. */
+const decoded = new Map<string, DecodedToken>();
+const MAX_DECODED_TOKENS = 256;
+
+function decodeUncached(token: string): DecodedToken {
   const parts = token.split('.');
   if (parts.length !== 3) throw badToken(`it has ${parts.length} dot-separated parts, a JWT has 3`);
   const [h = '', p = '', s = ''] = parts;

@@ -12,8 +12,9 @@ import { matchesSelector } from './selector.js';
 
 export interface ConnectionMonitorOptions {
   /**
-   * Events one subscriber may have waiting before its stream is ended with RESOURCE_EXHAUSTED
-   * (default 4096): a subscriber that stopped reading must not grow the agent's memory without bound.
+   * Connection updates one subscriber may have waiting (unread events, counted by the connections
+   * they carry) before its stream is ended with RESOURCE_EXHAUSTED (default 4096): a subscriber that
+   * stopped reading must not grow the agent's memory without bound.
    */
   readonly maxBacklog?: number;
 }
@@ -99,7 +100,8 @@ export class ConnectionMonitor {
 
   /**
    * Events for connections matching `selector`: first one INITIAL_STATE_TRANSFER with every matching
-   * connection (possibly none), then UPDATE/DELETE as they happen. Ends when `signal` aborts or the
+   * connection (possibly none), then UPDATE/DELETE as they happen (those of one kind that queue up
+   * unread go out as one event with all their connections). Ends when `signal` aborts or the
    * monitor closes; fails with RESOURCE_EXHAUSTED when the consumer falls `maxBacklog` events behind.
    * The snapshot is taken now, so no change between this call and the first read is missed.
    */
@@ -113,6 +115,11 @@ export class ConnectionMonitor {
       if (matchesSelector(conn, selector)) initial.connections[id] = conn;
     }
     const queue: ConnectionEvent[] = [initial];
+    // The queued event at the tail that this subscriber made itself by merging (see push); events
+    // from #emit are shared by every subscriber and are never changed.
+    let merged: ConnectionEvent | undefined;
+    // Connection updates queued and not read (merged ones too): what the backlog limit counts.
+    let pending = 0;
     let ended = false;
     let failure: Error | undefined;
     let wake: (() => void) | undefined;
@@ -126,14 +133,32 @@ export class ConnectionMonitor {
       selector,
       push: (event) => {
         if (ended) return;
-        if (queue.length >= maxBacklog) {
+        const size = Object.keys(event.connections).length;
+        if (pending + size > maxBacklog) {
           subscriber.end(
             new AgentError(
               'RESOURCE_EXHAUSTED',
-              `the monitor subscriber fell ${maxBacklog} events behind; its stream is ended`,
+              `the monitor subscriber fell ${maxBacklog} connection updates behind; its stream is ended`,
               { hint: 'subscribe again: the new stream starts with the current state' },
             ),
           );
+          return;
+        }
+        pending += size;
+        // Not read yet, same kind: one event with both (a burst of connects, a heal storm sends
+        // one UPDATE with many connections, as INITIAL_STATE_TRANSFER does; a later state of the
+        // same connection replaces the earlier). UPDATE then DELETE never merge: order is kept.
+        const tail = queue.length > 0 ? queue[queue.length - 1] : undefined;
+        if (
+          tail !== undefined &&
+          tail.type === event.type &&
+          event.type !== ConnectionEventType.INITIAL_STATE_TRANSFER
+        ) {
+          if (tail !== merged) {
+            merged = create(ConnectionEventSchema, { type: tail.type, connections: { ...tail.connections } });
+            queue[queue.length - 1] = merged;
+          }
+          Object.assign(merged.connections, event.connections);
           return;
         }
         queue.push(event);
@@ -163,6 +188,8 @@ export class ConnectionMonitor {
           for (;;) {
             const event = queue.shift();
             if (event) {
+              if (event === merged) merged = undefined; // out of the queue: never changed again
+              if (event !== initial) pending -= Object.keys(event.connections).length;
               yield event;
               continue;
             }

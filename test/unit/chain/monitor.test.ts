@@ -184,3 +184,33 @@ test('breaking out of a subscription unregisters it', async (t) => {
   }
   t.is(monitor.subscriberCount, 0);
 });
+
+test('updates a subscriber has not read yet go out as one event; kinds keep their order; other subscribers see theirs unchanged', async (t) => {
+  const monitor = new ConnectionMonitor();
+  monitor.update(conn('old', [{ name: 'n', id: 'old' }]));
+  const behind = reader(monitor.subscribe(sel([])));
+  const other = reader(monitor.subscribe(sel([])));
+  t.deepEqual(summary(await behind.next()).ids, ['old'], 'the state first');
+  t.is((await other.next()).type, ConnectionEventType.INITIAL_STATE_TRANSFER);
+  // A burst while neither reads: c1, c2, a newer c1, then old goes, then c3.
+  monitor.update(conn('c1', [{ name: 'n', id: 'c1' }], 'first'));
+  const otherFirst = await other.next(); // the other reads the first at once
+  monitor.update(conn('c2', [{ name: 'n', id: 'c2' }]));
+  monitor.update(conn('c1', [{ name: 'n', id: 'c1' }], 'second'));
+  monitor.delete('old');
+  monitor.update(conn('c3', [{ name: 'n', id: 'c3' }]));
+
+  const u = await behind.next();
+  t.is(u.type, ConnectionEventType.UPDATE);
+  t.deepEqual(Object.keys(u.connections).sort(), ['c1', 'c2']);
+  t.is(u.connections['c1']?.networkService, 'second', 'the latest state of c1');
+  const d = await behind.next();
+  t.is(d.type, ConnectionEventType.DELETE, 'the delete after those updates, not merged into them');
+  t.deepEqual(Object.keys(d.connections), ['old']);
+  t.deepEqual(Object.keys((await behind.next()).connections), ['c3']);
+
+  t.deepEqual(Object.keys(otherFirst.connections), ['c1'], 'what the other read is not changed later');
+  t.is(otherFirst.connections['c1']?.networkService, 'first');
+  const o = await other.next();
+  t.deepEqual(Object.keys(o.connections).sort(), ['c1', 'c2']);
+});
