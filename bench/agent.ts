@@ -47,7 +47,7 @@ import { addressOf, httpGet, repoRoot, startLocalMesh } from '../scripts/lib/loc
 import type { LocalMesh, MeshAgent } from '../scripts/lib/local-mesh.js';
 import { startIcmpProber } from './lib/agent-probe.js';
 import type { IcmpProber, ProbeResult } from './lib/agent-probe.js';
-import { heapFigures, logWindow } from './lib/agent-logs.js';
+import { gcBetween, heapFigures, logWindow } from './lib/agent-logs.js';
 import type { LogWindow } from './lib/agent-logs.js';
 import { cpuCensus, cpuMsOf, cpuOver, memOf, wireguardGoPid } from './lib/agent-procs.js';
 import type { CensusRow, MemSample } from './lib/agent-procs.js';
@@ -517,6 +517,7 @@ async function main(args: Args, hold: Held): Promise<void> {
   progress(
     `${args.seq} sequential: first reply p50 ${fmt(seqStats.replyP50, 0)} ms p99 ${fmt(seqStats.replyP99, 0)} ms`,
   );
+  const [gcBBefore, gcABefore] = [await heapOf(b, apiB), await heapOf(a, apiA)];
   await sleep(1000);
   t0 = performance.now();
   const concFrom = Date.now();
@@ -536,6 +537,7 @@ async function main(args: Args, hold: Held): Promise<void> {
   const concUpTo = Date.now();
   const concCpuMs = concCpu.done();
   const concWho = concCensus.done();
+  const [gcBAfter, gcAAfter] = [await heapOf(b, apiB), await heapOf(a, apiA)];
   const concDisc = await Promise.all(names.conc.map((service) => disconnectTimed(bed, service)));
   const conc: SetupSample[] = concUp.map((s, i) => ({ ...s, disconnectMs: concDisc[i]! }));
   const concStats = setupStats(conc);
@@ -737,6 +739,9 @@ async function main(args: Args, hold: Held): Promise<void> {
   say(`  concurrent (connects only)         ${cpuPer(concCpuMs, args.conc)}`);
   say(`  ${`${args.conns} connects, 10 at a time`.padEnd(34)} ${cpuPer(memCpuMs, args.conns)}`);
   say(censusText(concWho, concUpTo - concFrom, args.conc));
+  say(
+    `  GC around the ${args.conc} concurrent connects (1 s before to the last reply): B ${gcBetween(gcBBefore, gcBAfter)}; A ${gcBetween(gcABefore, gcAAfter)}`,
+  );
   say('');
   const pss = (m: MemSample | undefined): string =>
     m === undefined ? '—' : `${mb(m.rssKb)} MB RSS${m.pssKb === undefined ? '' : `, ${mb(m.pssKb)} MB PSS`}`;

@@ -54,5 +54,29 @@ export function heapFigures(metrics: string): Readonly<Record<string, number>> {
     const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics);
     if (m?.[1] !== undefined) out[name] = Number(m[1]);
   }
+  // prom-client's GC histogram: seconds and count per kind (minor, major, incremental, weakcb).
+  for (const m of metrics.matchAll(
+    /^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} ([0-9.e+-]+)/gm,
+  )) {
+    out[`gc_${m[2] ?? ''}_${m[1] ?? ''}`] = Number(m[3]);
+  }
   return out;
+}
+
+/** GC between two heapFigures readings, e.g. "major 2 × 31 ms, minor 14 × 22 ms" ('—' without the metric). */
+export function gcBetween(
+  before: Readonly<Record<string, number>>,
+  after: Readonly<Record<string, number>>,
+): string {
+  const kinds = ['major', 'incremental', 'minor', 'weakcb'];
+  const parts = kinds
+    .map((k) => ({
+      k,
+      n: (after[`gc_${k}_count`] ?? 0) - (before[`gc_${k}_count`] ?? 0),
+      ms: ((after[`gc_${k}_sum`] ?? 0) - (before[`gc_${k}_sum`] ?? 0)) * 1000,
+    }))
+    .filter((x) => x.n > 0)
+    .map((x) => `${x.k} ${x.n} × ${x.ms.toFixed(0)} ms`);
+  if (after['gc_minor_count'] === undefined && after['gc_major_count'] === undefined) return '—';
+  return parts.length === 0 ? 'none' : parts.join(', ');
 }

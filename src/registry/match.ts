@@ -31,10 +31,8 @@ export function matchNetworkServiceEndpoint(
   }
   if (template.expirationTime && template.expirationTime.seconds !== (nse.expirationTime?.seconds ?? 0n))
     return false;
-  if (template.networkServiceNames.length > 0) {
-    const offered = new Set(nse.networkServiceNames);
-    if (!template.networkServiceNames.every((n) => offered.has(n))) return false;
-  }
+  // Lists of a service or two: includes() beats building a Set per endpoint per lookup.
+  if (!template.networkServiceNames.every((n) => nse.networkServiceNames.includes(n))) return false;
   if (template.url !== '' && !nse.url.includes(template.url)) return false;
   return true;
 }

@@ -17,6 +17,17 @@ export class RecordCache<T extends Named> {
   readonly #records = new Map<string, T>();
   readonly #listeners = new Set<CacheListener<T>>();
   #touched: Set<string> | undefined;
+  /** Optional secondary index: key → names of the records that have it (see withKey). */
+  readonly #keysOf: ((record: T) => readonly string[]) | undefined;
+  readonly #byKey = new Map<string, Set<string>>();
+
+  /**
+   * `indexBy`: the keys a record is found by with withKey() (an endpoint's network service names),
+   * so a lookup reads the few records that can match instead of every record in the mesh.
+   */
+  constructor(options: { readonly indexBy?: (record: T) => readonly string[] } = {}) {
+    this.#keysOf = options.indexBy;
+  }
 
   get size(): number {
     return this.#records.size;
@@ -30,7 +41,30 @@ export class RecordCache<T extends Named> {
     return this.#records.values();
   }
 
+  /** The records indexed under `key` (empty without an index or a match). */
+  withKey(key: string): T[] {
+    const names = this.#byKey.get(key);
+    if (!names) return [];
+    const out: T[] = [];
+    for (const n of names) {
+      const r = this.#records.get(n);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
   upsert(record: T): void {
+    const before = this.#records.get(record.name);
+    if (this.#keysOf) {
+      const keys = this.#keysOf(record);
+      const old = before ? this.#keysOf(before) : [];
+      for (const k of old) if (!keys.includes(k)) this.#unindex(k, record.name);
+      for (const k of keys) {
+        let names = this.#byKey.get(k);
+        if (!names) this.#byKey.set(k, (names = new Set()));
+        names.add(record.name);
+      }
+    }
     this.#records.set(record.name, record);
     this.#touched?.add(record.name);
     this.#emit(record, false);
@@ -41,6 +75,7 @@ export class RecordCache<T extends Named> {
     this.#touched?.add(name);
     if (!had) return;
     this.#records.delete(name);
+    if (this.#keysOf) for (const k of this.#keysOf(had)) this.#unindex(k, name);
     this.#emit(had, true);
   }
 
@@ -60,6 +95,12 @@ export class RecordCache<T extends Named> {
   subscribe(listener: CacheListener<T>): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  #unindex(key: string, name: string): void {
+    const names = this.#byKey.get(key);
+    names?.delete(name);
+    if (names?.size === 0) this.#byKey.delete(key);
   }
 
   #emit(record: T, deleted: boolean): void {

@@ -88,7 +88,7 @@ export class RegistryProxy {
   readonly #maxWatchBacklog: number;
   readonly #reconnectSpreadMs: number;
   readonly #nsCache = new RecordCache<NetworkService>();
-  readonly #nseCache = new RecordCache<NetworkServiceEndpoint>();
+  readonly #nseCache = new RecordCache<NetworkServiceEndpoint>({ indexBy: (r) => r.networkServiceNames });
   /**
    * When each cached upstream endpoint was last heard of, and the registration period upstream gave
    * it then (its expiration_time minus that instant): what #listedUntil() lists it by, since
@@ -667,7 +667,20 @@ export class RegistryProxy {
   #nseSnapshot(template: NetworkServiceEndpoint | undefined): NetworkServiceEndpoint[] {
     const now = this.#clock.now();
     const out: NetworkServiceEndpoint[] = [];
-    for (const r of this.#nseCache.values()) {
+    // Only the records that can match (discover asks by name or by service): a lookup costs the
+    // same with ten endpoints in the mesh as with ten thousand.
+    const name = template?.name ?? '';
+    const service = template?.networkServiceNames[0];
+    const byName = name === '' ? undefined : this.#nseCache.get(name);
+    const candidates =
+      name !== ''
+        ? byName
+          ? [byName]
+          : []
+        : service !== undefined
+          ? this.#nseCache.withKey(service)
+          : this.#nseCache.values();
+    for (const r of candidates) {
       if (!this.#listed(r, now)) continue;
       if (!matchNetworkServiceEndpoint(template, r)) continue;
       const seen = this.#bypass(r);
@@ -675,6 +688,8 @@ export class RegistryProxy {
     }
     // Local endpoints upstream does not have (yet): local clients can still reach them.
     for (const local of this.#endpoints.values()) {
+      if (name !== '' && local.nse.name !== name) continue;
+      if (service !== undefined && !local.nse.networkServiceNames.includes(service)) continue;
       if (this.#nseCache.get(local.nse.name)) continue;
       const form = this.#upstreamForm(local.nse);
       form.expirationTime = toTimestamp(local.localExpiresAtMs);
@@ -741,9 +756,13 @@ export class RegistryProxy {
   }
 
   #nsSnapshot(template: NetworkService | undefined): NetworkService[] {
-    const out = [...this.#nsCache.values()].filter((r) => matchNetworkService(template, r));
-    for (const local of this.#services.values())
+    const byName = template?.name ? this.#nsCache.get(template.name) : undefined;
+    const candidates = template?.name ? (byName ? [byName] : []) : [...this.#nsCache.values()];
+    const out = candidates.filter((r) => matchNetworkService(template, r));
+    for (const local of this.#services.values()) {
+      if (template?.name && local.ns.name !== template.name) continue;
       if (!this.#nsCache.get(local.ns.name) && matchNetworkService(template, local.ns)) out.push(local.ns);
+    }
     return out;
   }
 
