@@ -664,22 +664,24 @@ export class RegistryProxy {
     return out;
   }
 
+  /**
+   * The cached endpoints that can match a Find (discover asks by name or by service), not every
+   * endpoint in the mesh: a lookup costs the same with ten endpoints as with ten thousand.
+   */
+  #nseCandidates(name: string, service: string | undefined): Iterable<NetworkServiceEndpoint> {
+    if (name !== '') {
+      const one = this.#nseCache.get(name);
+      return one ? [one] : [];
+    }
+    return service === undefined ? this.#nseCache.values() : this.#nseCache.withKey(service);
+  }
+
   #nseSnapshot(template: NetworkServiceEndpoint | undefined): NetworkServiceEndpoint[] {
     const now = this.#clock.now();
     const out: NetworkServiceEndpoint[] = [];
-    // Only the records that can match (discover asks by name or by service): a lookup costs the
-    // same with ten endpoints in the mesh as with ten thousand.
     const name = template?.name ?? '';
     const service = template?.networkServiceNames[0];
-    const byName = name === '' ? undefined : this.#nseCache.get(name);
-    const candidates =
-      name !== ''
-        ? byName
-          ? [byName]
-          : []
-        : service !== undefined
-          ? this.#nseCache.withKey(service)
-          : this.#nseCache.values();
+    const candidates = this.#nseCandidates(name, service);
     for (const r of candidates) {
       if (!this.#listed(r, now)) continue;
       if (!matchNetworkServiceEndpoint(template, r)) continue;
