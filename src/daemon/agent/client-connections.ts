@@ -388,9 +388,7 @@ export class ClientConnections {
           return conn;
         } catch (e: unknown) {
           // What the nsmgr chain undid for the failed request.
-          await this.#o.journal.flush().catch((fe: unknown) => {
-            this.#o.log.warn({ err: describe(fe) }, 'cannot journal what a failed request undid');
-          });
+          await this.#o.journal.flushAfterFailedRequest(this.#o.log);
           if (c && c.state === 'up') {
             c.lastError = describe(e);
             this.#o.log.warn(

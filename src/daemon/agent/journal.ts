@@ -5,6 +5,7 @@ import type { Connection, PackedMessage } from '../../api/index.js';
 import { ContextKey } from '../../chain/index.js';
 import type { ChainContext } from '../../chain/index.js';
 import { AgentError, describe } from '../../errors/index.js';
+import type { Logger } from '../../log/index.js';
 import { SECRET_FILE_MODE, writeFileAtomic } from '../../host/index.js';
 import type { DesiredEntry } from '../../forwarder/index.js';
 
@@ -148,6 +149,22 @@ export class Journal {
   }
 
   /**
+   * Writes what a failed request undid; a failed write is logged, not thrown, so the caller reports
+   * the request's own error (the journal on disk may still hold the undone change until a later write).
+   */
+  async flushAfterFailedRequest(log: Logger): Promise<void> {
+    await this.flush().catch((e: unknown) => {
+      log.warn(
+        {
+          err: describe(e),
+          hint: 'check that the state dir is writable and the disk not full; the next write records it',
+        },
+        'cannot journal what a failed request undid',
+      );
+    });
+  }
+
+  /**
    * A change made in `ctx`: written now, or by the edge of its request when that is still running
    * (journalAtEdge).
    */
@@ -278,11 +295,7 @@ export async function journalAtEdge<T>(
   } catch (e: unknown) {
     edge.open = false;
     // What the failed request undid: the journal on disk may hold some of it (another write ran).
-    if (o.writes) {
-      await journal.flush().catch((fe: unknown) => {
-        ctx.log.warn({ err: describe(fe) }, 'cannot journal what a failed request undid');
-      });
-    }
+    if (o.writes) await journal.flushAfterFailedRequest(ctx.log);
     throw e;
   }
   edge.open = false;

@@ -383,6 +383,20 @@ async function rounds(h: ReturnType<typeof harness>, n: number): Promise<string[
   return out;
 }
 
+/** Rounds (at most `max`) until the first liveness event; how many it took. */
+async function roundsUntilEvent(h: ReturnType<typeof harness>, max = 20): Promise<number> {
+  let round = 0;
+  while (h.events.length === 0 && round < max) {
+    await rounds(h, 1);
+    round++;
+  }
+  return round;
+}
+
+/** The dead event of a grouped member on nsm-wg0 (misses 3, interval 100 ms). */
+const deadOnWg0 = (dst: string): string =>
+  `${dst} dead: no echo reply from ${dst} from 10.1.0.1 on nsm-wg0 for 3 intervals of 100 ms`;
+
 test('a group that answers: each round pings the representative and a tenth of the members; each member at least every 10 rounds', async (t) => {
   const h = harness({ sweepRounds: 10 });
   const members = groupOf(40);
@@ -412,11 +426,7 @@ test('one member of a group stops answering: it alone is dead within sweep + mis
   await rounds(h, 5);
   const broken = members[17]?.dst ?? '';
   h.icmp.answers = (s) => (s.dst === broken ? undefined : s.dst);
-  let round = 0;
-  while (h.events.length === 0 && round < 20) {
-    await rounds(h, 1);
-    round++;
-  }
+  const round = await roundsUntilEvent(h);
   t.log(`dead ${round} rounds after its far end stopped answering`);
   t.true(round <= 10 + 3, `within sweep + misses rounds: ${round}`);
   t.true(round >= 3, 'not before misses rounds');
@@ -502,9 +512,7 @@ test('a group while watches come and go: new members pinged until they answer, a
     next.every((r) => r.includes(mute)),
     'one that never answered is pinged every round',
   );
-  t.deepEqual(h.events, [
-    `${mute} dead: no echo reply from ${mute} from 10.1.0.1 on nsm-wg0 for 3 intervals of 100 ms`,
-  ]);
+  t.deepEqual(h.events, [deadOnWg0(mute)]);
 
   // The representative stops: another member stands in, with no round judged as silent.
   watches[0]?.stop();
@@ -538,15 +546,9 @@ test('200 members: whichever breaks (the representative, or a member of any swee
     for (const m of members) h.prober.watch(m, h.on(m.dst));
     await rounds(h, 12);
     h.icmp.answers = (s) => (s.dst === broken ? undefined : s.dst);
-    let round = 0;
-    while (h.events.length === 0 && round < 20) {
-      await rounds(h, 1);
-      round++;
-    }
+    const round = await roundsUntilEvent(h);
     t.true(round >= 3 && round <= 10 + 3, `${broken}: dead after ${round} rounds`);
-    t.deepEqual(h.events, [
-      `${broken} dead: no echo reply from ${broken} from 10.1.0.1 on nsm-wg0 for 3 intervals of 100 ms`,
-    ]);
+    t.deepEqual(h.events, [deadOnWg0(broken)]);
     h.prober.close();
   }
 });
@@ -584,9 +586,7 @@ test('members stopped from every sweep turn: the others are still each pinged ev
   const broken = left[40] ?? '';
   h.icmp.answers = (s) => (s.dst === broken ? undefined : s.dst);
   await rounds(h, 13);
-  t.deepEqual(h.events, [
-    `${broken} dead: no echo reply from ${broken} from 10.1.0.1 on nsm-wg0 for 3 intervals of 100 ms`,
-  ]);
+  t.deepEqual(h.events, [deadOnWg0(broken)]);
   h.prober.close();
 });
 
